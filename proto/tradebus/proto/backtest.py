@@ -1,0 +1,96 @@
+"""Backtest farm messages: jobs on the BT_JOBS work queue, results, progress, dead letters."""
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from .base import Event, Request
+from .control import ParamValue
+
+__all__ = [
+    "EngineMode",
+    "EngineSettings",
+    "BacktestJob",
+    "BacktestResult",
+    "BacktestProgress",
+    "BacktestDead",
+    "BacktestMessage",
+]
+
+
+class EngineMode(enum.StrEnum):
+    """BATCH: vectorised run over bars; EVENT: trades/books drive a simulated venue."""
+
+    BATCH = "batch"
+    EVENT = "event"
+
+
+class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """How the engine runs a job. Fees and slippage are in basis points of notional.
+
+    ``start``/``end`` bound the dataset in ns (0 = from its start / to its end).
+    """
+
+    mode: EngineMode = EngineMode.BATCH
+    initial_cash: float = 10_000.0
+    maker_fee_bps: float = 0.0
+    taker_fee_bps: float = 0.0
+    slippage_bps: float = 0.0
+    latency_ns: int = 0
+    start: int = 0
+    end: int = 0
+
+
+class BacktestJob(Request, tag="bt.job", kw_only=True):
+    """One backtest: a strategy with one parameter set on one dataset.
+
+    ``seed`` makes randomised runs (permutation tests) reproducible; the same job always gives
+    the same result, so a redelivered job can be run again safely.
+    """
+
+    job_id: str
+    study_id: str
+    dataset_id: str
+    strategy: str
+    params: dict[str, ParamValue] = {}
+    seed: int | None = None
+    settings: EngineSettings = msgspec.field(default_factory=EngineSettings)
+    ts_init: int = 0
+
+
+class BacktestResult(Event, tag="bt.result", kw_only=True):
+    """Outcome of a job: statistics by name, or ``error`` when the run failed."""
+
+    job_id: str
+    study_id: str
+    stats: dict[str, float] = {}
+    error: str | None = None
+    worker: str
+    elapsed_ns: int = 0
+    ts_init: int = 0
+
+
+class BacktestProgress(Event, tag="bt.progress", kw_only=True):
+    """How far a study is: ``done`` of ``total`` jobs (``failed`` included in done)."""
+
+    study_id: str
+    done: int
+    total: int
+    failed: int = 0
+    workers: int = 0
+    ts_init: int = 0
+
+
+class BacktestDead(Event, tag="bt.dead", kw_only=True):
+    """A job given up on after ``attempts`` deliveries; the job is kept for inspection or replay."""
+
+    job: BacktestJob
+    reason: str
+    attempts: int
+    worker: str = ""
+    ts_init: int = 0
+
+
+BacktestMessage = BacktestJob | BacktestResult | BacktestProgress | BacktestDead
+"""Everything published under ``bt.>``."""
