@@ -1,0 +1,283 @@
+"""Typed publish/subscribe and request-reply over NATS, with bad input counted and survived.
+
+    bus = await Bus.connect(NatsConfig(url=server.url, name="strategy_runner"))
+    await bus.subscribe("md.sim.>", MarketDataEvent, on_md)
+    await bus.publish("md.sim.BTC-USDT.trade", Trade(...))
+    reply = await bus.request("svc.echo", Ping(...), Pong)
+
+A message that does not decode, has the wrong type for its subject, fails validation or is larger
+than ``max_message_bytes`` never reaches the handler: it is counted per subject and reason, logged
+at most once per subject per ``bad_log_interval`` seconds, and answered with a service error when
+it was a request. A handler that raises is logged and counted; the subscription carries on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
+
+from tradebus.proto.codec import decoder_for, encode
+
+from .config import NatsConfig
+
+__all__ = ["Bus", "BadInput", "RequestError", "Batcher", "DEFAULT_MAX_MESSAGE_BYTES"]
+
+log = logging.getLogger("tradebus.bus")
+
+T = TypeVar("T")
+DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
+
+
+class RequestError(Exception):
+    """A request was answered with a service error (``Nats-Service-Error`` headers)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+
+
+class BadInput:
+    """Counts rejected messages per (subject, reason kind) and rate-limits the log lines."""
+
+    def __init__(self, logger: logging.Logger = log, interval: float = 10.0) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._logger = logger
+        self._interval = interval
+        self._last_logged: dict[str, float] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def report(self, subject: str, kind: str, reason: str) -> None:
+        self.counts[(subject, kind)] += 1
+        now = time.monotonic()
+        last = self._last_logged.get(subject)
+        if last is None or now - last >= self._interval:
+            self._last_logged[subject] = now
+            total = sum(n for (s, _), n in self.counts.items() if s == subject)
+            self._logger.warning("bad message on %s (%s): %s [%d rejected on this subject]", subject, kind, reason, total)
+
+    def by_kind(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (_, kind), n in self.counts.items():
+            out[kind] += n
+        return dict(out)
+
+
+def _classify(exc: Exception) -> str:
+    if isinstance(exc, msgspec.ValidationError):
+        return "invalid"
+    return "undecodable"
+
+
+class Bus:
+    """A NATS connection with typed codecs. Create with :meth:`connect`."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        bad_log_interval: float = 10.0,
+        logger: logging.Logger = log,
+    ) -> None:
+        self.nc = nc
+        self.max_message_bytes = max_message_bytes
+        self.bad_input = BadInput(logger, bad_log_interval)
+        self.handler_errors = 0
+        self.received = 0
+        self._log = logger
+        self._js = None
+
+    @classmethod
+    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> "Bus":
+        """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default)."""
+        if config is None or isinstance(config, str):
+            config = NatsConfig.from_env(url=config)
+        logger = bus_options.get("logger", log)
+
+        async def on_error(exc: Exception) -> None:
+            logger.warning("nats: %s", exc)
+
+        async def on_disconnect() -> None:
+            logger.info("nats: disconnected")
+
+        async def on_reconnect() -> None:
+            logger.info("nats: reconnected")
+
+        nc = await nats.connect(
+            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **config.connect_options()
+        )
+        return cls(nc, **bus_options)
+
+    @property
+    def js(self):
+        """The JetStream context of this connection."""
+        if self._js is None:
+            self._js = self.nc.jetstream()
+        return self._js
+
+    async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
+        await self.nc.publish(subject, encode(message), headers=headers)
+
+    def decode(self, subject: str, data: bytes, type_: type[T]) -> T | None:
+        """Decode ``data`` as ``type_``; on failure report bad input and return None."""
+        if len(data) > self.max_message_bytes:
+            self.bad_input.report(subject, "oversized", f"{len(data)} bytes > limit {self.max_message_bytes}")
+            return None
+        try:
+            return decoder_for(type_).decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+            self.bad_input.report(subject, _classify(exc), str(exc))
+            return None
+
+    async def subscribe(
+        self,
+        subject: str,
+        type_: Any,
+        handler: Callable[[Any, Msg], Awaitable[None]],
+        queue: str = "",
+        **limits: int,
+    ) -> Subscription:
+        """Deliver each message on ``subject`` decoded as ``type_`` (a Struct or a union) to ``handler``.
+
+        ``limits`` (``pending_msgs_limit``, ``pending_bytes_limit``) size the client-side buffer.
+        """
+
+        async def on_msg(msg: Msg) -> None:
+            self.received += 1
+            obj = self.decode(msg.subject, msg.data, type_)
+            if obj is None:
+                if msg.reply:
+                    await self._respond_error(msg, "400", "bad request: message rejected, see service log")
+                return
+            try:
+                await handler(obj, msg)
+            except Exception:
+                self.handler_errors += 1
+                self._log.exception("handler for %s failed", msg.subject)
+
+        return await self.nc.subscribe(subject, queue=queue, cb=on_msg, **limits)
+
+    async def serve(
+        self,
+        subject: str,
+        request_type: Any,
+        handler: Callable[[Any], Awaitable[Any]],
+        queue: str = "",
+    ) -> Subscription:
+        """Answer requests on ``subject``: the handler's return value is encoded as the reply.
+
+        A request that does not decode gets a ``400`` service error; a handler that raises gets ``500``.
+        """
+
+        async def on_request(obj: Any, msg: Msg) -> None:
+            try:
+                reply = await handler(obj)
+            except Exception as exc:
+                self.handler_errors += 1
+                self._log.exception("request handler for %s failed", msg.subject)
+                await self._respond_error(msg, "500", f"{type(exc).__name__}: {exc}")
+                return
+            if msg.reply:
+                await self.nc.publish(msg.reply, encode(reply))
+
+        return await self.subscribe(subject, request_type, on_request, queue=queue)
+
+    async def _respond_error(self, msg: Msg, code: str, description: str) -> None:
+        if msg.reply:
+            await self.nc.publish(msg.reply, b"", headers={ERROR_HEADER: description, ERROR_CODE_HEADER: code})
+
+    async def request(self, subject: str, message: Any, reply_type: type[T], timeout: float = 2.0) -> T:
+        """Send a request and decode the reply; raises RequestError on a service error reply."""
+        msg = await self.nc.request(subject, encode(message), timeout=timeout)
+        headers = msg.headers or {}
+        if ERROR_CODE_HEADER in headers:
+            raise RequestError(headers[ERROR_CODE_HEADER], headers.get(ERROR_HEADER, ""))
+        return decoder_for(reply_type).decode(msg.data)
+
+    async def drain(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.drain()
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            await self.nc.close()
+
+    async def __aenter__(self) -> "Bus":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.drain()
+
+
+class Batcher(Generic[T]):
+    """Collects items and publishes them as one message built by ``build(items)``.
+
+    A batch goes out when it reaches ``max_items`` or ``max_delay`` seconds after its first item,
+    whichever comes first, so a burst is cheap and a trickle is not held back. Used for TradeBatch.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        subject: str,
+        build: Callable[[list[T]], Any],
+        max_items: int = 1000,
+        max_delay: float = 0.005,
+    ) -> None:
+        if max_items < 1 or max_delay < 0:
+            raise ValueError("max_items must be >= 1 and max_delay >= 0")
+        self.bus = bus
+        self.subject = subject
+        self.build = build
+        self.max_items = max_items
+        self.max_delay = max_delay
+        self.published_batches = 0
+        self._items: list[T] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Task] = set()
+
+    async def add(self, item: T) -> None:
+        self._items.append(item)
+        if len(self._items) >= self.max_items:
+            await self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.max_delay, self._flush_soon)
+
+    async def extend(self, items: Iterable[T]) -> None:
+        for item in items:
+            await self.add(item)
+
+    def _flush_soon(self) -> None:
+        self._timer = None
+        task = asyncio.get_running_loop().create_task(self.flush())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._items:
+            return
+        items, self._items = self._items, []
+        await self.bus.publish(self.subject, self.build(items))
+        self.published_batches += 1
+
+    async def aclose(self) -> None:
+        await self.flush()
+        if self._pending:
+            await asyncio.gather(*self._pending)

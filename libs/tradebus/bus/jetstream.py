@@ -1,0 +1,130 @@
+"""Every JetStream stream, durable consumer and KV bucket tradebus uses, declared in one place.
+
+``await declare_all(bus.js)`` is idempotent: a missing stream is created, an existing one with
+the same configuration is left alone, one whose configuration changed is updated in place (the
+server refuses changes it cannot apply, such as a new retention policy, with a clear error).
+
+| name             | kind   | holds                                                    |
+|------------------|--------|----------------------------------------------------------|
+| ORDERS           | stream | ord.req.<venue> requests and ord.evt.<venue>.<strategy>  |
+| BT_JOBS          | stream | bt.job.<study> backtest jobs, work-queue retention       |
+| BT_RESULTS       | stream | bt.result.<study> results and bt.dead.<study> failures   |
+| strategy_params  | KV     | per-strategy parameters (key: strategy name)             |
+| router_state     | KV     | order router state (client -> exchange ids, positions)   |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import api
+from nats.js.errors import BadRequestError, NotFoundError
+
+from tradebus.proto import subjects
+
+__all__ = [
+    "STREAMS",
+    "KV_BUCKETS",
+    "declare_all",
+    "declare_stream",
+    "declare_kv",
+    "declare_consumer",
+    "work_queue_consumer",
+]
+
+DAY = 24 * 3600.0
+
+# Storage settings per stream; names, subjects and retention come from tradebus.proto.subjects.
+_LIMITS = {
+    subjects.ORDERS_STREAM: {"max_age": 7 * DAY, "duplicate_window": 120.0},
+    subjects.BT_JOBS_STREAM: {"duplicate_window": 600.0},
+    subjects.BT_RESULTS_STREAM: {"max_age": 30 * DAY, "duplicate_window": 3600.0},
+}
+_RETENTION = {"limits": api.RetentionPolicy.LIMITS, "workqueue": api.RetentionPolicy.WORK_QUEUE}
+
+STREAMS: dict[str, api.StreamConfig] = {
+    spec.name: api.StreamConfig(
+        name=spec.name,
+        description=spec.description,
+        subjects=list(spec.subjects),
+        retention=_RETENTION[spec.retention],
+        storage=api.StorageType.FILE,
+        **_LIMITS.get(spec.name, {}),
+    )
+    for spec in subjects.STREAMS
+}
+
+KV_BUCKETS: dict[str, api.KeyValueConfig] = {
+    subjects.KV_STRATEGY_PARAMS: api.KeyValueConfig(
+        bucket=subjects.KV_STRATEGY_PARAMS, description="Strategy parameters by strategy name", history=5
+    ),
+    subjects.KV_ROUTER_STATE: api.KeyValueConfig(
+        bucket=subjects.KV_ROUTER_STATE, description="Order router state by venue account", history=1
+    ),
+}
+
+_STREAM_NAME_IN_USE = 10058
+
+
+def _same(wanted: api.StreamConfig, have: api.StreamConfig) -> bool:
+    keys = ("subjects", "retention", "storage", "max_age", "duplicate_window", "max_msgs", "max_bytes", "description")
+    return all(getattr(wanted, k) in (None, getattr(have, k)) for k in keys)
+
+
+async def declare_stream(js, config: api.StreamConfig) -> api.StreamInfo:
+    """Create ``config.name`` or bring an existing stream to ``config``."""
+    try:
+        info = await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            return await js.add_stream(config)
+        except BadRequestError as exc:  # another process created it between our two calls
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+            info = await js.stream_info(config.name)
+    if _same(config, info.config):
+        return info
+    return await js.update_stream(config)
+
+
+async def declare_kv(js, config: api.KeyValueConfig):
+    """Create (or open) the KV bucket ``config.bucket`` and return its handle."""
+    try:
+        await js.stream_info(f"KV_{config.bucket}")
+    except NotFoundError:
+        try:
+            return await js.create_key_value(config)
+        except BadRequestError as exc:
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+    return await js.key_value(config.bucket)
+
+
+async def declare_consumer(js, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
+    """Create or update the durable consumer ``config.durable_name`` on ``stream``."""
+    return await js.add_consumer(stream, config)
+
+
+def work_queue_consumer(durable: str, filter_subject: str, ack_wait: float, max_deliver: int, max_ack_pending: int = 1000):
+    """Config of an explicit-ack pull consumer for a work queue."""
+    return api.ConsumerConfig(
+        durable_name=durable,
+        filter_subject=filter_subject,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
+    )
+
+
+@dataclass
+class Declared:
+    streams: dict[str, api.StreamInfo]
+    kv: dict[str, object]
+
+
+async def declare_all(js) -> Declared:
+    """Declare every stream and KV bucket tradebus uses; safe to call from every service at start."""
+    streams = {name: await declare_stream(js, cfg) for name, cfg in STREAMS.items()}
+    kv = {name: await declare_kv(js, cfg) for name, cfg in KV_BUCKETS.items()}
+    return Declared(streams, kv)

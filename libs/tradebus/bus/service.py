@@ -1,0 +1,220 @@
+"""The common life of a tradebus service process.
+
+``service_main`` parses the standard arguments (``--config``, ``--nats-url``, ``--instance``,
+``--log-level``), loads the deployment file, connects to NATS, registers with the NATS service API
+(``nats.micro``: ``$SRV.PING/INFO/STATS``), runs the service's ``setup``, waits for SIGINT or
+SIGTERM, then stops the service, drains the connection and returns 0::
+
+    async def setup(svc: ServiceContext) -> None:
+        await svc.subscribe("md.>", MarketDataEvent, on_md)
+        svc.on_stop(flush_everything)
+
+    if __name__ == "__main__":
+        sys.exit(service_main("strategy_runner", "Hosts strategies", setup))
+
+Every service answers ``svc.<name>.status`` (any ServiceCommand) with a ServiceStatus, and its
+``$SRV.STATS`` data carries the counters: messages received, bad input by kind, handler errors.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections import Counter
+from typing import Any, Awaitable, Callable
+
+import msgspec
+from nats.micro import add_service
+from nats.micro.request import Request, ServiceError
+from nats.micro.service import Service
+
+from tradebus import __version__
+from tradebus.config import ConfigError, DeploymentConfig, load_deployment
+from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
+from tradebus.proto.codec import encode
+from tradebus.proto.subjects import service_subject
+
+from .client import Bus
+from .config import NatsConfig
+
+__all__ = ["ServiceContext", "service_main", "run_service", "base_parser"]
+
+Setup = Callable[["ServiceContext"], Awaitable[None]]
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+class ServiceContext:
+    """What a service's setup code gets: the bus, its config, the micro service and counters."""
+
+    def __init__(self, name: str, args: argparse.Namespace, config: DeploymentConfig, bus: Bus, log: logging.Logger):
+        self.name = name
+        self.instance = args.instance or f"{socket.gethostname()}-{os.getpid()}"
+        self.args = args
+        self.config = config
+        self.bus = bus
+        self.log = log
+        self.counters: Counter[str] = Counter()
+        self.state = ServiceState.STARTING
+        self.message = ""
+        self.stopping = asyncio.Event()
+        self.service: Service | None = None
+        self._stop_callbacks: list[Callable[[], Awaitable[None]]] = []
+
+    def on_stop(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` on shutdown, before the connection drains (last registered runs first)."""
+        self._stop_callbacks.append(callback)
+
+    async def subscribe(self, subject: str, type_: Any, handler, queue: str = ""):
+        return await self.bus.subscribe(subject, type_, handler, queue=queue)
+
+    async def add_endpoint(self, name: str, subject: str, request_type: Any, handler: Callable[[Any], Awaitable[Any]]):
+        """A request-reply endpoint listed in ``$SRV.INFO``; bad requests get a 400 service error."""
+        assert self.service is not None
+
+        async def on_request(req: Request) -> None:
+            obj = self.bus.decode(req.subject, req.data, request_type)
+            if obj is None:
+                raise ServiceError("400", "bad request: message rejected, see service log")
+            reply = await handler(obj)
+            await req.respond(encode(reply))
+
+        await self.service.add_endpoint(name=name, subject=subject, handler=on_request)
+
+    def status(self) -> ServiceStatus:
+        counters = dict(self.counters)
+        counters["received"] = self.bus.received
+        counters["handler_errors"] = self.bus.handler_errors
+        counters["bad_input"] = self.bus.bad_input.total
+        for kind, n in self.bus.bad_input.by_kind().items():
+            counters[f"bad_input.{kind}"] = n
+        return ServiceStatus(
+            service=self.name,
+            instance=self.instance,
+            state=self.state,
+            message=self.message,
+            counters=counters,
+            ts_init=_now_ns(),
+        )
+
+    async def request_stop(self) -> None:
+        self.stopping.set()
+
+
+def base_parser(name: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"python -m tradebus.services.{name}", description=description)
+    parser.add_argument("--config", help="deployment file (YAML or TOML); default: the packaged local config")
+    parser.add_argument("--nats-url", help="NATS server URL(s), comma separated (default: config, $TRADEBUS_NATS_URL)")
+    parser.add_argument("--instance", help="instance id reported to $SRV (default: host-pid)")
+    parser.add_argument("--log-level", default=os.environ.get("TRADEBUS_LOG_LEVEL", "INFO"))
+    return parser
+
+
+async def run_service(
+    name: str,
+    description: str,
+    setup: Setup,
+    args: argparse.Namespace,
+    ready: Callable[[ServiceContext], None] | None = None,
+) -> int:
+    """Connect, register, run ``setup`` and serve until SIGINT/SIGTERM; returns the exit code."""
+    log = logging.getLogger(f"tradebus.{name}")
+    try:
+        config = load_deployment(args.config)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    nats_config: NatsConfig = config.nats
+    overrides = {"name": f"{name}"}
+    if args.nats_url:
+        overrides["url"] = args.nats_url
+    nats_config = msgspec.structs.replace(nats_config, **overrides)
+    bus = await Bus.connect(nats_config, logger=log)
+    ctx = ServiceContext(name, args, config, bus, log)
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, ctx.stopping.set)
+
+    def stats_data(_endpoint_stats) -> dict[str, Any]:
+        return ctx.status().counters
+
+    ctx.service = await add_service(
+        bus.nc,
+        name=name,
+        version=__version__,
+        description=description,
+        metadata={"instance": ctx.instance, "pid": str(os.getpid())},
+        stats_handler=stats_data,
+    )
+
+    async def on_status(_cmd: ServiceCommand) -> ServiceStatus:
+        return ctx.status()
+
+    await ctx.add_endpoint("status", service_subject(name, "status"), ServiceCommand, on_status)
+    try:
+        await setup(ctx)
+    except Exception:
+        log.exception("%s failed to start", name)
+        await ctx.service.stop()
+        await bus.close()
+        return 1
+    ctx.state = ServiceState.RUNNING
+    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.nc.connected_url.netloc if bus.nc.connected_url else "?")
+    if ready:
+        ready(ctx)
+    await ctx.stopping.wait()
+
+    ctx.state = ServiceState.STOPPING
+    log.info("%s stopping", name)
+    for callback in reversed(ctx._stop_callbacks):
+        try:
+            await callback()
+        except Exception:
+            log.exception("stop callback failed")
+    await ctx.service.stop()
+    try:
+        await asyncio.wait_for(bus.drain(), timeout=nats_config.drain_timeout + 1)
+    except (asyncio.TimeoutError, Exception):
+        await bus.close()
+    log.info("%s stopped", name)
+    return 0
+
+
+def _use_uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def service_main(
+    name: str,
+    description: str,
+    setup: Setup,
+    argv: list[str] | None = None,
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """Entry point of ``python -m tradebus.services.<name>``."""
+    parser = base_parser(name, description)
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format=f"%(asctime)s %(levelname)s {name}: %(message)s",
+        stream=sys.stderr,
+    )
+    _use_uvloop()
+    try:
+        return asyncio.run(run_service(name, description, setup, args))
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,5 @@
+import sys
+
+from tradebus.cli import main
+
+sys.exit(main())

@@ -1,0 +1,144 @@
+"""``tradebus up``: the local stack, supervised.
+
+Starts the embedded NATS server (unless ``--nats-url`` names one), declares the JetStream streams
+and KV buckets, starts every enabled service of the deployment file as a child process, shows
+their status live, restarts a child that crashes (with backoff, up to ``max_restarts``) and stops
+everything cleanly on Ctrl+C or SIGTERM.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig, discover, free_port
+from tradebus.bus.jetstream import declare_all
+from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
+from tradebus.supervisor import ChildSpec, Supervisor
+
+log = logging.getLogger("tradebus.up")
+
+URL_FILE = "nats-url"
+
+
+def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None, workers: int | None) -> list[ChildSpec]:
+    specs = []
+    for name, entry in config.services.items():
+        if not entry.enabled or (only and name not in only):
+            continue
+        replicas = workers if (workers is not None and name == "backtest_worker") else entry.replicas
+        for i in range(replicas):
+            instance = name if replicas == 1 else f"{name}-{i + 1}"
+            argv = [sys.executable, "-m", entry.module, "--config", config_path, "--nats-url", url, "--instance", instance]
+            specs.append(ChildSpec(name=instance, argv=argv + list(entry.args)))
+    return specs
+
+
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def render(sup: Supervisor, answering: dict[str, int], started: float) -> str:
+    parts = []
+    for name, state, pid, restarts, _ in sup.summary():
+        service = name.rsplit("-", 1)[0] if name[-1].isdigit() and "-" in name else name
+        mark = "ok" if state == "running" and answering.get(service, 0) else state
+        parts.append(f"{name}:{mark}" + (f"(r{restarts})" if restarts else ""))
+    return f"[{time.monotonic() - started:6.0f}s] " + "  ".join(parts)
+
+
+async def up(args) -> int:
+    try:
+        config = load_deployment(args.config)
+    except ConfigError as exc:
+        print(f"tradebus up: {exc}", file=sys.stderr)
+        return 2
+    config_path = str(Path(args.config).resolve()) if args.config else str(DEFAULT_CONFIG)
+    state_dir = Path(args.state_dir or config.embedded_nats.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    server = None
+    url = args.nats_url
+    if not url:
+        emb = config.embedded_nats
+        port = emb.port if emb.port and _port_free(emb.host, emb.port) else free_port(emb.host)
+        server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats")
+        await asyncio.to_thread(server.start)
+        url = server.url
+        print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}", flush=True)
+    (state_dir / URL_FILE).write_text(url + "\n")
+
+    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-up"))
+    await declare_all(bus.js)
+    only = set(args.only.split(",")) if args.only else None
+    specs = child_specs(config, config_path, url, only, args.workers)
+    sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    started = time.monotonic()
+    await sup.start()
+    if not args.foreground_logs:
+        print(f"services: {', '.join(s.name for s in specs)} (logs in {state_dir / 'logs'})", flush=True)
+    tty = sys.stdout.isatty()
+    last_line = ""
+    try:
+        while not stop.is_set():
+            pings = await discover(bus.nc, "PING", timeout=0.3)
+            answering: dict[str, int] = {}
+            for p in pings:
+                answering[p["name"]] = answering.get(p["name"], 0) + 1
+            line = render(sup, answering, started)
+            if tty:
+                print("\r" + line.ljust(len(last_line)), end="", flush=True)
+            elif line.split("] ", 1)[1] != last_line.split("] ", 1)[-1]:
+                print(line, flush=True)
+            last_line = line
+            if args.duration and time.monotonic() - started >= args.duration:
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=args.status_interval)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        if tty:
+            print()
+        print("stopping services...", flush=True)
+        await sup.stop()
+        await bus.close()
+        if server:
+            await asyncio.to_thread(server.stop)
+        for name, state, _pid, restarts, code in sup.summary():
+            print(f"  {name:<20} {state:<8} restarts={restarts} exit={code}")
+        print("stopped.", flush=True)
+    return 0
+
+
+def run(args) -> int:
+    return asyncio.run(up(args))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("up", help="run the local stack (embedded NATS + all services)")
+    p.add_argument("--config", help="deployment file (default: the packaged local.yaml)")
+    p.add_argument("--nats-url", help="use this NATS server instead of starting the embedded one")
+    p.add_argument("--state-dir", help="folder for JetStream data, logs and the nats-url file (default: .state)")
+    p.add_argument("--only", help="comma-separated service names to start")
+    p.add_argument("--workers", type=int, help="number of backtest_worker processes")
+    p.add_argument("--foreground-logs", action="store_true", help="children log to this terminal instead of files")
+    p.add_argument("--status-interval", type=float, default=1.0)
+    p.add_argument("--duration", type=float, default=0.0, help="stop by itself after this many seconds (0: run until Ctrl+C)")
+    p.set_defaults(func=run)

@@ -1,0 +1,67 @@
+import logging
+
+import msgspec
+import nacl.utils
+import nkeys
+import pytest
+
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig
+from tradebus.bus.config import exponential_backoff
+
+
+def test_secrets_come_from_the_environment_and_are_never_shown(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("file-token\n")
+    env = {"TRADEBUS_NATS_USER": "alice", "TRADEBUS_NATS_PASSWORD": "s3cret-pw", "TRADEBUS_NATS_TOKEN_FILE": str(token_file)}
+    cfg = NatsConfig(url="nats://127.0.0.1:1")
+    opts = cfg.connect_options(env)
+    assert opts["user"] == "alice" and opts["password"] == "s3cret-pw" and opts["token"] == "file-token"
+    shown = repr(cfg.secrets(env)) + str(cfg)
+    assert "s3cret-pw" not in shown and "file-token" not in shown
+
+
+def test_config_rejects_typos_and_nonsense():
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"urll": "nats://x"}, NatsConfig)
+    with pytest.raises(ValueError):
+        NatsConfig(reconnect_multiplier=0.5)
+
+
+def test_backoff_grows_and_caps():
+    class S:
+        def __init__(self, n):
+            self.reconnects = n
+
+    handler = exponential_backoff(0.1, 2.0, 1.0)
+    delays = [handler([S(n)], {})[1] for n in range(6)]
+    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("kind", ["userpass", "token", "nkey"])
+async def test_credentials_authenticate_against_a_real_server(tmp_path, monkeypatch, caplog, kind):
+    if kind == "userpass":
+        auth = 'authorization { user: "svc", password: "pw-123" }'
+        monkeypatch.setenv("TRADEBUS_NATS_USER", "svc")
+        monkeypatch.setenv("TRADEBUS_NATS_PASSWORD", "pw-123")
+    elif kind == "token":
+        auth = 'authorization { token: "tok-456" }'
+        monkeypatch.setenv("TRADEBUS_NATS_TOKEN", "tok-456")
+    else:
+        seed = nkeys.encode_seed(nacl.utils.random(32), nkeys.PREFIX_BYTE_USER)
+        public = nkeys.from_seed(bytearray(seed)).public_key.decode()
+        seed_file = tmp_path / "user.nk"
+        seed_file.write_bytes(seed)
+        auth = f'authorization {{ users: [ {{ nkey: "{public}" }} ] }}'
+        monkeypatch.setenv("TRADEBUS_NATS_NKEY_SEED", str(seed_file))
+    with EmbeddedNats(state_dir=tmp_path / "srv", jetstream=False, extra_config=auth) as server:
+        with caplog.at_level(logging.DEBUG):
+            bus = await Bus.connect(NatsConfig(url=server.url, max_reconnect_attempts=1))
+            await bus.nc.flush()
+            assert bus.nc.is_connected
+            await bus.close()
+        assert "pw-123" not in caplog.text and "tok-456" not in caplog.text
+        monkeypatch.delenv("TRADEBUS_NATS_TOKEN", raising=False)
+        monkeypatch.delenv("TRADEBUS_NATS_PASSWORD", raising=False)
+        monkeypatch.delenv("TRADEBUS_NATS_NKEY_SEED", raising=False)
+        with pytest.raises(Exception):
+            await Bus.connect(NatsConfig(url=server.url, max_reconnect_attempts=1, connect_timeout=1.0))

@@ -1,0 +1,57 @@
+import asyncio
+import os
+import sys
+
+from tradebus.config import SupervisorConfig
+from tradebus.supervisor import ChildSpec, Supervisor
+
+FAST = SupervisorConfig(max_restarts=2, restart_initial_delay=0.05, restart_multiplier=2.0, restart_max_delay=0.2, stable_after=60, stop_timeout=2)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_until(predicate, timeout=10.0):
+    for _ in range(int(timeout / 0.05)):
+        if predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_a_crashing_child_is_restarted_then_given_up_on():
+    sup = Supervisor([ChildSpec("crasher", [sys.executable, "-c", "import sys; sys.exit(3)"])], FAST)
+    await sup.start()
+    child = sup.children["crasher"]
+    await wait_until(lambda: child.state == "failed")
+    assert child.restarts == 2 and child.last_exit == 3
+    await sup.stop()
+
+
+async def test_a_killed_child_comes_back_and_stop_leaves_no_process():
+    sup = Supervisor([ChildSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])], FAST)
+    await sup.start()
+    child = sup.children["sleeper"]
+    first = child.pid
+    os.kill(first, 9)
+    await wait_until(lambda: child.pid != first and child.state == "running")
+    second = child.pid
+    await sup.stop()
+    assert not alive(first) and not alive(second)
+    assert child.state == "stopped"
+
+
+async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period():
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    sup = Supervisor([ChildSpec("stubborn", [sys.executable, "-c", code])], SupervisorConfig(stop_timeout=0.5))
+    await sup.start()
+    await asyncio.sleep(0.5)
+    pid = sup.children["stubborn"].pid
+    await sup.stop()
+    assert not alive(pid)
+    assert sup.children["stubborn"].last_exit == -9
