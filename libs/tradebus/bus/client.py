@@ -116,9 +116,16 @@ class Bus:
         async def on_reconnect() -> None:
             logger.info("nats: reconnected")
 
-        nc = await nats.connect(
+        connecting = nats.connect(
             error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **config.connect_options()
         )
+        try:
+            # nats-py retries the first connection forever; a service must fail visibly instead.
+            nc = await asyncio.wait_for(connecting, config.initial_connect_timeout)
+        except asyncio.TimeoutError:
+            raise nats.errors.NoServersError(
+                f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
+            ) from None
         return cls(nc, **bus_options)
 
     @property

@@ -24,6 +24,7 @@ class NatsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     url: str = "nats://127.0.0.1:4222"
     name: str | None = None
     connect_timeout: float = 2.0
+    initial_connect_timeout: float = 20.0
     max_reconnect_attempts: int = -1
     reconnect_initial_delay: float = 0.1
     reconnect_multiplier: float = 2.0

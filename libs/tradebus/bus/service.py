@@ -29,6 +29,7 @@ from collections import Counter
 from typing import Any, Awaitable, Callable
 
 import msgspec
+import nats.errors
 from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
@@ -136,7 +137,11 @@ async def run_service(
     if args.nats_url:
         overrides["url"] = args.nats_url
     nats_config = msgspec.structs.replace(nats_config, **overrides)
-    bus = await Bus.connect(nats_config, logger=log)
+    try:
+        bus = await Bus.connect(nats_config, logger=log)
+    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+        log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
+        return 3
     ctx = ServiceContext(name, args, config, bus, log)
 
     loop = asyncio.get_running_loop()
@@ -161,6 +166,11 @@ async def run_service(
     await ctx.add_endpoint("status", service_subject(name, "status"), ServiceCommand, on_status)
     try:
         await setup(ctx)
+    except (ValueError, OSError, msgspec.ValidationError) as exc:  # bad settings, port in use, missing file
+        log.error("%s cannot start: %s", name, exc)
+        await ctx.service.stop()
+        await bus.close()
+        return 2
     except Exception:
         log.exception("%s failed to start", name)
         await ctx.service.stop()

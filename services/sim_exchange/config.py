@@ -1,0 +1,112 @@
+"""sim_exchange configuration: frozen msgspec Structs decoded from YAML, typos fail loudly."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_dir() -> Path:
+    """The shared market-data folder: $TRADEBUS_DATA_DIR or ``<repo>/../shared/data``."""
+    return Path(os.environ.get("TRADEBUS_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
+
+
+class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class DataFiles(_Config):
+    """Recorded Binance data for one instrument; paths are relative to the data folder."""
+
+    snapshot: str | None = None
+    updates: str | None = None
+    trades: str | None = None
+
+
+class Synthetic(_Config):
+    """Seeded synthetic market used when no recording exists (or after it runs out)."""
+
+    price: str | None = None  # start price when ``klines`` is absent (else its first open)
+    klines: str | None = None  # 1m OHLCV file whose path the mid price follows
+    klines_start: int = 0  # first kline row to follow
+    volatility_bps: float = 0.5  # per-step random walk when there are no klines
+    levels: int = 40  # depth levels per side
+    level_gap_bps: float = 1.0  # distance between levels beyond the top
+    base_qty: str = "0.5"  # mean size of a level, in base asset
+    trade_qty: str = "0.02"  # mean size of a trade
+    step_ms: int = 100  # simulated time between book updates
+    trades_per_step: float = 0.6
+    history_minutes: int = 500  # 1m klines served before the replay start
+
+
+class Instrument(_Config):
+    symbol: str  # ccxt unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (usdm)
+    market: Literal["spot", "usdm"]
+    tick_size: str
+    step_size: str
+    min_qty: str
+    max_qty: str = "9000"
+    min_notional: str = "5"
+    data: DataFiles | None = None
+    synthetic: Synthetic = Synthetic()
+
+
+class Fees(_Config):
+    spot_maker: str = "0.001"
+    spot_taker: str = "0.001"
+    usdm_maker: str = "0.0002"
+    usdm_taker: str = "0.0005"
+
+
+class Account(_Config):
+    api_key: str
+    secret: str
+    spot: dict[str, str] = {}
+    futures: dict[str, str] = {}
+    leverage: int = 20
+
+
+class Faults(_Config):
+    """Fault knobs; every one can also be changed at run time through /admin/faults."""
+
+    latency_ms: float = 0.0  # added to every REST and WS-API response
+    latency_jitter_ms: float = 0.0  # seeded uniform jitter on top
+    error_rate: float = 0.0  # share of REST requests answered 503
+    timeout_rate: float = 0.0  # share of REST requests never answered (held until stop)
+    rate_limit_rate: float = 0.0  # share of REST requests answered 429 / -1003
+    request_limit_per_minute: int = 0  # 0: off; else a real per-minute request budget
+    retry_after_s: int = 1
+    maintenance: bool = False  # REST answers 503 "System is under maintenance."
+    ws_drop_after_messages: int = 0  # 0: off; else close a stream after N messages
+    depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
+
+
+class SimConfig(_Config):
+    seed: int = 7
+    speed: str = "1"  # replay speed: "0" paused, "1" real time, "10", ... or "max"
+    recv_window_max_ms: int = 60000
+    fees: Fees = Fees()
+    instruments: list[Instrument] = []
+    accounts: list[Account] = []
+    faults: Faults = Faults()
+
+
+def load_config(path: str | os.PathLike | None = None) -> SimConfig:
+    """Decode a YAML file (the packaged default when ``path`` is None)."""
+    text = Path(path or DEFAULT_CONFIG).read_text()
+    return msgspec.convert(yaml.safe_load(text) or {}, SimConfig)
+
+
+def default_config(**overrides) -> SimConfig:
+    """The packaged default with top-level fields replaced, e.g. ``default_config(speed="0")``."""
+    return msgspec.structs.replace(load_config(), **overrides)
+
+
+def replace_faults(config: SimConfig, **knobs) -> SimConfig:
+    return msgspec.structs.replace(config, faults=msgspec.structs.replace(config.faults, **knobs))

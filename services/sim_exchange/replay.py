@@ -1,0 +1,387 @@
+"""Market replay: recorded Binance depth and trades, or a seeded synthetic market, at a chosen speed.
+
+A feed yields ``(t_ns, kind, payload)`` in time order: ``DEPTH`` carries absolute level changes
+``[(is_bid, price, qty)]``, ``TRADE`` carries ``(price, qty, buyer_maker)`` and ``SNAPSHOT`` carries
+``(bids, asks)`` that replace the market liquidity; ``TRADES`` is a tuple of ``TRADE`` payloads
+printed back to back (one replay step of the synthetic market). ``t_ns`` is the data's own clock; the driver
+maps it to wall time through the speed, and the venue stamps every event with the wall time at
+which it is published.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import gzip
+import heapq
+import math
+import random
+import time
+import zlib
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .config import Instrument as InstrumentConfig
+from .engine import Engine, Instrument, Kline
+
+DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3
+Event = tuple[int, int, object]
+
+
+def _open(path: Path):
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="")
+
+
+def _rows(path: Path, *columns: str) -> Iterator[list[str]]:
+    """The named columns of every CSV row (plain csv.reader: DictReader is several times slower)."""
+    with _open(path) as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        index = [header.index(c) for c in columns]
+        for row in reader:
+            yield [row[i] for i in index]
+
+
+@lru_cache(maxsize=16)
+def load_snapshot(path: Path) -> tuple[int, int, list, list]:
+    """(local_ts_ns, last_update_id, bids, asks) from a depth snapshot CSV."""
+    bids, asks, ts, last_id = [], [], 0, 0
+    for ts, last_id, side, price, qty in _rows(path, "local_ts_ns", "last_update_id", "side", "price", "qty"):
+        (bids if side == "bid" else asks).append((Decimal(price), Decimal(qty)))
+    return int(ts), int(last_id), bids, asks
+
+
+@lru_cache(maxsize=16)
+def load_depth_updates(path: Path, last_update_id: int, futures: bool) -> tuple[Event, ...]:
+    """Diff-depth events after a snapshot, kept by Binance's own synchronisation rule."""
+    events: list[Event] = []
+    current_key, changes, first_ts = None, [], 0
+    started = False
+
+    def close():
+        nonlocal started
+        if current_key is None:
+            return
+        first, last = current_key
+        if futures:
+            if last < last_update_id or (not started and not first <= last_update_id <= last):
+                return
+        else:
+            if last <= last_update_id or (not started and not first <= last_update_id + 1 <= last):
+                return
+        started = True
+        events.append((first_ts, DEPTH, tuple(changes)))
+
+    raw_key = None
+    for ts, first, last, side, price, qty in _rows(path, "local_ts_ns", "first_update_id", "last_update_id",
+                                                   "side", "price", "qty"):
+        if (first, last) != raw_key:
+            close()
+            raw_key = (first, last)
+            current_key, changes, first_ts = (int(first), int(last)), [], int(ts)
+        changes.append((side == "bid", Decimal(price), Decimal(qty)))
+    close()
+    return tuple(events)
+
+
+@lru_cache(maxsize=16)
+def load_trades(path: Path) -> tuple[Event, ...]:
+    return tuple((int(ts), TRADE, (Decimal(price), Decimal(qty), maker == "true"))
+                 for ts, price, qty, maker in _rows(path, "local_ts_ns", "price", "qty", "is_buyer_maker"))
+
+
+@lru_cache(maxsize=8)
+def load_klines(path: Path) -> tuple[tuple[int, float, float, float, float, float], ...]:
+    """1m OHLCV rows: (open_time_ms, open, high, low, close, volume)."""
+    return tuple((int(t), float(o), float(h), float(lo), float(c), float(v))
+                 for t, o, h, lo, c, v in _rows(path, "open_time", "open", "high", "low", "close", "volume"))
+
+
+def recorded_feed(cfg: InstrumentConfig, data: Path) -> Iterator[Event] | None:
+    """Snapshot, then depth diffs and trades merged by arrival time; None if files are missing."""
+    files = cfg.data
+    if files is None or not (files.snapshot and files.updates):
+        return None
+    paths = [data / name for name in (files.snapshot, files.updates, files.trades) if name]
+    if not all(p.exists() for p in paths):
+        return None
+    ts, last_id, bids, asks = load_snapshot(data / files.snapshot)
+    depth = load_depth_updates(data / files.updates, last_id, cfg.market == "usdm")
+    trades = load_trades(data / files.trades) if files.trades else ()
+    if depth:
+        # trades beyond the recorded depth would print against a frozen book
+        end = depth[-1][0]
+        trades = tuple(t for t in trades if t[0] <= end)
+
+    # buffered diffs may have arrived before the snapshot response; the book opens with the snapshot
+    opening = min([ts] + [events[0][0] for events in (depth, trades) if events])
+
+    def events() -> Iterator[Event]:
+        yield opening, SNAPSHOT, (bids, asks)
+        yield from heapq.merge(depth, trades, key=lambda e: e[0])
+
+    return events()
+
+
+class SyntheticMarket:
+    """A seeded random (or kline-following) market: a level lattice around a moving mid, and trades."""
+
+    def __init__(self, inst: Instrument, cfg: InstrumentConfig, data: Path, seed: int,
+                 start_price: Decimal | None = None):
+        syn = cfg.synthetic
+        self.inst, self.syn = inst, syn
+        self.rng = random.Random(seed * 1_000_003 + zlib.crc32(f"{inst.market}:{inst.symbol}".encode()))
+        self.klines = None
+        if syn.klines and (data / syn.klines).exists() and start_price is None:
+            rows = load_klines(data / syn.klines)
+            self.klines = rows[min(syn.klines_start, len(rows) - 1):]
+            self.history_rows = rows[max(0, syn.klines_start - syn.history_minutes):syn.klines_start]
+        else:
+            self.history_rows = ()
+        if start_price is None:
+            if self.klines:
+                start_price = Decimal(str(self.klines[0][1]))
+            elif syn.price:
+                start_price = Decimal(syn.price)
+            else:
+                raise ValueError(f"{inst.unified}: synthetic market needs a price or a klines file")
+        self.mid = float(start_price)
+        tick = float(inst.tick)
+        self.tick = tick
+        self.step_f = float(inst.step)
+        self.gap = max(1, round(self.mid * syn.level_gap_bps / 1e4 / tick))
+        self.step_ns = syn.step_ms * 1_000_000
+        self.bids: dict[int, Decimal] = {}
+        self.asks: dict[int, Decimal] = {}
+        self.base_qty = float(syn.base_qty)
+        self.trade_qty = float(syn.trade_qty)
+
+    def history(self, now_ms: int) -> list[Kline]:
+        """Klines before the start, their clock moved so the followed row opens this minute."""
+        if not self.history_rows or not self.klines:
+            return []
+        shift = now_ms - now_ms % 60000 - self.klines[0][0]
+        d = lambda x: Decimal(str(x)).quantize(self.inst.tick)  # noqa: E731
+        return [Kline(t + shift, d(o), d(h), d(lo), d(c), Decimal(str(v)), Decimal(str(round(v * c, 8))), 0)
+                for t, o, h, lo, c, v in self.history_rows]
+
+    def _qty(self, mean: float) -> Decimal:
+        """A random size around ``mean`` in whole lots (at least one lot)."""
+        lots = int(mean / self.step_f * self.rng.uniform(0.2, 1.8))
+        return Decimal(max(lots, 1)) * self.inst.step
+
+    def _target(self, t_ms: float) -> float:
+        if self.klines:
+            index, offset = divmod(t_ms, 60000.0)
+            index = int(index) % len(self.klines)
+            _, o, h, lo, c, _ = self.klines[index]
+            path = (o, lo, h, c) if c >= o else (o, h, lo, c)
+            seg, frac = divmod(offset / 20000.0, 1.0)
+            seg = int(seg)
+            return path[seg] + (path[seg + 1] - path[seg]) * frac
+        return self.mid * math.exp(self.rng.gauss(0, self.syn.volatility_bps / 1e4))
+
+    def _desired(self) -> tuple[dict[int, Decimal], dict[int, Decimal]]:
+        best_bid = int(self.mid / self.tick)
+        best_ask = best_bid + 1
+        bids, asks = {}, {}
+        lattice_bid = best_bid - best_bid % self.gap
+        lattice_ask = best_ask + (-best_ask) % self.gap
+        bid_prices = [best_bid] + [lattice_bid - i * self.gap for i in range(self.syn.levels - 1)]
+        ask_prices = [best_ask] + [lattice_ask + i * self.gap for i in range(self.syn.levels - 1)]
+        for prices, old, new in ((bid_prices, self.bids, bids), (ask_prices, self.asks, asks)):
+            for p in prices:
+                if p not in new:
+                    new[p] = old.get(p) or self._qty(self.base_qty)
+        return bids, asks
+
+    def _price(self, ticks: int) -> Decimal:
+        return Decimal(ticks) * self.inst.tick
+
+    def events(self, t0_ns: int) -> Iterator[Event]:
+        self.bids, self.asks = self._desired()
+        best_bid = int(self.mid / self.tick)
+        keys = {True: sorted(self.bids), False: sorted(self.asks)}
+        yield t0_ns, SNAPSHOT, ([(self._price(p), q) for p, q in sorted(self.bids.items(), reverse=True)],
+                                [(self._price(p), q) for p, q in sorted(self.asks.items())])
+        t_ns = t0_ns
+        step = 0
+        whole, frac = divmod(self.syn.trades_per_step, 1.0)
+        zero = Decimal(0)
+        while True:
+            step += 1
+            t_ns += self.step_ns
+            old_mid = self.mid
+            self.mid = max(self.tick * 10, self._target(step * self.syn.step_ms))
+            changed: dict[tuple[bool, int], Decimal] = {}
+            trades: list[tuple[Decimal, Decimal, bool]] = []
+            count = int(whole) + (self.rng.random() < frac)
+            up = self.mid >= old_mid
+            for _ in range(count):
+                buy = self.rng.random() < (0.65 if up else 0.35)
+                side = self.asks if buy else self.bids
+                best = keys[False][0] if buy else keys[True][-1]
+                qty = min(self._qty(self.trade_qty), side[best])
+                trades.append((self._price(best), qty, not buy))
+                left = side[best] - qty
+                side[best] = left if left > 0 else self._qty(self.base_qty)
+                changed[(not buy, best)] = side[best]
+            if trades:
+                yield t_ns, TRADES, tuple(trades)
+            for is_bid, side in ((True, self.bids), (False, self.asks)):
+                prices = keys[is_bid]
+                for _ in range(2):
+                    p = prices[self.rng.randrange(len(prices))]
+                    side[p] = changed[(is_bid, p)] = self._qty(self.base_qty)
+            new_best = int(self.mid / self.tick)
+            if new_best != best_bid:
+                best_bid = new_best
+                bids, asks = self._desired()
+                for is_bid, old, new in ((True, self.bids, bids), (False, self.asks, asks)):
+                    for p in old.keys() - new.keys():
+                        changed[(is_bid, p)] = zero
+                    for p in new.keys() - old.keys():
+                        changed[(is_bid, p)] = new[p]
+                self.bids, self.asks = bids, asks
+                keys = {True: sorted(bids), False: sorted(asks)}
+            if changed:
+                yield t_ns, DEPTH, tuple((b, self._price(p), q) for (b, p), q in sorted(changed.items()))
+
+
+def instrument_feed(engine: Engine, inst: Instrument, cfg: InstrumentConfig, data: Path,
+                    seed: int) -> tuple[Iterator[Event], list[Kline]]:
+    """The recording when there is one, continued by a synthetic market seeded from its last price."""
+    recorded = recorded_feed(cfg, data)
+    if recorded is None:
+        market = SyntheticMarket(inst, cfg, data, seed)
+        return market.events(0), market.history(engine.clock())
+
+    def chained() -> Iterator[Event]:
+        last_t = 0
+        for event in recorded:
+            last_t = event[0]
+            yield event
+        price = engine.mark_price(inst).quantize(inst.tick)
+        yield from SyntheticMarket(inst, cfg, data, seed, start_price=price).events(last_t + 1)
+
+    return chained(), []
+
+
+def parse_speed(speed: str | float) -> float:
+    """'max' -> inf, '0' -> paused, '10' or '10x' -> ten times real time."""
+    text = str(speed).strip().lower()
+    if text in ("max", "inf"):
+        return math.inf
+    text = text[:-1] if text.endswith("x") else text
+    value = float(text)
+    if value < 0 or math.isnan(value):
+        raise ValueError(f"speed must be >= 0 or 'max', got {speed!r}")
+    return value
+
+
+class Replay:
+    """Merges the feeds of all instruments and applies them to the engine at ``speed``."""
+
+    BATCH = 256  # events applied between two yields to the event loop at max speed
+
+    def __init__(self, engine: Engine, feeds: dict[Instrument, Iterator[Event]], speed: float,
+                 after_batch: Callable[[], None]):
+        self.engine = engine
+        self.after_batch = after_batch
+        self.speed = speed
+        self.events_applied = 0
+        self.last_time = 0  # replay clock (ns from the feeds' start) of the last applied event
+        self._heap: list = []
+        self._origin: dict[Instrument, int] = {}
+        self._seq = 0
+        self._feeds = feeds
+        for inst, feed in feeds.items():
+            self._push(inst, feed)
+        self._wake = asyncio.Event()
+        self._rebase()
+
+    def _push(self, inst: Instrument, feed: Iterator[Event]) -> None:
+        event = next(feed, None)
+        if event is not None:
+            # every feed starts at replay time 0, whatever clock its data was recorded on
+            origin = self._origin.setdefault(inst, event[0])
+            self._seq += 1
+            heapq.heappush(self._heap, (event[0] - origin, self._seq, inst, feed, event))
+
+    def _rebase(self) -> None:
+        self._wall0 = time.monotonic()
+        self._data0 = self._heap[0][0] if self._heap else 0
+
+    def set_speed(self, speed: float) -> None:
+        self.speed = speed
+        self._rebase()
+        self._wake.set()
+
+    def _apply_one(self) -> bool:
+        if not self._heap:
+            return False
+        t, _, inst, feed, (_, kind, payload) = heapq.heappop(self._heap)
+        self.last_time = t
+        if kind == DEPTH:
+            self.engine.apply_depth(inst, payload)
+        elif kind == TRADE:
+            price, qty, buyer_maker = payload
+            self.engine.apply_trade(inst, price, qty, buyer_maker)
+        elif kind == TRADES:
+            apply_trade = self.engine.apply_trade
+            for price, qty, buyer_maker in payload:
+                apply_trade(inst, price, qty, buyer_maker)
+        else:
+            self.engine.seed_book(inst, *payload)
+        self.events_applied += 1
+        self._push(inst, feed)
+        return True
+
+    def start_books(self) -> None:
+        """Apply every feed's opening snapshot so books are full before the first request."""
+        while self._heap and self._heap[0][4][1] == SNAPSHOT:
+            self._apply_one()
+        self.after_batch()
+        self._rebase()
+
+    def step(self, events: int = 1) -> int:
+        """Apply the next ``events`` events now, whatever the speed (tests use this paused)."""
+        done = 0
+        while done < events and self._apply_one():
+            done += 1
+        self.after_batch()
+        return done
+
+    async def run(self) -> None:
+        while True:
+            if self.speed == 0 or not self._heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if math.isinf(self.speed):
+                for _ in range(self.BATCH):
+                    if not self._apply_one():
+                        break
+                self.after_batch()
+                await asyncio.sleep(0)
+                continue
+            due = self._wall0 + (self._heap[0][0] - self._data0) / 1e9 / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), min(delay, 1.0))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            now = time.monotonic()
+            count = 0
+            while self._heap and count < 4 * self.BATCH:
+                due = self._wall0 + (self._heap[0][0] - self._data0) / 1e9 / self.speed
+                if due > now:
+                    break
+                self._apply_one()
+                count += 1
+            self.after_batch()
+            await asyncio.sleep(0)

@@ -1,0 +1,25 @@
+"""Test fixture: a sim_exchange on a free loopback port for the duration of a ``with`` block."""
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from .config import SimConfig, default_config
+from .server import SimExchange
+
+
+@contextlib.asynccontextmanager
+async def running_sim(config: SimConfig | None = None, host: str = "127.0.0.1",
+                      port: int = 0) -> AsyncIterator[SimExchange]:
+    """Start a SimExchange (paused replay unless ``config`` says otherwise) and stop it after.
+
+    The yielded object has ``.url``/``.port`` and admin access: ``.step(n)``, ``.set_speed()``,
+    ``.set_faults(**knobs)``, ``.inject_depth_gap(symbol)``, ``await .drop_ws()``, ``.account()``,
+    ``.engine`` and ``.state()``.
+    """
+    sim = SimExchange(config or default_config(speed="0"), host=host, port=port)
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
