@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from tradebus.services.sim_exchange.client import point_ccxt_at_sim
+from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.services.sim_exchange.config import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim
 

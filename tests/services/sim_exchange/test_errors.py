@@ -7,7 +7,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-from tradebus.services.sim_exchange.client import point_ccxt_at_sim
+from tradebus.exchanges.sim import point_ccxt_at_sim
 
 from .conftest import KEYS, balances, top
 

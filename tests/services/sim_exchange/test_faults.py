@@ -11,7 +11,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxtpro
 import pytest
 
-from tradebus.services.sim_exchange.client import point_ccxt_at_sim
+from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.services.sim_exchange.config import replace_faults
 from tradebus.services.sim_exchange.testing import running_sim
 

@@ -10,7 +10,7 @@ import urllib.request
 import ccxt
 import ccxt.pro as ccxtpro
 
-from tradebus.services.sim_exchange.client import point_ccxt_at_sim
+from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.services.sim_exchange.server import build_parser, config_from_args
 
 

@@ -1,4 +1,7 @@
-"""Point an unmodified ccxt / ccxt.pro Binance instance at a running sim_exchange."""
+"""Point an unmodified ccxt / ccxt.pro Binance instance at a running sim_exchange (paper venue).
+
+In libs so order_router, market_data and the in-process broker can use it without importing a service.
+"""
 from __future__ import annotations
 
 from urllib.parse import urlsplit
