@@ -1,0 +1,74 @@
+"""A paused sim_exchange replaying ../shared/data, and a market_data instance streaming from it
+through real ccxt.pro onto a real NATS server; every md event is collected."""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+import pytest_asyncio
+
+from tradebus.bus import Bus
+from tradebus.proto import MarketDataEvent
+from tradebus.services.market_data.service import MarketData
+from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings
+from tradebus.services.sim_exchange.config import default_config
+from tradebus.services.sim_exchange.testing import running_sim
+from tradebus.marketdata.backoff import BackoffSettings
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    async def __call__(self, event, msg) -> None:
+        self.events.append(event)
+
+    def of(self, cls, symbol: str | None = None) -> list:
+        return [e for e in self.events if isinstance(e, cls) and (symbol is None or e.symbol == symbol)]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sim():
+    async with running_sim(default_config(speed="0")) as venue:
+        yield venue
+
+
+def venue_settings(sim, **kw) -> VenueSettings:
+    base = dict(name="sim", exchange="binance", sim_url=sim.url, options={"enableRateLimit": False},
+                symbols=["BTC/USDT"], streams=["trades", "book", "bbo", "bars"], book_depth=20)
+    base.update(kw)
+    return VenueSettings(**base)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def live(sim, nats_server):
+    """(MarketData, Collector, counters) streaming BTC/USDT and BTC/USDT:USDT from the sim."""
+    bus = await Bus.connect(nats_server.url)
+    sub_bus = await Bus.connect(nats_server.url)
+    collector = Collector()
+    await sub_bus.subscribe("md.sim.>", MarketDataEvent, collector)
+    await sub_bus.nc.flush()
+    counters: Counter = Counter()
+    settings = MarketDataSettings(
+        venues=[venue_settings(sim, symbols=["BTC/USDT", "BTC/USDT:USDT"],
+                               streams=["trades", "book", "bbo", "bars", "funding"], funding_interval=0.5)],
+        backoff=BackoffSettings(initial=0.05, multiplier=2.0, cap=0.5))
+    md = MarketData(bus, settings, counters)
+    await md.start()
+    yield md, collector, counters
+    await md.stop()
+    await bus.close()
+    await sub_bus.close()
+
+
+async def until(predicate, timeout: float = 10.0, step=None):
+    """Wait for ``predicate()``; ``step()`` (advancing the paused replay) runs between checks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        if step is not None:
+            step()
+        await asyncio.sleep(0.02)
