@@ -1,0 +1,382 @@
+"""Venue adapters: one YAML per venue/market type, one ``place_*`` hook per routing-table row.
+
+The routing table (ccxt unified API):
+
+=====================  =======================================================================
+MARKET                 create_market_<side>_order(symbol, amount, params)
+LIMIT                  create_limit_<side>_order(symbol, amount, price, params)
+STOP_MARKET ...        create_order(symbol, <yaml type>, side, amount, price, <yaml params>)
+TRAILING_STOP[_PCT]    create_order(..., {trailing offset | callbackRate = bps / 100})
+CLOSE_POSITION         create_order(symbol, "market", side, amount, None, {"reduceOnly": True})
+CANCEL                 cancel_order(exchange id, symbol)
+CANCEL_ALL             cancel_all_orders(symbol), or cancel_order per tracked order
+MODIFY                 edit_order(exchange id, symbol, "limit", side, qty, price)
+=====================  =======================================================================
+
+A new venue is a YAML file in ``venues/`` plus, only where needed, a subclass overriding a hook
+(registered with :func:`register`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import msgspec
+import yaml
+
+from tradebus.proto import NewOrder, OrderState, OrderType, RejectCode, Side, TimeInForce
+
+from .errors import LocalReject
+
+__all__ = ["VenueConfig", "Capabilities", "VenueAdapter", "register", "load_config", "adapter_keys",
+           "make_adapter", "VENUES_DIR"]
+
+VENUES_DIR = Path(__file__).with_name("venues")
+
+
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    order_types: tuple[OrderType, ...] = (OrderType.MARKET, OrderType.LIMIT)
+    modify: bool = False
+    cancel_all: bool = False
+    positions: bool = False
+    funding: bool = False
+    watch_orders: bool = True
+    watch_my_trades: bool = False
+
+
+class RateLimitRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    limit: float = 1200
+    window_ms: int = 60000
+
+
+class OrderRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    type: str
+    params: dict[str, Any] = {}
+
+
+class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One venue + market type (``binance:usdm``), decoded from ``venues/<name>.yaml``."""
+
+    key: str
+    ccxt_id: str
+    market_type: str = "spot"
+    options: dict[str, Any] = {}
+    sandbox: bool = True
+    capabilities: Capabilities = Capabilities()
+    rate_limit: RateLimitRule = RateLimitRule()
+    weights: dict[str, float] = {}
+    extra_params: dict[str, Any] = {}
+    status_map: dict[str, OrderState] = {}
+    orders: dict[str, OrderRow] = {}
+
+    def weight(self, method: str) -> float:
+        return float(self.weights.get(method, 1.0))
+
+
+_CLASSES: dict[str, type["VenueAdapter"]] = {}
+
+
+def register(key: str):
+    """Class decorator: use this VenueAdapter subclass for venue key ``key``."""
+    def wrap(cls):
+        _CLASSES[key] = cls
+        return cls
+    return wrap
+
+
+def _configs() -> dict[str, Path]:
+    out = {}
+    for path in sorted(VENUES_DIR.glob("*.yaml")):
+        key = (yaml.safe_load(path.read_text()) or {}).get("key")
+        if key:
+            out[key] = path
+    return out
+
+
+def adapter_keys() -> list[str]:
+    """Every registered venue key (``binance:spot``, ``okx:swap``, ...)."""
+    return sorted(_configs())
+
+
+def load_config(key: str) -> VenueConfig:
+    paths = _configs()
+    if key not in paths:
+        raise ValueError(f"unknown venue adapter {key!r}; known: {', '.join(sorted(paths))}")
+    return msgspec.convert(yaml.safe_load(paths[key].read_text()), VenueConfig)
+
+
+def make_adapter(key: str, exchange=None, **ccxt_config) -> "VenueAdapter":
+    """The adapter for ``key`` on ``exchange`` (a ready ccxt / ccxt.pro instance) or a new ccxt.pro
+    instance built from the YAML plus ``ccxt_config`` (apiKey, secret, ...)."""
+    config = load_config(key)
+    cls = _CLASSES.get(key, VenueAdapter)
+    return cls(config, exchange if exchange is not None else cls.build_exchange(config, **ccxt_config))
+
+
+_EMPTY = object()
+
+
+class VenueAdapter:
+    """Routing table and parameter shapes of one venue account's market type."""
+
+    def __init__(self, config: VenueConfig, exchange):
+        self.config = config
+        self.exchange = exchange
+        self.capabilities = config.capabilities
+        # the router reconciles every symbol at once, knowingly (the YAML weight covers it)
+        exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
+
+    @staticmethod
+    def build_exchange(config: VenueConfig, sandbox: bool | None = None, pro: bool = True, **ccxt_config):
+        import ccxt.pro as ccxtpro
+        import ccxt.async_support as ccxt_async
+        module = ccxtpro if pro else ccxt_async
+        cls = getattr(module, config.ccxt_id)
+        options = {**config.options, **ccxt_config.pop("options", {})}
+        exchange = cls({**ccxt_config, "options": options})
+        if config.sandbox if sandbox is None else sandbox:
+            exchange.set_sandbox_mode(True)
+        return exchange
+
+    # --- capabilities ---------------------------------------------------------------------
+
+    def supports(self, order_type: OrderType) -> bool:
+        return OrderType(order_type) in self.capabilities.order_types
+
+    def handles(self, symbol: str) -> bool:
+        """True when ``symbol`` is one of this adapter's market type."""
+        market = self.exchange.markets.get(symbol) if self.exchange.markets else None
+        if market is None:
+            return False
+        return (market.get("type") == "spot") == (self.config.market_type == "spot")
+
+    # --- rounding and local checks --------------------------------------------------------
+
+    def amount(self, symbol: str, qty: float) -> float:
+        """``qty`` rounded (down) to the lot size; LocalReject below the venue's minimum."""
+        ex = self.exchange
+        try:
+            amount = float(ex.amount_to_precision(symbol, qty))
+        except ccxt.InvalidOrder as exc:  # ccxt raises when rounding gives zero
+            raise LocalReject(RejectCode.INVALID_ORDER, f"amount {qty} of {symbol} below precision: {exc}") from None
+        limits = ex.market(symbol).get("limits") or {}
+        min_amount = (limits.get("amount") or {}).get("min")
+        if min_amount is not None and amount < float(min_amount) - 1e-12:
+            raise LocalReject(RejectCode.INVALID_ORDER,
+                              f"amount {amount} of {symbol} below the venue minimum {min_amount}")
+        return amount
+
+    def price(self, symbol: str, price: float | None) -> float | None:
+        return None if price is None else float(self.exchange.price_to_precision(symbol, price))
+
+    def check_notional(self, symbol: str, amount: float, price: float | None) -> None:
+        if price is None:
+            return
+        limits = self.exchange.market(symbol).get("limits") or {}
+        min_cost = (limits.get("cost") or {}).get("min")
+        if min_cost is not None and amount * price < float(min_cost) - 1e-9:
+            raise LocalReject(RejectCode.INVALID_ORDER,
+                              f"notional {amount * price:g} of {symbol} below the venue minimum {min_cost}")
+
+    def client_id_params(self, client_order_id: str) -> dict[str, Any]:
+        """How the venue takes our client order id (ccxt's unified ``clientOrderId``)."""
+        return {"clientOrderId": client_order_id}
+
+    def base_params(self, order: NewOrder) -> dict[str, Any]:
+        params: dict[str, Any] = {**self.config.extra_params, **self.client_id_params(order.client_order_id)}
+        if order.time_in_force is not TimeInForce.GTC and order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT,
+                                                                               OrderType.TAKE_PROFIT_LIMIT):
+            params["timeInForce"] = order.time_in_force.value
+        if order.post_only:
+            params["postOnly"] = True
+        if order.reduce_only and order.order_type is not OrderType.CLOSE_POSITION:
+            params["reduceOnly"] = True
+        params.update(order.params)
+        return params
+
+    def _fill(self, template: dict[str, Any], order: NewOrder, symbol: str) -> dict[str, Any]:
+        values = {
+            "$trigger": self.price(symbol, order.trigger_price),
+            "$activation": self.price(symbol, order.trigger_price),
+            "$offset": order.trailing_offset,
+            "$callback_rate": None if order.trailing_bps is None else order.trailing_bps / 100.0,
+            # a stop triggers when price moves against the order's side, a take-profit when it moves with it
+            "$stop_direction": "ascending" if Side(order.side) is Side.BUY else "descending",
+            "$tp_direction": "descending" if Side(order.side) is Side.BUY else "ascending",
+        }
+        out = {}
+        for key, value in template.items():
+            if isinstance(value, str) and value.startswith("$"):
+                value = values.get(value)
+                if value is None:
+                    continue
+            out[key] = value
+        return out
+
+    # --- the routing table ----------------------------------------------------------------
+
+    async def place(self, order: NewOrder, close_qty: float | None = None) -> dict:
+        """Send ``order`` through its ``place_*`` hook; LocalReject if the venue cannot do it."""
+        kind = OrderType(order.order_type)
+        if not self.supports(kind):
+            raise LocalReject(RejectCode.UNSUPPORTED, f"{self.config.key} does not support {kind.value} orders")
+        symbol = order.symbol
+        qty = close_qty if kind is OrderType.CLOSE_POSITION and not order.qty else order.qty
+        amount = self.amount(symbol, qty)
+        price = self.price(symbol, order.price)
+        self.check_notional(symbol, amount, price)
+        side = Side(order.side).value
+        params = self.base_params(order)
+        hook = getattr(self, f"place_{kind.value}")
+        return await hook(symbol, side, amount, price, order, params)
+
+    async def _row(self, kind: str, symbol, side, amount, price, order, params) -> dict:
+        row = self.config.orders.get(kind)
+        if row is None:
+            raise LocalReject(RejectCode.UNSUPPORTED, f"{self.config.key} has no parameter shape for {kind}")
+        return await self.exchange.create_order(symbol, row.type, side, amount, price,
+                                                {**params, **self._fill(row.params, order, symbol)})
+
+    async def place_market(self, symbol, side, amount, price, order, params) -> dict:
+        method = getattr(self.exchange, f"create_market_{side}_order")
+        return await method(symbol, amount, params)
+
+    async def place_limit(self, symbol, side, amount, price, order, params) -> dict:
+        method = getattr(self.exchange, f"create_limit_{side}_order")
+        return await method(symbol, amount, price, params)
+
+    async def place_stop_market(self, *args) -> dict:
+        return await self._row("stop_market", *args)
+
+    async def place_stop_limit(self, *args) -> dict:
+        return await self._row("stop_limit", *args)
+
+    async def place_take_profit_market(self, *args) -> dict:
+        return await self._row("take_profit_market", *args)
+
+    async def place_take_profit_limit(self, *args) -> dict:
+        return await self._row("take_profit_limit", *args)
+
+    async def place_trailing_stop(self, *args) -> dict:
+        return await self._row("trailing_stop", *args)
+
+    async def place_trailing_stop_percent(self, *args) -> dict:
+        return await self._row("trailing_stop_percent", *args)
+
+    async def place_close_position(self, *args) -> dict:
+        return await self._row("close_position", *args)
+
+    # --- cancel, cancel-all, modify, lookups ----------------------------------------------
+
+    def conditional(self, order_type: OrderType) -> bool:
+        """True when the venue keeps this order type apart (Binance USD-M algo orders)."""
+        return False
+
+    def lookup_params(self, order_type: OrderType | None) -> dict[str, Any]:
+        return {}
+
+    async def cancel(self, symbol: str, exchange_order_id: str | None, client_order_id: str,
+                     order_type: OrderType | None = None) -> dict:
+        params = dict(self.lookup_params(order_type))
+        if not exchange_order_id:
+            params.update(self.client_id_params(client_order_id))
+        return await self.exchange.cancel_order(exchange_order_id, symbol, params)
+
+    async def cancel_all(self, symbol: str, tracked: list[tuple[str | None, str, OrderType | None]]) -> int:
+        """Cancel everything open on ``symbol``: the venue's cancel-all, else one cancel per tracked order."""
+        if self.capabilities.cancel_all:
+            await self.exchange.cancel_all_orders(symbol)
+            if any(self.conditional(t) for _, _, t in tracked if t is not None):
+                await self.exchange.cancel_all_orders(symbol, self.lookup_params(OrderType.STOP_MARKET))
+            return len(tracked)
+        count = 0
+        for exchange_id, client_id, order_type in tracked:
+            try:
+                await self.cancel(symbol, exchange_id, client_id, order_type)
+                count += 1
+            except ccxt.OrderNotFound:
+                pass
+        return count
+
+    async def modify(self, symbol: str, exchange_order_id: str, side: Side, qty: float, price: float | None) -> dict:
+        if not self.capabilities.modify:
+            raise LocalReject(RejectCode.UNSUPPORTED, f"{self.config.key} cannot modify orders")
+        return await self.exchange.edit_order(exchange_order_id, symbol, "limit", Side(side).value,
+                                              self.amount(symbol, qty), self.price(symbol, price))
+
+    async def fetch_by_client_id(self, symbol: str, client_order_id: str, order_type: OrderType | None = None) -> dict | None:
+        """The venue's view of our order, found by client id; None when the venue never got it."""
+        params = {**self.lookup_params(order_type), **self.client_id_params(client_order_id)}
+        try:
+            return await self.exchange.fetch_order(None, symbol, params)
+        except ccxt.OrderNotFound:
+            return None
+
+    async def fetch_order(self, symbol: str, exchange_order_id: str, order_type: OrderType | None = None) -> dict:
+        return await self.exchange.fetch_order(exchange_order_id, symbol, self.lookup_params(order_type))
+
+    async def fetch_open_orders(self) -> list[dict]:
+        orders = list(await self.exchange.fetch_open_orders())
+        if any(self.conditional(t) for t in self.capabilities.order_types):
+            try:
+                orders += await self.exchange.fetch_open_orders(None, None, None, self.lookup_params(OrderType.STOP_MARKET))
+            except ccxt.NotSupported:
+                pass
+        return orders
+
+    async def fetch_positions(self) -> list[dict]:
+        if not self.capabilities.positions:
+            return []
+        try:
+            return list(await self.exchange.fetch_positions())
+        except ccxt.NotSupported:
+            return []
+
+    def watch_params(self) -> dict[str, Any]:
+        return {}
+
+    # --- venue -> tradebus ----------------------------------------------------------------
+
+    def state(self, order: dict) -> OrderState:
+        """Map a ccxt order's status (and fills) onto the tradebus order state."""
+        status = order.get("status") or "open"
+        state = self.config.status_map.get(status, OrderState.ACKED)
+        filled = float(order.get("filled") or 0.0)
+        if state is OrderState.ACKED and filled > 0:
+            return OrderState.PARTIALLY_FILLED
+        return state
+
+    @staticmethod
+    def client_order_id(order: dict) -> str | None:
+        coid = order.get("clientOrderId")
+        info = order.get("info") or {}
+        return coid or info.get("clientAlgoId") or info.get("clOrdId") or info.get("orderLinkId") or None
+
+    @staticmethod
+    def is_finite(value) -> bool:
+        return value is not None and math.isfinite(float(value))
+
+
+@register("binance:usdm")
+class BinanceUsdm(VenueAdapter):
+    """USD-M conditional orders live apart (algo orders): look them up with ``trigger``."""
+
+    _CONDITIONAL = {OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET,
+                    OrderType.TAKE_PROFIT_LIMIT, OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_PERCENT}
+
+    def conditional(self, order_type: OrderType) -> bool:
+        return OrderType(order_type) in self._CONDITIONAL
+
+    def lookup_params(self, order_type: OrderType | None) -> dict[str, Any]:
+        return {"trigger": True} if order_type is not None and self.conditional(order_type) else {}
+
+    def client_id_params(self, client_order_id: str) -> dict[str, Any]:
+        return {"clientOrderId": client_order_id}
+
+
+@register("binance:spot")
+class BinanceSpot(VenueAdapter):
+    def watch_params(self) -> dict[str, Any]:
+        return {}

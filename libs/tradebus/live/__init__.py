@@ -1,0 +1,400 @@
+"""CcxtBroker: one process, no bus. A ccxt.pro exchange feeds a Runner; strategy orders go out
+through the same venue adapters and routing table as the order_router service.
+
+    async with CcxtBroker("binance", exchange=point_ccxt_at_sim(ccxt.pro.binance(keys), url),
+                          live=True) as broker:
+        btc = await broker.add_symbol("BTC/USDT")
+        broker.add_strategy(SmaCross([btc]))
+        await broker.run(streams=("trades", "book", "orders"))     # blocks until cancelled
+
+Dry run unless ``live=True`` (or TRADEBUS_LIVE=1): orders are logged, never sent. Subclasses
+customise a venue's parameters by overriding ``_place_market``, ``_place_limit``,
+``_place_stop_market``, ``_place_stop_limit``, ``_place_take_profit_market``,
+``_place_take_profit_limit``, ``_place_trailing`` or ``_place_close_position``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import ccxt
+
+from tradebus.engine.event import OrderError
+from tradebus.exchanges import Backoff, LocalReject, VenueAdapter, load_config, make_adapter, reject_code
+from tradebus.proto import NewOrder, OrderType, TimeInForce
+from tradebus.strategy import Runner, Strategy, Symbol, SymbolRegistry
+
+__all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE"]
+
+log = logging.getLogger("tradebus.live")
+
+ADAPTERS_BY_EXCHANGE: dict[str, tuple[str, ...]] = {
+    "binance": ("binance:spot", "binance:usdm"),
+    "binanceusdm": ("binance:usdm",),
+    "okx": ("okx:swap",),
+    "bybit": ("bybit:linear",),
+}
+"""ccxt exchange id -> the registry adapters a broker on it uses (by market type)."""
+
+_HOOKS = {
+    "market": "_place_market",
+    "limit": "_place_limit",
+    "stop_market": "_place_stop_market",
+    "stop_limit": "_place_stop_limit",
+    "take_profit_market": "_place_take_profit_market",
+    "take_profit_limit": "_place_take_profit_limit",
+    "trailing_stop": "_place_trailing",
+    "trailing_stop_percent": "_place_trailing",
+    "close_position": "_place_close_position",
+}
+
+
+class UnsupportedOrderType(OrderError):
+    """The broker (or the venue) has no routing row for this order type; nothing was sent."""
+
+    def __init__(self, message, order_id=None, symbol=None):
+        super().__init__(message, "unsupported", order_id, symbol)
+
+
+class CcxtBroker:
+    """A ccxt.pro exchange wired to a Runner (FLOX's CcxtBroker lifecycle)."""
+
+    def __init__(self, exchange_id: str, api_key: str | None = None, secret: str | None = None, sandbox: bool = True,
+                 book_depth: int = 20, retry_initial_delay: float = 1.0, retry_max_delay: float = 60.0,
+                 retry_multiplier: float = 2.0, exchange=None, *, live: bool | None = None,
+                 password: str | None = None, options: dict[str, Any] | None = None,
+                 adapters: tuple[str, ...] | None = None, client_id_prefix: str = "tb"):
+        Backoff(retry_initial_delay, retry_multiplier, retry_max_delay)  # ValueError on nonsense
+        if retry_max_delay < retry_initial_delay:
+            raise ValueError(f"retry_max_delay {retry_max_delay} < retry_initial_delay {retry_initial_delay}")
+        if int(book_depth) <= 0:
+            raise ValueError(f"book_depth must be > 0, got {book_depth}")
+        self.exchange_id = exchange_id
+        self.sandbox = sandbox
+        self.book_depth = int(book_depth)
+        self.retry = (float(retry_initial_delay), float(retry_multiplier), float(retry_max_delay))
+        self.live = bool(live) if live is not None else os.environ.get("TRADEBUS_LIVE", "") in ("1", "true", "yes")
+        self._credentials = {k: v for k, v in (("apiKey", api_key), ("secret", secret), ("password", password)) if v}
+        self._options = dict(options or {})
+        self._adapter_keys = adapters or ADAPTERS_BY_EXCHANGE.get(exchange_id, ())
+        self._prefix = client_id_prefix
+        self.exchange = exchange
+        self._own_exchange = exchange is None
+        self.adapters: list[VenueAdapter] = []
+        self.registry = SymbolRegistry()
+        self.runner = Runner(self.registry, self._handle_signal, on_error=self._on_strategy_error)
+        self.symbols: dict[str, Symbol] = {}
+        self._markets_loaded = False
+        self._tasks: list[asyncio.Task] = []
+        self._pending: set[asyncio.Task] = set()
+        self._by_client: dict[str, int] = {}  # client order id -> runner order id
+        self._exchange_ids: dict[int, str] = {}
+        self._filled: dict[int, tuple[float, float]] = {}  # order id -> (cum qty, cum cost)
+        self._closed: set[int] = set()
+        self.dry_run_log: list[tuple[str, dict]] = []
+        self.errors: list[BaseException] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> "CcxtBroker":
+        if self.exchange is None:
+            import ccxt.pro as ccxtpro
+            cls = getattr(ccxtpro, self.exchange_id)
+            self.exchange = cls({**self._credentials, "enableRateLimit": True, "options": self._options})
+            if self.sandbox:
+                self.exchange.set_sandbox_mode(True)
+        for key in self._adapter_keys:
+            config = load_config(key)
+            self.adapters.append(make_adapter(config.key, self.exchange))
+        if not self.adapters:  # an exchange with no YAML yet: market and limit only, ccxt defaults
+            from tradebus.exchanges.adapter import VenueConfig
+            self.adapters.append(VenueAdapter(VenueConfig(key=f"{self.exchange_id}:default",
+                                                          ccxt_id=self.exchange_id), self.exchange))
+        mode = "LIVE" if self.live else "DRY RUN (set live=True or TRADEBUS_LIVE=1 to send orders)"
+        log.warning("CcxtBroker on %s%s: %s", self.exchange_id, " (sandbox)" if self.sandbox else "", mode)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self._cancel_tasks()
+        self.runner.stop()
+        if self.exchange is not None:
+            try:
+                await self.exchange.close()
+            except Exception:
+                pass
+
+    async def _cancel_tasks(self) -> None:
+        tasks = self._tasks + list(self._pending)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _load_markets(self) -> None:
+        if not self._markets_loaded:
+            await self.exchange.load_markets()
+            self._markets_loaded = True
+
+    async def add_symbol(self, symbol: str) -> Symbol:
+        """Register a ccxt symbol; tick and lot size come from the market's precision."""
+        await self._load_markets()
+        market = self.exchange.market(symbol)
+        precision = market.get("precision") or {}
+        tick = float(precision.get("price") or 0.0)
+        lot = float(precision.get("amount") or 0.0)
+        sym = self.registry.add_symbol(self.exchange_id, symbol, tick_size=tick, lot_size=lot)
+        self.symbols[symbol] = sym
+        return sym
+
+    def add_strategy(self, strategy: Strategy) -> Strategy:
+        """Attach ``strategy`` to the broker's Runner (its symbols must come from add_symbol)."""
+        return self.runner.add_strategy(strategy)
+
+    async def run(self, streams=("trades", "book", "orders"), reconcile: bool = True) -> None:
+        """Reconcile, start the runner and one task per (symbol x stream); block until cancelled."""
+        unknown = set(streams) - {"trades", "book", "orders"}
+        if unknown:
+            raise ValueError(f"unknown streams {sorted(unknown)}; use trades, book, orders")
+        await self._load_markets()
+        if reconcile:
+            await self.reconcile()
+        self.runner.start()
+        for name, sym in self.symbols.items():
+            if "trades" in streams:
+                self._tasks.append(asyncio.ensure_future(self._stream("trades", name, sym)))
+            if "book" in streams:
+                self._tasks.append(asyncio.ensure_future(self._stream("book", name, sym)))
+            if "orders" in streams:
+                self._tasks.append(asyncio.ensure_future(self._stream("orders", name, sym)))
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            await self._cancel_tasks()
+
+    async def reconcile(self) -> None:
+        """fetch_balance and fetch_positions (NotSupported: none); non-zero positions on registered
+        symbols go to the strategies' on_initial_position."""
+        try:
+            self.balance = await self.exchange.fetch_balance()
+        except ccxt.NotSupported:
+            self.balance = {}
+        try:
+            positions = await self.exchange.fetch_positions(list(self.symbols) or None)
+        except ccxt.NotSupported:
+            positions = []
+        for p in positions:
+            sym = self.symbols.get(p.get("symbol"))
+            contracts = float(p.get("contracts") or 0.0)
+            if sym is None or contracts == 0:
+                continue
+            qty = -contracts if p.get("side") == "short" else contracts
+            avg = float(p.get("entryPrice") or 0.0)
+            for strategy in self.runner.strategies:
+                if sym in strategy.symbols:
+                    self.runner.set_initial_position(strategy, sym, qty, avg)
+
+    # ------------------------------------------------------------------ streams
+
+    async def _stream(self, kind: str, name: str, sym: Symbol) -> None:
+        backoff = Backoff(*self.retry)
+        while True:
+            try:
+                if kind == "trades":
+                    for t in await self.exchange.watch_trades(name):
+                        self.runner.on_trade(sym, float(t["price"]), float(t["amount"]), t.get("side") == "buy",
+                                             int(t.get("timestamp") or time.time() * 1000) * 1_000_000)
+                elif kind == "book":
+                    book = await self.exchange.watch_order_book(name)
+                    bids, asks = book["bids"][:self.book_depth], book["asks"][:self.book_depth]
+                    self.runner.on_book_snapshot(sym, [b[0] for b in bids], [b[1] for b in bids],
+                                                 [a[0] for a in asks], [a[1] for a in asks],
+                                                 int(book.get("timestamp") or time.time() * 1000) * 1_000_000)
+                else:
+                    for order in await self.exchange.watch_orders(name):
+                        self._apply(order)
+                backoff.reset()
+                self.runner.poll_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("%s stream of %s failed (%s: %s); retrying in %.1fs", kind, name,
+                            type(exc).__name__, str(exc)[:200], delay)
+                await asyncio.sleep(delay)
+
+    def _apply(self, order: dict) -> None:
+        """A venue view of one of our orders -> runner events (fills by cumulative quantity)."""
+        coid = VenueAdapter.client_order_id(order)
+        order_id = self._by_client.get(coid or "")
+        if order_id is None:
+            return
+        if order.get("id") is not None and order_id not in self._exchange_ids:
+            self._exchange_ids[order_id] = str(order["id"])
+            self.runner.on_order_acked(order_id, str(order["id"]))
+        filled = float(order.get("filled") or 0.0)
+        cum_qty, cum_cost = self._filled.get(order_id, (0.0, 0.0))
+        if filled > cum_qty + 1e-12:
+            delta = filled - cum_qty
+            cost = float(order.get("cost") or 0.0)
+            price = (cost - cum_cost) / delta if cost else float(order.get("average") or order.get("price") or 0.0)
+            self._filled[order_id] = (filled, cost if cost else cum_cost + price * delta)
+            self.runner.on_fill(order_id, price, delta, trade_id=f"{order.get('id')}-{filled:.12g}")
+        status = order.get("status")
+        if order_id not in self._closed and status in ("canceled", "expired", "rejected"):
+            self._closed.add(order_id)
+            if status == "canceled":
+                self.runner.on_order_cancelled(order_id, "cancelled")
+            elif status == "expired":
+                self.runner.on_order_expired(order_id, "expired")
+            else:
+                self.runner.on_order_rejected(order_id, "rejected by the venue", "unknown")
+
+    # ------------------------------------------------------------------ orders out
+
+    def _on_strategy_error(self, strategy, where, exc) -> None:
+        self.errors.append(exc)
+
+    def _handle_signal(self, sig) -> None:
+        """The runner's signal callback: an order type outside the table reaches on_error and sends nothing."""
+        kind = sig.order_type
+        if kind not in _HOOKS and kind not in ("cancel", "cancel_all", "modify"):
+            self.runner.strategy_error(sig.strategy, sig.symbol,
+                                       UnsupportedOrderType(f"order type {kind!r} is not in the routing table",
+                                                            sig.order_id, sig.symbol))
+            return
+        task = asyncio.ensure_future(self._dispatch(sig))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    def client_order_id(self, order_id: int) -> str:
+        return f"{self._prefix}{os.getpid()}x{order_id}"
+
+    def adapter_for(self, symbol: str) -> VenueAdapter:
+        for adapter in self.adapters:
+            if adapter.handles(symbol):
+                return adapter
+        return self.adapters[0]
+
+    def _new_order(self, sig) -> NewOrder:
+        kind = OrderType(sig.order_type)
+        fields: dict[str, Any] = {}
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_LIMIT):
+            fields["price"] = sig.price
+        if kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET,
+                    OrderType.TAKE_PROFIT_LIMIT) or (kind in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_PERCENT)
+                                                    and sig.trigger):
+            fields["trigger_price"] = sig.trigger
+        if kind is OrderType.TRAILING_STOP:
+            fields["trailing_offset"] = sig.offset
+        if kind is OrderType.TRAILING_STOP_PERCENT:
+            fields["trailing_bps"] = sig.offset
+        return NewOrder(client_order_id=self.client_order_id(sig.order_id), strategy=sig.strategy.name,
+                        venue=self.exchange_id, symbol=sig.symbol.name, side=sig.side or "buy", order_type=kind,
+                        qty=sig.quantity, time_in_force=TimeInForce(sig.time_in_force or "GTC"),
+                        post_only=sig.post_only and kind is OrderType.LIMIT, reduce_only=sig.reduce_only,
+                        ts_init=int(sig.ts_ns), **fields)
+
+    async def _dispatch(self, sig) -> None:
+        kind = sig.order_type
+        try:
+            if kind == "cancel":
+                await self._cancel(sig)
+            elif kind == "cancel_all":
+                await self._cancel_all(sig)
+            elif kind == "modify":
+                await self._modify(sig)
+            else:
+                order = self._new_order(sig)
+                self._by_client[order.client_order_id] = sig.order_id
+                if not self.live:
+                    self.dry_run_log.append((kind, {"symbol": order.symbol, "side": order.side.value,
+                                                    "qty": order.qty, "price": order.price}))
+                    log.info("[dry run] %s %s %s %s", kind, order.side.value, order.qty, order.symbol)
+                    return
+                result = await getattr(self, _HOOKS[kind])(order.symbol, order.side.value, order)
+                if isinstance(result, dict):
+                    if not VenueAdapter.client_order_id(result):
+                        result = {**result, "clientOrderId": order.client_order_id}
+                    self._apply(result)
+        except LocalReject as exc:
+            self._refused(sig, exc.code.value, exc.reason)
+        except Exception as exc:
+            self._refused(sig, reject_code(exc).value, f"{type(exc).__name__}: {exc}")
+
+    def _refused(self, sig, code: str, reason: str) -> None:
+        if sig.order_type in _HOOKS:
+            if code == "unsupported":
+                self.runner.strategy_error(sig.strategy, sig.symbol,
+                                           UnsupportedOrderType(reason, sig.order_id, sig.symbol))
+                self.runner.on_order_rejected(sig.order_id, reason, code)
+            else:
+                self.runner.on_order_rejected(sig.order_id, reason, code)
+        else:
+            self.runner.on_request_failed(sig.order_id or None, reason, code, sig.symbol)
+
+    # --- the routing table (override per exchange) --------------------------------------------
+
+    async def _place(self, symbol: str, order: NewOrder) -> dict:
+        return await self.adapter_for(symbol).place(order)
+
+    async def _place_market(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_limit(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_stop_market(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_stop_limit(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_take_profit_market(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_take_profit_limit(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_trailing(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _place_close_position(self, sym: str, side: str, order: NewOrder) -> dict:
+        return await self._place(sym, order)
+
+    async def _cancel(self, sig) -> None:
+        record = self.runner.orders.get(sig.order_id)
+        symbol = record.symbol.name
+        if not self.live:
+            self.dry_run_log.append(("cancel", {"order_id": sig.order_id}))
+            return
+        result = await self.adapter_for(symbol).cancel(symbol, self._exchange_ids.get(sig.order_id),
+                                                       self.client_order_id(sig.order_id), OrderType(record.order_type))
+        if isinstance(result, dict):
+            self._apply({**result, "clientOrderId": self.client_order_id(sig.order_id)})
+
+    async def _cancel_all(self, sig) -> None:
+        records = [r for r in self.runner.open_orders(sig.strategy) if sig.symbol is None or r.symbol is sig.symbol]
+        if not self.live:
+            self.dry_run_log.append(("cancel_all", {"count": len(records)}))
+            return
+        for record in records:  # one cancel per tracked order: other strategies' orders stay
+            try:
+                await self.adapter_for(record.symbol.name).cancel(
+                    record.symbol.name, self._exchange_ids.get(record.order_id),
+                    self.client_order_id(record.order_id), OrderType(record.order_type))
+            except ccxt.OrderNotFound:
+                pass
+
+    async def _modify(self, sig) -> None:
+        record = self.runner.orders.get(sig.order_id)
+        symbol = record.symbol.name
+        if not self.live:
+            self.dry_run_log.append(("modify", {"order_id": sig.order_id}))
+            return
+        qty = sig.quantity or record.qty
+        price = sig.price or record.price
+        await self.adapter_for(symbol).modify(symbol, self._exchange_ids[sig.order_id], record.side, qty, price)
+        self.runner.on_order_modified(sig.order_id, price, qty)

@@ -1,0 +1,118 @@
+"""CcxtBroker against sim_exchange: lifecycle, routing through the adapters, fills back into the
+runner, reconciliation, unsupported order types, dry run and argument checks."""
+from __future__ import annotations
+
+import asyncio
+
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxtpro
+import msgspec
+import pytest
+import pytest_asyncio
+
+from tradebus.exchanges.sim import point_ccxt_at_sim
+from tradebus.live import CcxtBroker, UnsupportedOrderType
+from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.testing import running_sim
+from tradebus.strategy import Strategy
+
+KEYS = {"apiKey": "broker-key", "secret": "broker-secret", "enableRateLimit": False}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sim():
+    config = default_config(speed="0")
+    mine = Account(api_key="broker-key", secret="broker-secret", spot={"USDT": "100000", "BTC": "1"},
+                   futures={"USDT": "100000"})
+    async with running_sim(msgspec.structs.replace(config, accounts=[*config.accounts, mine])) as venue:
+        yield venue
+
+
+async def until(predicate, step=None, timeout=10.0):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        if step:
+            step()
+        await asyncio.sleep(0.01)
+
+
+class Probe(Strategy):
+    """On the first trade: a market buy, a far limit sell, and a trailing stop (not on spot)."""
+
+    def __init__(self, symbols):
+        super().__init__(symbols)
+        self.updates, self.errors, self.initial, self.trades = [], [], [], 0
+        self.limit_id = None
+
+    def on_trade(self, ctx, trade):
+        self.trades += 1
+        if self.trades == 1:
+            self.market_buy(0.001)
+            self.limit_id = self.limit_sell(round(trade.price * 1.2, 1), 0.001)
+            self.trailing_stop("sell", 50.0, 0.001)
+
+    def on_order_update(self, symbol, status, filled, avg_price, order=None):
+        self.updates.append((status, filled, avg_price))
+
+    def on_error(self, symbol, error):
+        self.errors.append(error)
+
+    def on_initial_position(self, symbol, qty, avg_price):
+        self.initial.append((symbol.name, qty, avg_price))
+
+
+def test_retry_settings_are_checked():
+    for bad in (dict(retry_initial_delay=0), dict(retry_initial_delay=-1), dict(retry_multiplier=0.5),
+                dict(retry_max_delay=0), dict(retry_initial_delay=5, retry_max_delay=1), dict(book_depth=0)):
+        with pytest.raises(ValueError):
+            CcxtBroker("binance", **bad)
+
+
+async def test_broker_trades_the_sim_through_the_routing_table(sim):
+    exchange = point_ccxt_at_sim(ccxtpro.binance(KEYS), sim.url)
+    async with CcxtBroker("binance", exchange=exchange, live=True, retry_initial_delay=0.05) as broker:
+        btc = await broker.add_symbol("BTC/USDT")
+        assert btc.tick_size == pytest.approx(0.01)
+        probe = broker.add_strategy(Probe([btc]))
+        task = asyncio.ensure_future(broker.run(streams=("trades", "book", "orders")))
+        await until(lambda: any(s == "filled" for s, _, _ in probe.updates), step=lambda: sim.step(3))
+        acct = sim.account("broker-key")
+        sent = sorted(o.type for o in acct.orders.values())
+        assert sent == ["LIMIT", "MARKET"]  # the trailing stop never left the process
+        assert any(isinstance(e, UnsupportedOrderType) for e in probe.errors)
+        filled = [u for u in probe.updates if u[0] == "filled"][0]
+        assert filled[1] == pytest.approx(0.001) and filled[2] > 0
+        ctx = broker.runner.context(probe, btc)
+        assert ctx.position == pytest.approx(0.001)
+        # cancel goes out with the tracked id; the order stream reports it back
+        probe.cancel(probe.limit_id)
+        await until(lambda: any(s == "cancelled" for s, _, _ in probe.updates), step=lambda: sim.step(1))
+        assert not acct.open["spot"]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert broker.exchange.clients == {} or all(c.connection is None for c in broker.exchange.clients.values())
+
+
+async def test_reconcile_reports_initial_positions_and_dry_run_sends_nothing(sim):
+    rest = point_ccxt_at_sim(ccxt_async.binanceusdm(KEYS), sim.url)
+    try:
+        await rest.load_markets()
+        await rest.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
+    finally:
+        await rest.close()
+    exchange = point_ccxt_at_sim(ccxtpro.binanceusdm(KEYS), sim.url)
+    before = len(sim.account("broker-key").orders)
+    async with CcxtBroker("binanceusdm", exchange=exchange, retry_initial_delay=0.05) as broker:
+        assert broker.live is False
+        perp = await broker.add_symbol("BTC/USDT:USDT")
+        probe = broker.add_strategy(Probe([perp]))
+        task = asyncio.ensure_future(broker.run(streams=("trades",)))
+        await until(lambda: probe.trades >= 1 and len(broker.dry_run_log) >= 2, step=lambda: sim.step(3))
+        assert probe.initial and probe.initial[0][0] == "BTC/USDT:USDT" and probe.initial[0][1] == pytest.approx(0.01)
+        assert [k for k, _ in broker.dry_run_log][:2] == ["market", "limit"]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert len(sim.account("broker-key").orders) == before

@@ -1,0 +1,147 @@
+"""A paused sim_exchange per module, real NATS JetStream, and an OrderRouter per test on a fresh
+venue name (its own durable consumer and KV keys) trading the sim's ``sim-key`` account."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from decimal import Decimal
+
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxtpro
+import msgspec
+import pytest
+import pytest_asyncio
+
+from tradebus.bus import Bus
+from tradebus.exchanges import make_adapter
+from tradebus.exchanges.sim import point_ccxt_at_sim
+from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
+from tradebus.proto.codec import encode
+from tradebus.proto.subjects import order_event_wildcard, order_request_subject
+from tradebus.risk import RiskEngine
+from tradebus.services.order_router.router import OrderRouter, RouterOptions
+from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.testing import running_sim
+
+KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False, "timeout": 3000}
+MOVER = {"apiKey": "sim-key-2", "secret": "sim-secret-2", "enableRateLimit": False}
+_venues = itertools.count(1)
+SPOT, PERP = "BTC/USDT", "BTC/USDT:USDT"
+
+
+def sim_config():
+    config = default_config(speed="0")
+    mover = Account(api_key="sim-key-2", secret="sim-secret-2",
+                    spot={"USDT": "5000000", "BTC": "100", "ETH": "1000"}, futures={"USDT": "5000000"})
+    return msgspec.structs.replace(config, accounts=[*config.accounts, mover])
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def sim():
+    async with running_sim(sim_config()) as venue:
+        yield venue
+
+
+async def until(predicate, timeout: float = 10.0, step=None):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        if step is not None:
+            step()
+        await asyncio.sleep(0.01)
+
+
+def adapters_for(sim, pro: bool = True, **extra):
+    module = ccxtpro if pro else ccxt_async
+    spot = point_ccxt_at_sim(module.binance({**KEYS, **extra}), sim.url)
+    usdm = point_ccxt_at_sim(module.binanceusdm({**KEYS, **extra}), sim.url)
+    return [make_adapter("binance:spot", spot), make_adapter("binance:usdm", usdm)]
+
+
+class Harness:
+    """A router plus everything it published on ord.evt.<venue>.>."""
+
+    def __init__(self, bus, sim, venue, risk=None, options=None, **ccxt_extra):
+        self.bus, self.sim, self.venue = bus, sim, venue
+        self.risk = risk or RiskEngine()
+        self.options = options or RouterOptions(retry_initial_delay=0.05, retry_max_delay=0.5)
+        self.ccxt_extra = ccxt_extra
+        self.events: list = []
+        self.router: OrderRouter | None = None
+        self._sub = None
+
+    async def start(self):
+        if self._sub is None:
+            async def on_evt(msg):
+                self.events.append(ORDER_EVENT_DECODER.decode(msg.data))
+            self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
+        self.router = OrderRouter(self.bus, self.venue, adapters_for(self.sim, **self.ccxt_extra), self.risk, self.options)
+        await self.router.start()
+        await until(self.router.ready.is_set)
+        return self.router
+
+    async def stop(self):
+        if self.router is not None:
+            await self.router.stop()
+            self.router = None
+
+    async def send(self, request, msg_id: str | None = None):
+        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        await self.bus.js.publish(order_request_subject(self.venue), encode(request), headers=headers)
+
+    def order(self, coid, symbol=SPOT, **fields) -> NewOrder:
+        return NewOrder(client_order_id=coid, strategy=fields.pop("strategy", "s1"), venue=self.venue, symbol=symbol,
+                        ts_init=time.time_ns(), **fields)
+
+    def of(self, kind, coid=None) -> list:
+        return [e for e in self.events if isinstance(e, kind) and (coid is None or getattr(e, "client_order_id", None) == coid)]
+
+    async def wait(self, kind, coid=None, n=1, timeout=10.0):
+        await until(lambda: len(self.of(kind, coid)) >= n, timeout, step=lambda: self.sim.step(2))
+        return self.of(kind, coid)
+
+
+@pytest.fixture
+async def harness(bus, sim):
+    h = Harness(bus, sim, f"rt{next(_venues)}")
+    yield h
+    sim.set_faults(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
+    await h.stop()
+    if h._sub is not None:
+        await h._sub.unsubscribe()
+    for cls in (ccxt_async.binance, ccxt_async.binanceusdm):  # leave the shared account flat and empty
+        ex = point_ccxt_at_sim(cls({**KEYS, "options": {"warnOnFetchOpenOrdersWithoutSymbol": False}}), sim.url)
+        try:
+            await ex.load_markets()
+            for o in await ex.fetch_open_orders():
+                try:
+                    await ex.cancel_order(o["id"], o["symbol"])
+                except Exception:
+                    pass
+        finally:
+            await ex.close()
+
+
+@pytest.fixture
+async def mover_spot(sim):
+    ex = point_ccxt_at_sim(ccxt_async.binance(MOVER), sim.url)
+    await ex.load_markets()
+    yield ex
+    await ex.close()
+
+
+def top(sim, symbol: str = "BTCUSDT", market: str = "spot", n: int = 5):
+    book = sim.engine.books[(market, symbol)]
+    return book.bids.top(n), book.asks.top(n)
+
+
+def sell_into(sim, price: float, symbol: str = "BTCUSDT", market: str = "spot") -> None:
+    """Another account sells (IOC, in the engine) everything bid at ``price`` or better, so a
+    resting buy at ``price`` fills completely whatever its queue position."""
+    bids = sim.engine.books[(market, symbol)].bids.top(500)
+    qty = sum(q for p, q in bids if p >= Decimal(str(price)))
+    sim.engine.place(sim.account("sim-key-2"), sim.instrument(symbol, market), side="SELL", type="LIMIT",
+                     qty=qty, price=Decimal(str(price)), tif="IOC")
