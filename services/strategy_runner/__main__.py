@@ -1,23 +1,46 @@
-"""strategy_runner service: hosts strategies; md.* in, order requests out, order events back in."""
+"""strategy_runner service: hosts strategies; md.* in, order requests out, order events back in.
+
+Settings (``services.strategy_runner.settings``): see :mod:`.config`. Handlers live in
+:mod:`.host`; this module only wires them to the service's life.
+"""
+import asyncio
 import sys
+from pathlib import Path
 
 from tradebus.bus.service import ServiceContext, service_main
-from tradebus.proto import MarketDataEvent, OrderEvent
-from tradebus.proto.subjects import md_wildcard, order_event_wildcard
+from tradebus.config import DEFAULT_CONFIG, service_section
+from tradebus.proto import MarketDataEvent, OrderEvent, ParamsUpdate
+from tradebus.proto.subjects import md_wildcard, order_event_wildcard, params_subject
+
+from .config import StrategyRunnerSettings
+from .host import StrategyHost
 
 DESCRIPTION = "Strategy runner: hosts strategies on md.* and order events"
 
 
 async def setup(svc: ServiceContext) -> None:
-    async def on_market_data(event, _msg) -> None:
-        svc.counters["md_events"] += 1
+    settings = service_section(svc.config, "strategy_runner", StrategyRunnerSettings)
+    config_dir = Path(svc.args.config).resolve().parent if svc.args.config else DEFAULT_CONFIG.parent
+    sys.path[:0] = [p for p in settings.python_path if p not in sys.path]
+    host = StrategyHost(svc, settings, config_dir)
 
-    async def on_order_event(event, _msg) -> None:
-        svc.counters["order_events"] += 1
+    # Wildcards: every md and order event is decoded (bad input is counted), then routed to the
+    # strategies that trade that symbol or own that order.
+    await svc.subscribe(md_wildcard(), MarketDataEvent, host.on_market_data)
+    await svc.subscribe(order_event_wildcard(), OrderEvent, host.on_order_event)
+    for name in host.specs:
+        await svc.subscribe(params_subject(name), ParamsUpdate, host.on_params)
+    await host.start()
+    tasks = [asyncio.create_task(host.run_timers()),
+             asyncio.create_task(host.report_status(settings.status_interval))]
 
-    await svc.subscribe(md_wildcard(), MarketDataEvent, on_market_data)
-    await svc.subscribe(order_event_wildcard(), OrderEvent, on_order_event)
-    svc.message = "no strategies configured"
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await host.stop()
+
+    svc.on_stop(stop)
+    svc.message = host.status_line()
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,429 @@
+"""StrategyHost: the configured strategies in one Runner, wired to the bus.
+
+Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
+``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
+order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
+positions follow fills. A strategy that raises is logged with its traceback, told through
+on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the others go on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NoStreamResponseError
+
+from tradebus.bus.service import ServiceContext
+from tradebus.proto import (
+    BBO,
+    Bar,
+    BookDelta,
+    BookSide,
+    BookSnapshot,
+    CancelAck,
+    CancelAll,
+    CancelAllAck,
+    CancelAllReject,
+    CancelOrder,
+    CancelReject,
+    FeedState,
+    FeedStatus,
+    Fill,
+    Liquidity,
+    ModifyAck,
+    ModifyOrder,
+    ModifyReject,
+    NewOrder,
+    OrderAck,
+    OrderCancelled,
+    OrderEvent,
+    OrderReject,
+    OrderStatus,
+    OrderType,
+    ParamsUpdate,
+    ServiceState,
+    ServiceStatus,
+    Side,
+    TimeInForce,
+    Trade,
+    TradeBatch,
+    UnsupportedOp,
+)
+from tradebus.proto.codec import encode
+from tradebus.proto.subjects import (
+    KV_STRATEGY_PARAMS,
+    ORDERS_STREAM,
+    order_event_subject,
+    order_request_subject,
+    params_key,
+    service_subject,
+)
+from tradebus.strategy import OrderError, Runner, Signal, Strategy, StrategyContext, SymbolRegistry
+
+from .config import StrategyRunnerSettings, StrategySpec, load_class
+
+__all__ = ["StrategyHost", "EVENT_SUBJECT"]
+
+EVENT_SUBJECT = service_subject("strategy_runner", "event")
+"""Where the runner publishes ServiceStatus events (a strategy failed, it started, it stopped)."""
+
+
+def _session_tag() -> str:
+    """A short token that differs between runs, so client order ids never repeat."""
+    n = time.time_ns() // 1_000_000
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while n:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+    return out
+
+
+class StrategyHost:
+    """Builds the strategies of the settings and connects their Runner to the bus."""
+
+    def __init__(self, svc: ServiceContext, settings: StrategyRunnerSettings, config_dir: Path | None = None):
+        self.svc = svc
+        self.settings = settings
+        self.log = svc.log
+        self.registry = SymbolRegistry()
+        self.runner = Runner(self.registry, self._on_signal, on_error=self._on_strategy_error)
+        self.specs: dict[str, StrategySpec] = {}
+        self.symbols: dict[tuple[str, str], Any] = {}      # (venue, unified symbol) -> Symbol
+        self.session = _session_tag()
+        self._client_ids: dict[str, tuple[str, int]] = {}  # client order id -> (strategy, order id)
+        self._order_client: dict[int, str] = {}
+        self._outbox: list[Any] = []
+        self._events: list[ServiceStatus] = []
+        self._stream_ok = True
+        self.last_error = ""
+        enabled = [spec for spec in settings.strategies if spec.enabled]
+        self._register_symbols(enabled)
+        for spec in enabled:
+            self._add(spec, config_dir)
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _register_symbols(self, specs: list[StrategySpec]) -> None:
+        """One Symbol per (venue, symbol) for all strategies; sizes given by any of them (a
+        strategy may leave them at 0), but two different non-zero sizes are an error."""
+        sizes: dict[tuple[str, str], list[float]] = {}
+        for spec in specs:
+            for s in spec.symbol_specs():
+                have = sizes.setdefault((spec.venue, s.symbol), [0.0, 0.0])
+                for i, value in enumerate((s.tick_size, s.lot_size)):
+                    if value and have[i] and value != have[i]:
+                        what = "tick_size" if i == 0 else "lot_size"
+                        raise ValueError(f"{spec.venue} {s.symbol}: strategies disagree on {what} "
+                                         f"({have[i]} vs {value})")
+                    have[i] = value or have[i]
+        for (venue, name), (tick, lot) in sizes.items():
+            self.symbols[(venue, name)] = self.registry.add_symbol(venue, name, tick_size=tick, lot_size=lot)
+
+    def _add(self, spec: StrategySpec, config_dir: Path | None) -> None:
+        cls = load_class(spec.cls, config_dir)
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
+        symbols = [self.symbols[(spec.venue, s.symbol)] for s in spec.symbol_specs()]
+        strategy = cls(symbols, **spec.params)
+        strategy.name = spec.name
+        self.runner.add_strategy(strategy)
+        self.specs[spec.name] = spec
+
+    async def start(self) -> None:
+        """Load stored params, start the strategies, then give them the positions their past
+        fills in the ORDERS stream add up to (a restarted runner carries on where it stopped)."""
+        await self._load_stored_params()
+        self.runner.start()
+        await self._restore_positions()
+        await self.flush()
+
+    async def _restore_positions(self) -> None:
+        js = self.svc.bus.js
+        for name, spec in self.specs.items():
+            subject = order_event_subject(spec.venue, name)
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
+                                    filter_subject=subject, inactive_threshold=30.0)
+            try:
+                psub = await js.pull_subscribe(subject, stream=ORDERS_STREAM, config=config)
+            except Exception as exc:                      # no ORDERS stream: nothing to restore
+                self.log.info("%s: no past fills restored (%s)", name, exc)
+                return
+            fills = []
+            try:
+                remaining = (await psub.consumer_info()).num_pending
+                while remaining > 0:
+                    msgs = await psub.fetch(min(remaining, 1000), timeout=5.0)
+                    remaining -= len(msgs)
+                    for m in msgs:
+                        event = self.svc.bus.decode(m.subject, m.data, OrderEvent)
+                        if isinstance(event, Fill):
+                            fills.append(event)
+            finally:
+                await psub.unsubscribe()
+            strategy = self.runner.strategy(name)
+            books: dict[str, StrategyContext] = {}
+            for f in fills:
+                ctx = books.setdefault(f.symbol, StrategyContext())
+                ctx._apply_fill(f.qty if f.side is Side.BUY else -f.qty, f.price, f.fee)
+                if f.trade_id:
+                    self.runner._by_strategy[id(strategy)].external_trades.add(f.trade_id)
+            for symbol, ctx in books.items():
+                sym = self.symbols.get((spec.venue, symbol))
+                if sym is not None and ctx.position != 0.0:
+                    self.runner.set_initial_position(strategy, sym, ctx.position, ctx.avg_price)
+                    self.log.info("%s: restored %s position %g @ %g from %d past fills",
+                                  name, symbol, ctx.position, ctx.avg_price, len(fills))
+
+    async def _load_stored_params(self) -> None:
+        if not self.specs:
+            return
+        try:
+            kv = await self.svc.bus.js.key_value(KV_STRATEGY_PARAMS)
+        except Exception:
+            return                                        # no bucket: nothing stored
+        for name in self.specs:
+            try:
+                entry = await kv.get(params_key(name))
+            except Exception:
+                continue
+            update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
+            if update is not None:
+                self.runner.update_params(name, update.params)
+
+    async def stop(self) -> None:
+        """on_stop for every strategy, send what it still asked for, log the summary."""
+        self.runner.stop()
+        await self.flush()
+        for line in self.summary_lines():
+            self.log.info("summary: %s", line)
+
+    # -- market data in ------------------------------------------------------------------------
+
+    async def on_market_data(self, event, _msg=None) -> None:
+        sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
+        if sym is None:
+            self.svc.counters["md_ignored"] += 1
+            return
+        self.svc.counters["md_events"] += 1
+        runner = self.runner
+        match event:
+            case Trade():
+                runner.on_trade(sym, event.price, event.qty, event.side is Side.BUY, event.ts_event or event.ts_recv)
+            case TradeBatch():
+                cols = event.columns()
+                for i in range(len(event)):
+                    ts = cols.ts_event[i] or cols.ts_recv[i]
+                    runner.on_trade(sym, cols.prices[i], cols.qtys[i], cols.sides[i] == 0, ts)
+            case BookSnapshot():
+                runner.on_book_snapshot(sym, [p for p, _ in event.bids], [q for _, q in event.bids],
+                                        [p for p, _ in event.asks], [q for _, q in event.asks],
+                                        event.ts_event or event.ts_recv)
+            case BookDelta():
+                bids = [(c.price, c.qty) for c in event.changes if c.side is BookSide.BID]
+                asks = [(c.price, c.qty) for c in event.changes if c.side is BookSide.ASK]
+                runner.on_book_delta(sym, bids, asks, event.ts_event or event.ts_recv)
+            case BBO():
+                runner.on_book_snapshot(sym, event.bid_price, event.bid_qty, event.ask_price, event.ask_qty,
+                                        event.ts_event or event.ts_recv)
+            case Bar():
+                if event.closed:
+                    runner.on_bar(sym, event.ts_open, event.open, event.high, event.low, event.close, event.volume)
+            case FeedStatus():
+                if event.state is FeedState.DISCONNECTED:
+                    runner.on_book_snapshot(sym, [], [], [], [], event.ts_init)
+            case _:
+                pass
+        await self.flush()
+
+    # -- orders out ----------------------------------------------------------------------------
+
+    def client_order_id(self, strategy: str, order_id: int) -> str:
+        return f"{strategy[:40]}-{self.session}-{order_id}"
+
+    def _on_signal(self, sig: Signal) -> None:
+        """Runner callback (synchronous): turn the signal into a request, sent by flush()."""
+        strategy = sig.strategy.name
+        spec = self.specs[strategy]
+        now = time.time_ns()
+        kind = sig.order_type
+        if kind == "cancel":
+            coid = self._order_client[sig.order_id]
+            req = CancelOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
+                              symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
+        elif kind == "cancel_all":
+            req = CancelAll(strategy=strategy, venue=spec.venue,
+                            symbol=None if sig.symbol is None else sig.symbol.name, ts_init=now)
+        elif kind == "modify":
+            coid = self._order_client[sig.order_id]
+            req = ModifyOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
+                              symbol=self.runner.orders[sig.order_id].symbol.name,
+                              new_price=sig.price or None, new_qty=sig.quantity or None, ts_init=now)
+        else:
+            coid = self.client_order_id(strategy, sig.order_id)
+            sig.client_order_id = coid
+            req = self._new_order(sig, strategy, spec.venue, coid, now)
+            self._client_ids[coid] = (strategy, sig.order_id)
+            self._order_client[sig.order_id] = coid
+            self.svc.counters["orders"] += 1
+        self._outbox.append(req)
+
+    @staticmethod
+    def _new_order(sig: Signal, strategy: str, venue: str, coid: str, now: int) -> NewOrder:
+        otype = OrderType(sig.order_type)
+        trailing = otype in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_PERCENT)
+        return NewOrder(
+            client_order_id=coid, strategy=strategy, venue=venue, symbol=sig.symbol.name,
+            side=Side(sig.side), order_type=otype, qty=sig.quantity,
+            price=sig.price or None,
+            trigger_price=sig.trigger or None,
+            trailing_offset=sig.offset if otype is OrderType.TRAILING_STOP else None,
+            trailing_bps=sig.offset if otype is OrderType.TRAILING_STOP_PERCENT else None,
+            time_in_force=TimeInForce(sig.time_in_force) if not trailing else TimeInForce.GTC,
+            post_only=sig.post_only, reduce_only=sig.reduce_only, ts_init=now,
+        )
+
+    async def flush(self) -> None:
+        """Send the requests and status events the last callbacks produced, in order."""
+        while self._outbox:
+            req = self._outbox.pop(0)
+            await self._send(req)
+        while self._events:
+            await self.svc.bus.publish(EVENT_SUBJECT, self._events.pop(0))
+
+    async def _send(self, req) -> None:
+        subject = order_request_subject(req.venue)
+        data = encode(req)
+        self.svc.counters["order_requests"] += 1
+        if self._stream_ok:
+            headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
+            try:
+                await self.svc.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+                return
+            except NoStreamResponseError:
+                self._stream_ok = False
+                self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)", subject)
+            except Exception as exc:                  # timeout or server error: still send it
+                self.log.warning("JetStream publish of %s failed (%s); sending on core NATS", subject, exc)
+        await self.svc.bus.nc.publish(subject, data)
+
+    # -- order events in -----------------------------------------------------------------------
+
+    async def on_order_event(self, event, _msg=None) -> None:
+        if event.strategy not in self.specs:
+            self.svc.counters["order_events_ignored"] += 1
+            return
+        self.svc.counters["order_events"] += 1
+        runner = self.runner
+        coid = getattr(event, "client_order_id", None)
+        order_id = None
+        if coid is not None:
+            owner = self._client_ids.get(coid)
+            if owner is None or owner[0] != event.strategy:
+                self.svc.counters["order_events_unknown"] += 1
+                sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
+                if isinstance(event, Fill) and sym is not None:   # an order of a previous session
+                    if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
+                                               event.price, event.qty, event.fee,
+                                               event.ts_event or event.ts_init, event.trade_id or None):
+                        self.svc.counters["fills"] += 1
+                    await self.flush()
+                return
+            order_id = owner[1]
+        match event:
+            case OrderAck():
+                runner.on_order_acked(order_id, event.exchange_order_id)
+            case OrderReject():
+                runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
+            case Fill():
+                if runner.on_fill(order_id, event.price, event.qty, event.fee, event.ts_event or event.ts_init,
+                                  event.liquidity is Liquidity.MAKER, event.trade_id or None):
+                    self.svc.counters["fills"] += 1
+            case OrderCancelled():
+                runner.on_order_cancelled(order_id, event.reason or str(event.cancel_code), event.unsolicited)
+            case ModifyAck():
+                runner.on_order_modified(order_id, event.price, event.qty)
+            case CancelReject() | ModifyReject():
+                what = "cancel" if isinstance(event, CancelReject) else "modify"
+                runner.on_request_failed(order_id, f"{what} of order {order_id} refused ({event.reject_code}): "
+                                         f"{event.reason}", str(event.reject_code))
+            case CancelAllReject():
+                strategy = runner.strategy(event.strategy)
+                runner.strategy_error(strategy, None, OrderError(
+                    f"cancel_all refused ({event.reject_code}): {event.reason}", str(event.reject_code)))
+            case UnsupportedOp():
+                strategy = runner.strategy(event.strategy)
+                if order_id is not None:
+                    runner.on_order_rejected(order_id, event.reason or f"{event.op} unsupported", "unsupported")
+                else:
+                    runner.strategy_error(strategy, None, OrderError(
+                        f"{event.op} is not supported by {event.venue}: {event.reason}", "unsupported"))
+            case OrderStatus():
+                if event.status in ("cancelled", "expired", "rejected") and order_id is not None:
+                    record = runner.orders.get(order_id)
+                    if record is not None and record.is_open:
+                        runner.on_order_cancelled(order_id, f"status {event.status}", True)
+            case CancelAck() | CancelAllAck():
+                pass
+        await self.flush()
+
+    async def on_params(self, update: ParamsUpdate, _msg=None) -> None:
+        if update.strategy not in self.specs:
+            return
+        self.runner.update_params(update.strategy, update.params)
+        await self.flush()
+
+    # -- timers, errors, status ----------------------------------------------------------------
+
+    async def run_timers(self) -> None:
+        """Fire strategy timers on the real clock until cancelled."""
+        while True:
+            due = self.runner.next_timer_due()
+            delay = 0.25 if due is None else min(0.25, max(0.0, (due - time.time_ns()) / 1e9))
+            await asyncio.sleep(delay)
+            if self.runner.poll_timers():
+                await self.flush()
+
+    def _on_strategy_error(self, strategy: Strategy, where: str, exc: BaseException) -> None:
+        self.svc.counters["strategy_errors"] += 1
+        self.svc.state = ServiceState.DEGRADED
+        self.last_error = f"strategy {strategy.name} raised in {where}: {type(exc).__name__}: {exc}"
+        self.svc.message = f"{self.status_line()} | last error: {self.last_error}"
+        self._events.append(self.svc.status())
+
+    def status_line(self) -> str:
+        parts = []
+        for item in self.runner.summary():
+            pos = " ".join(
+                f"{name} pos={s['position']:g} pnl={s['realized_pnl'] + s['unrealized_pnl'] - s['fees']:+.2f}"
+                for name, s in item["symbols"].items()
+            )
+            parts.append(f"{item['strategy']}: orders={item['orders']} fills={item['fills']} "
+                         f"open={item['open_orders']} errors={item['errors']} {pos}")
+        return "; ".join(parts) if parts else "no strategies configured"
+
+    def summary_lines(self) -> list[str]:
+        lines = []
+        for item in self.runner.summary():
+            for name, s in item["symbols"].items():
+                lines.append(
+                    f"{item['strategy']} {name}: orders={item['orders']} fills={item['fills']} "
+                    f"errors={item['errors']} position={s['position']:g} avg_price={s['avg_price']:g} "
+                    f"realized={s['realized_pnl']:+.4f} unrealized={s['unrealized_pnl']:+.4f} fees={s['fees']:.4f}"
+                )
+        return lines
+
+    async def report_status(self, interval: float) -> None:
+        """Log the status line and keep it as the service message, every ``interval`` seconds."""
+        last = None
+        while True:
+            await asyncio.sleep(interval)
+            line = self.status_line()
+            self.svc.message = f"{line} | last error: {self.last_error}" if self.last_error else line
+            if line != last:
+                self.log.info("status: %s", line)
+                last = line
