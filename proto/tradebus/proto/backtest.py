@@ -29,7 +29,9 @@ class EngineMode(enum.StrEnum):
 class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How the engine runs a job. Fees and slippage are in basis points of notional.
 
-    ``start``/``end`` bound the dataset in ns (0 = from its start / to its end).
+    ``start``/``end`` bound the dataset in ns (0 = from its start / to its end). ``fill`` is the
+    batch engine's market fill rule: ``close`` (at the close of the signal's bar) or ``next_open``
+    (at the next bar's open: no look-ahead).
     """
 
     mode: EngineMode = EngineMode.BATCH
@@ -40,6 +42,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     latency_ns: int = 0
     start: int = 0
     end: int = 0
+    fill: str = "close"
 
 
 class BacktestJob(Request, tag="bt.job", kw_only=True):
