@@ -138,6 +138,37 @@ async def responder(url: str) -> None:
     await asyncio.Event().wait()
 
 
+async def raw_responder(url: str) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+
+    async def echo(msg) -> None:
+        await msg.respond(msg.data)
+
+    await nc.subscribe(RPC_SUBJECT, cb=echo)
+    await nc.flush()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+async def raw_requester(url: str, n: int) -> None:
+    import nats
+
+    nc = await nats.connect(url)
+    payload = b"x" * 48
+    for _ in range(200):
+        await nc.request(RPC_SUBJECT, payload, timeout=2)
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        await nc.request(RPC_SUBJECT, payload, timeout=2)
+        samples.append(time.perf_counter_ns() - t)
+    samples.sort()
+    print(f"{samples[len(samples) // 2]} {samples[int(len(samples) * 0.99)]} {statistics.fmean(samples):.0f}", flush=True)
+    await nc.close()
+
+
 async def requester(url: str, n: int) -> None:
     from tradebus.bus import Bus
     from tradebus.proto import ServiceCommand, ServiceStatus
@@ -174,11 +205,12 @@ def throughput(url: str, mode: str, total: int, uvloop: bool) -> tuple[float, st
     return int(count) / float(seconds), bad
 
 
-def round_trip(url: str, n: int, uvloop: bool) -> tuple[float, float]:
+def round_trip(url: str, n: int, uvloop: bool, raw: bool = False) -> tuple[float, float]:
     flag = ["--uvloop"] if uvloop else []
-    resp = spawn("--role", "resp", "--url", url, *flag)
+    prefix = "raw" if raw else ""
+    resp = spawn("--role", f"{prefix}resp", "--url", url, *flag)
     assert resp.stdout.readline().strip() == "ready"
-    req = spawn("--role", "req", "--url", url, "--total", str(n), *flag)
+    req = spawn("--role", f"{prefix}req", "--url", url, "--total", str(n), *flag)
     p50, p99, _mean = req.stdout.readline().split()
     req.wait(timeout=60)
     resp.terminate()
@@ -204,10 +236,12 @@ def orchestrate(quick: bool) -> None:
                 rate, bad = throughput(server.url, mode, total, uv)
                 rows.append((f"trades/s end to end, {label}, {'uvloop' if uv else 'asyncio'}", f"{rate:,.0f}"))
                 print(rows[-1], flush=True)
-        for uv in (False, True):
-            p50, p99 = round_trip(server.url, int(10_000 * scale) or 1000, uv)
-            rows.append((f"request-reply round trip, {'uvloop' if uv else 'asyncio'}", f"p50 {p50:.0f} µs, p99 {p99:.0f} µs"))
-            print(rows[-1], flush=True)
+        for raw in (False, True):
+            for uv in (False, True):
+                p50, p99 = round_trip(server.url, int(10_000 * scale) or 1000, uv, raw)
+                label = "raw nats-py echo (floor)" if raw else "tradebus Bus, ServiceCommand -> ServiceStatus"
+                rows.append((f"request-reply round trip, {label}, {'uvloop' if uv else 'asyncio'}", f"p50 {p50:.0f} µs, p99 {p99:.0f} µs"))
+                print(rows[-1], flush=True)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     record(
         "bus (bench/bus.py)" + (" --quick" if quick else ""),
@@ -219,7 +253,7 @@ def orchestrate(quick: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--role", choices=["sub", "pub", "resp", "req"])
+    parser.add_argument("--role", choices=["sub", "pub", "resp", "req", "rawresp", "rawreq"])
     parser.add_argument("--url")
     parser.add_argument("--mode", default="single")
     parser.add_argument("--total", type=int, default=0)
@@ -238,6 +272,10 @@ def main() -> None:
         asyncio.run(publisher(args.url, args.mode, args.total, args.window))
     elif args.role == "resp":
         asyncio.run(responder(args.url))
+    elif args.role == "rawresp":
+        asyncio.run(raw_responder(args.url))
+    elif args.role == "rawreq":
+        asyncio.run(raw_requester(args.url, args.total))
     else:
         asyncio.run(requester(args.url, args.total))
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import nats
 import yaml
 
-from tradebus.bus import discover
+from tradebus.bus import discover, free_port
 from tradebus.config import DEFAULT_CONFIG
+from tradebus.proto import ServiceCommand, ServiceStatus
+from tradebus.proto.codec import decoder_for, encode
 
 SERVICES = {"sim_exchange", "market_data", "strategy_runner", "order_router", "backtest_worker"}
 
@@ -48,10 +50,32 @@ async def pings(url: str) -> dict[str, dict]:
         await nc.close()
 
 
-async def test_up_supervises_the_whole_stack(tmp_path):
+async def strategy_status(url: str) -> ServiceStatus | None:
+    nc = await nats.connect(url)
+    try:
+        cmd = encode(ServiceCommand(service="strategy_runner", command="status"))
+        msg = await nc.request("svc.strategy_runner.status", cmd, timeout=1)
+        return decoder_for(ServiceStatus).decode(msg.data)
+    except Exception:
+        return None
+    finally:
+        await nc.close()
+
+
+def fills(status: ServiceStatus | None) -> int:
+    return status.counters.get("fills", 0) if status else 0
+
+
+async def test_up_trades_on_the_sim_and_supervises_the_whole_stack(tmp_path):
+    """The packaged local stack: market data from the sim, the sample strategy trading through the router."""
     config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
     config["embedded_nats"]["port"] = 0
     config["supervisor"]["restart_initial_delay"] = 0.2
+    sim_port = free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    config["services"]["sim_exchange"]["args"] = ["--port", str(sim_port), "--speed", "5"]
+    config["services"]["market_data"]["settings"]["venues"][0]["sim_url"] = sim_url
+    config["services"]["order_router"]["settings"]["sim_url"] = sim_url
     cfg = tmp_path / "stack.yaml"
     cfg.write_text(yaml.safe_dump(config))
     state = tmp_path / "state"
@@ -70,6 +94,10 @@ async def test_up_supervises_the_whole_stack(tmp_path):
         while set(seen) != SERVICES and time.monotonic() < deadline:
             seen = await pings(url)
         assert set(seen) == SERVICES
+
+        while fills(await strategy_status(url)) < 2 and time.monotonic() < deadline + 60:
+            await asyncio.sleep(0.5)
+        assert fills(await strategy_status(url)) >= 2, "the sample strategy did not trade on the sim"
 
         victim_id = seen["order_router"]["id"]
         victim_pid = int(seen["order_router"]["metadata"]["pid"])
@@ -91,5 +119,6 @@ async def test_up_supervises_the_whole_stack(tmp_path):
     text = out.decode(errors="replace")
     assert proc.returncode == 0, text[-3000:]
     assert "stopped." in text
+    assert "summary:" in text and "sma_cross BTC/USDT: orders=" in text
     time.sleep(0.2)
     assert not [p for p in family if alive(p)], "orphan processes left behind"

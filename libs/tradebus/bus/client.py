@@ -106,12 +106,14 @@ class Bus:
         if config is None or isinstance(config, str):
             config = NatsConfig.from_env(url=config)
         logger = bus_options.get("logger", log)
+        client: list[Client] = []
 
         async def on_error(exc: Exception) -> None:
             logger.warning("nats: %s", exc)
 
         async def on_disconnect() -> None:
-            logger.info("nats: disconnected")
+            closing = client and (client[0].is_closed or client[0].is_draining)
+            logger.log(logging.DEBUG if closing else logging.WARNING, "nats: disconnected")
 
         async def on_reconnect() -> None:
             logger.info("nats: reconnected")
@@ -126,6 +128,7 @@ class Bus:
             raise nats.errors.NoServersError(
                 f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
             ) from None
+        client.append(nc)
         return cls(nc, **bus_options)
 
     @property

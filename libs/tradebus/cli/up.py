@@ -14,8 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from tradebus.bus import Bus, EmbeddedNats, NatsConfig, discover, free_port
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, discover, free_port
 from tradebus.bus.jetstream import declare_all
+from tradebus.proto import ServiceCommand, ServiceStatus
+from tradebus.proto.subjects import service_subject
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.supervisor import ChildSpec, Supervisor
 
@@ -57,6 +59,31 @@ def render(sup: Supervisor, answering: dict[str, int], started: float) -> str:
     return f"[{time.monotonic() - started:6.0f}s] " + "  ".join(parts)
 
 
+async def service_messages(bus: Bus, names: list[str]) -> list[str]:
+    """The status message of each named service that answers (e.g. the strategies' orders, fills, PnL)."""
+    lines = []
+    for name in names:
+        try:
+            status = await bus.request(service_subject(name, "status"), ServiceCommand(service=name, command="status"),
+                                       ServiceStatus, timeout=0.5)
+        except (RequestError, asyncio.TimeoutError, Exception):
+            continue
+        if status.message:
+            lines.append(f"{name}: {status.message}")
+    return lines
+
+
+def logged_summaries(log_dir: Path, names: list[str]) -> list[str]:
+    """The ``summary:`` lines a service logged while stopping (its last run only)."""
+    lines = []
+    for name in names:
+        for path in sorted(log_dir.glob(f"{name}*.log")):
+            text = path.read_text(errors="replace").splitlines()
+            start = max((i for i, line in enumerate(text) if " running (instance " in line), default=0)
+            lines += [line.split("summary: ", 1)[1] for line in text[start:] if "summary: " in line]
+    return lines
+
+
 async def up(args) -> int:
     try:
         config = load_deployment(args.config)
@@ -95,6 +122,8 @@ async def up(args) -> int:
         print(f"services: {', '.join(s.name for s in specs)} (logs in {state_dir / 'logs'})", flush=True)
     tty = sys.stdout.isatty()
     last_line = ""
+    last_watched: dict[str, str] = {}
+    watch = [name for name in (args.watch.split(",") if args.watch else []) if name in config.services]
     try:
         while not stop.is_set():
             pings = await discover(bus.nc, "PING", timeout=0.3)
@@ -102,10 +131,20 @@ async def up(args) -> int:
             for p in pings:
                 answering[p["name"]] = answering.get(p["name"], 0) + 1
             line = render(sup, answering, started)
+            watched = await service_messages(bus, watch) if watch else []
             if tty:
                 print("\r" + line.ljust(len(last_line)), end="", flush=True)
-            elif line.split("] ", 1)[1] != last_line.split("] ", 1)[-1]:
-                print(line, flush=True)
+                for extra in watched:
+                    print("\n  " + extra, end="", flush=True)
+                if watched:
+                    print(f"\x1b[{len(watched)}A", end="", flush=True)  # back up to the status line
+            else:
+                if line.split("] ", 1)[1] != last_line.split("] ", 1)[-1]:
+                    print(line, flush=True)
+                for extra in watched:
+                    if extra != last_watched.get(extra.split(":", 1)[0]):
+                        print("  " + extra, flush=True)
+                last_watched = {extra.split(":", 1)[0]: extra for extra in watched}
             last_line = line
             if args.duration and time.monotonic() - started >= args.duration:
                 break
@@ -115,7 +154,7 @@ async def up(args) -> int:
                 pass
     finally:
         if tty:
-            print()
+            print("\n" * (len(watch) + 1), end="")
         print("stopping services...", flush=True)
         await sup.stop()
         await bus.close()
@@ -123,6 +162,12 @@ async def up(args) -> int:
             await asyncio.to_thread(server.stop)
         for name, state, _pid, restarts, code in sup.summary():
             print(f"  {name:<20} {state:<8} restarts={restarts} exit={code}")
+        if watch and not args.foreground_logs:
+            summaries = logged_summaries(state_dir / "logs", watch)
+            if summaries:
+                print("summary:")
+                for line in summaries:
+                    print(f"  {line}")
         print("stopped.", flush=True)
     return 0
 
@@ -140,5 +185,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, help="number of backtest_worker processes")
     p.add_argument("--foreground-logs", action="store_true", help="children log to this terminal instead of files")
     p.add_argument("--status-interval", type=float, default=1.0)
+    p.add_argument("--watch", default="strategy_runner",
+                   help="comma-separated services whose status message is shown live (default: strategy_runner)")
     p.add_argument("--duration", type=float, default=0.0, help="stop by itself after this many seconds (0: run until Ctrl+C)")
     p.set_defaults(func=run)
