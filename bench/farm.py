@@ -33,7 +33,8 @@ from tradebus.bus.jetstream import declare_all
 from tradebus.engine import Engine, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
 from tradebus.study import Collector, make_spec, parse_grid, publish_dataset, read_bars, submit
-from tradebus.study.datasets import DEFAULT_BARS_FILE, data_dir
+from tradebus.data import data_dir
+from tradebus.study.datasets import DEFAULT_BARS_FILE
 
 FAST, SLOW = 10, 30
 SWEEP_GRID = ["fast=5:100:5", "slow=10:1000:10"]

@@ -36,7 +36,7 @@ from tradebus.marketdata.replay import Replayer, open_sources  # noqa: E402
 from tradebus.proto import MarketDataEvent, Trade, TradeBatch  # noqa: E402
 from tradebus.services.market_data.service import MarketData  # noqa: E402
 from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings  # noqa: E402
-from tradebus.services.sim_exchange.config import data_dir  # noqa: E402
+from tradebus.data import data_dir  # noqa: E402
 
 
 class Sink:

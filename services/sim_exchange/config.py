@@ -8,13 +8,10 @@ from typing import Literal
 import msgspec
 import yaml
 
+
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def data_dir() -> Path:
-    """The shared market-data folder: $TRADEBUS_DATA_DIR or ``<repo>/../shared/data``."""
-    return Path(os.environ.get("TRADEBUS_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 
 
 class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -11,6 +11,8 @@ server refuses changes it cannot apply, such as a new retention policy, with a c
 | BT_RESULTS       | stream | bt.result.<study> results and bt.dead.<study> failures   |
 | strategy_params  | KV     | per-strategy parameters (key: strategy name)             |
 | router_state     | KV     | order router state (client -> exchange ids, positions)   |
+| bt_studies       | KV     | backtest study specs by study id                         |
+| bt_datasets      | object | backtest bar datasets by content hash                    |
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ __all__ = [
     "declare_all",
     "declare_stream",
     "declare_kv",
+    "declare_object_store",
+    "OBJECT_STORES",
     "declare_consumer",
     "work_queue_consumer",
 ]
@@ -57,8 +61,18 @@ KV_BUCKETS: dict[str, api.KeyValueConfig] = {
     subjects.KV_STRATEGY_PARAMS: api.KeyValueConfig(
         bucket=subjects.KV_STRATEGY_PARAMS, description="Strategy parameters by strategy name", history=5
     ),
+    subjects.KV_BT_STUDIES: api.KeyValueConfig(
+        bucket=subjects.KV_BT_STUDIES, description="Backtest study specs by study id", history=1,
+        storage=api.StorageType.FILE,
+    ),
     subjects.KV_ROUTER_STATE: api.KeyValueConfig(
         bucket=subjects.KV_ROUTER_STATE, description="Order router state by venue account", history=1
+    ),
+}
+
+OBJECT_STORES: dict[str, api.ObjectStoreConfig] = {
+    subjects.OBJECT_BT_DATASETS: api.ObjectStoreConfig(
+        bucket=subjects.OBJECT_BT_DATASETS, description="Backtest datasets by content id", storage=api.StorageType.FILE
     ),
 }
 
@@ -99,6 +113,19 @@ async def declare_kv(js, config: api.KeyValueConfig):
     return await js.key_value(config.bucket)
 
 
+async def declare_object_store(js, config: api.ObjectStoreConfig):
+    """Create (or open) the object store ``config.bucket`` and return its handle."""
+    try:
+        await js.stream_info(f"OBJ_{config.bucket}")
+    except NotFoundError:
+        try:
+            return await js.create_object_store(config.bucket, config=config)
+        except BadRequestError as exc:
+            if exc.err_code != _STREAM_NAME_IN_USE:
+                raise
+    return await js.object_store(config.bucket)
+
+
 async def declare_consumer(js, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
     """Create or update the durable consumer ``config.durable_name`` on ``stream``."""
     return await js.add_consumer(stream, config)
@@ -121,10 +148,12 @@ def work_queue_consumer(durable: str, filter_subject: str, ack_wait: float, max_
 class Declared:
     streams: dict[str, api.StreamInfo]
     kv: dict[str, object]
+    objects: dict[str, object]
 
 
 async def declare_all(js) -> Declared:
     """Declare every stream and KV bucket tradebus uses; safe to call from every service at start."""
     streams = {name: await declare_stream(js, cfg) for name, cfg in STREAMS.items()}
     kv = {name: await declare_kv(js, cfg) for name, cfg in KV_BUCKETS.items()}
-    return Declared(streams, kv)
+    objects = {name: await declare_object_store(js, cfg) for name, cfg in OBJECT_STORES.items()}
+    return Declared(streams, kv, objects)

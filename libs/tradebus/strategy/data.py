@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tradebus.data import data_dir
 from tradebus.engine import normalize_timestamps
 
 __all__ = [
@@ -52,10 +53,7 @@ __all__ = [
 
 def default_data_dir() -> Path:
     """``$TRADEBUS_DATA_DIR``, else ``shared/data`` beside the repository."""
-    env = os.environ.get("TRADEBUS_DATA_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return data_dir()
 
 
 @dataclass

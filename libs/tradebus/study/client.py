@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 import msgspec
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import api
-from nats.js.errors import BadRequestError, BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from tradebus.bus import Bus
+from tradebus.bus.jetstream import KV_BUCKETS, declare_kv
 from tradebus.proto import BacktestDead, BacktestProgress, BacktestResult
 from tradebus.proto.codec import decoder_for, encode
 from tradebus.proto.subjects import (
+    KV_BT_STUDIES,
     BT_JOBS_STREAM,
     BT_RESULTS_STREAM,
     bt_dead_subject,
@@ -54,23 +56,14 @@ __all__ = [
 
 log = logging.getLogger("tradebus.study")
 
-STUDIES_BUCKET = "bt_studies"
+STUDIES_BUCKET = KV_BT_STUDIES
 _spec_decoder = msgspec.json.Decoder(StudySpec)
 _record_decoder = decoder_for(BacktestResult | BacktestDead)
 
 
 async def declare_studies(js):
     """Open (creating it the first time) the ``bt_studies`` KV bucket: study id -> StudySpec JSON."""
-    try:
-        return await js.key_value(STUDIES_BUCKET)
-    except BucketNotFoundError:
-        pass
-    config = api.KeyValueConfig(bucket=STUDIES_BUCKET, description="Backtest study specs by study id", history=1,
-                                storage=api.StorageType.FILE)
-    try:
-        return await js.create_key_value(config)
-    except BadRequestError:
-        return await js.key_value(STUDIES_BUCKET)
+    return await declare_kv(js, KV_BUCKETS[STUDIES_BUCKET])
 
 
 async def save_spec(js, spec: StudySpec) -> None:

@@ -18,10 +18,12 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from nats.js import api
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError, ObjectNotFoundError
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 
+from tradebus.bus.jetstream import OBJECT_STORES, declare_object_store
+from tradebus.data import data_dir
 from tradebus.engine import BAR_DTYPE, Engine
+from tradebus.proto.subjects import OBJECT_BT_DATASETS
 
 __all__ = [
     "DATASETS_BUCKET",
@@ -39,19 +41,15 @@ __all__ = [
     "fetch_dataset",
 ]
 
-DATASETS_BUCKET = "bt_datasets"
+DATASETS_BUCKET = OBJECT_BT_DATASETS
 DEFAULT_BARS_FILE = "binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
 _ID_PREFIX = "bars-"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class DatasetError(ValueError):
     """A dataset is missing, unreadable, or its bytes do not match its id."""
 
 
-def data_dir() -> Path:
-    """The shared market-data folder: $TRADEBUS_DATA_DIR, else ``<repo>/../shared/data``."""
-    return Path(os.environ.get("TRADEBUS_DATA_DIR", _REPO_ROOT.parent / "shared" / "data"))
 
 
 def default_cache_dir() -> Path:
@@ -127,15 +125,7 @@ def decode_bars(data: bytes, expect_id: str | None = None) -> np.ndarray:
 
 async def declare_datasets(js):
     """Open (creating it the first time) the ``bt_datasets`` object store."""
-    try:
-        return await js.object_store(DATASETS_BUCKET)
-    except BucketNotFoundError:
-        pass
-    config = api.ObjectStoreConfig(description="Backtest datasets by content id", storage=api.StorageType.FILE)
-    try:
-        return await js.create_object_store(DATASETS_BUCKET, config=config)
-    except BadRequestError:  # created meanwhile by another process
-        return await js.object_store(DATASETS_BUCKET)
+    return await declare_object_store(js, OBJECT_STORES[DATASETS_BUCKET])
 
 
 async def publish_dataset(js, bars: np.ndarray) -> str:

@@ -74,7 +74,9 @@ __all__ = [
     "router_consumer",
     "KV_STRATEGY_PARAMS",
     "KV_ROUTER_STATE",
+    "KV_BT_STUDIES",
     "KV_BUCKETS",
+    "OBJECT_BT_DATASETS",
     "params_key",
     "router_order_key",
     "router_position_key",
@@ -413,7 +415,10 @@ def router_consumer(venue: str) -> str:
 
 KV_STRATEGY_PARAMS = "strategy_params"
 KV_ROUTER_STATE = "router_state"
-KV_BUCKETS = (KV_STRATEGY_PARAMS, KV_ROUTER_STATE)
+KV_BT_STUDIES = "bt_studies"
+KV_BUCKETS = (KV_STRATEGY_PARAMS, KV_ROUTER_STATE, KV_BT_STUDIES)
+OBJECT_BT_DATASETS = "bt_datasets"
+"""Object store of backtest bar datasets, keyed by content hash."""
 
 
 def params_key(strategy: str) -> str:

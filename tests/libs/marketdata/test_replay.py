@@ -12,7 +12,7 @@ import pytest
 from tradebus.marketdata.book import LevelBook
 from tradebus.marketdata.replay import Replayer, detect_kind, open_sources
 from tradebus.proto import BBO, Bar, BookDelta, BookSnapshot, FeedStatus, Trade
-from tradebus.services.sim_exchange.config import data_dir
+from tradebus.data import data_dir
 
 D = data_dir()
 SPOT = "binance_spot_BTCUSDT_20240808T2354Z_"

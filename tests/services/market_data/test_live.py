@@ -6,7 +6,7 @@ import gzip
 
 from tradebus.marketdata.book import LevelBook
 from tradebus.proto import BBO, Bar, BookDelta, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
-from tradebus.services.sim_exchange.config import data_dir
+from tradebus.data import data_dir
 
 from .conftest import until
 

@@ -10,7 +10,7 @@ from tradebus.proto import MarketDataEvent
 from tradebus.proto.codec import decoder_for
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings, RecordSettings, ReplaySettings
-from tradebus.services.sim_exchange.config import data_dir
+from tradebus.data import data_dir
 
 from .conftest import Collector, until
 
