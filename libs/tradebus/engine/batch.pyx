@@ -23,9 +23,12 @@ from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
+cimport numpy as cnp
 cimport openmp
 
 import numpy as np
+
+cnp.import_array()
 
 cdef extern from *:
     """
@@ -217,8 +220,8 @@ cdef extern from *:
 
     /* Timestamps scaled to ns into out, with the smallest and largest gap; 1 when all inputs
        lie strictly within +-lim before scaling (so no difference overflows) and increase. */
-    static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
-                                    int64_t* out, int64_t* min_gap, int64_t* max_gap) {
+    static inline int tb_timestamps_any(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
+                                        int64_t* out, int64_t* min_gap, int64_t* max_gap) {
         int64_t i, x, gap, lo = INT64_MAX, hi = 0, least = in[0], most = in[0];
         /* Unsigned arithmetic: an out-of-range value wraps instead of overflowing (and is
            then refused below). */
@@ -237,6 +240,40 @@ cdef extern from *:
         *min_gap = lo * scale;
         *max_gap = hi * scale;
         return 1;
+    }
+
+    /* tb_timestamps_any with a fast path for evenly spaced bars (the common case): one
+       branch-free pass that only checks every gap equals the first; then the gaps cannot have
+       wrapped when the first and last timestamps are in range and their distance is exactly
+       (n - 1) gaps, so every timestamp lies between them. Otherwise the general pass. */
+    static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
+                                    int64_t* out, int64_t* min_gap, int64_t* max_gap) {
+        if (n >= 2) {
+            uint64_t g0 = (uint64_t)in[1] - (uint64_t)in[0], acc = 0;
+            int64_t i, first = in[0], last = in[n - 1], span;
+            out[0] = (int64_t)((uint64_t)in[0] * (uint64_t)scale);
+            if (scale == 1) {               /* ns already: a copy (no 64-bit vector multiply) */
+                for (i = 1; i < n; i++) {
+                    out[i] = in[i];
+                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
+                }
+            } else {
+                for (i = 1; i < n; i++) {
+                    out[i] = (int64_t)((uint64_t)in[i] * (uint64_t)scale);
+                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
+                }
+            }
+            if (acc == 0 && (int64_t)g0 > 0 && first > -lim && first < lim && last > -lim
+                    && last < lim) {
+                span = last - first;            /* exact: both within +-lim <= 2**62 */
+                if (span > 0 && span % (n - 1) == 0 && (uint64_t)(span / (n - 1)) == g0) {
+                    *min_gap = (int64_t)g0 * scale;
+                    *max_gap = (int64_t)g0 * scale;
+                    return 1;
+                }
+            }
+        }
+        return tb_timestamps_any(in, n, scale, lim, out, min_gap, max_gap);
     }
     """
     int64_t tb_divide(uint64_t x, uint64_t magic, int shift) noexcept nogil
@@ -1200,8 +1237,17 @@ def make_signals(timestamps, sides, quantities, prices=None, types=None):
     return out
 
 
+cdef inline bint _plain_signals(object arr):
+    """A one-dimensional contiguous SIGNAL_DTYPE ndarray (make_signals' output): usable as is."""
+    return (type(arr) is np.ndarray and (<cnp.ndarray>arr).descr is <cnp.dtype>SIGNAL_DTYPE
+            and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 1
+            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr))
+
+
 def _as_signals(signals, str where):
     arr = signals
+    if _plain_signals(arr):
+        return arr          # the common case, checked cheaply
     if not isinstance(arr, np.ndarray) or arr.dtype != SIGNAL_DTYPE:
         arr = np.asarray(arr)
         if arr.dtype.names is None or set(arr.dtype.names) != set(SIGNAL_DTYPE.names):
@@ -1514,7 +1560,7 @@ cdef class Engine:
         cdef Stats st
         cdef int rc
         cdef Event* scratch = <Event*>malloc((nsig + 1) * sizeof(Event))
-        cdef const Signal* sig = <const Signal*>(<size_t>arr.ctypes.data)
+        cdef const Signal* sig = <const Signal*>cnp.PyArray_DATA(<cnp.ndarray>arr)
         cdef double* eq_ptr = NULL
         cdef Fill* fill_ptr = NULL
         cdef double[::1] eq_view
@@ -1526,7 +1572,7 @@ cdef class Engine:
             eq_view = eq_arr
             eq_ptr = &eq_view[0]
             if nsig:
-                fill_ptr = <Fill*>(<size_t>fills_arr.ctypes.data)
+                fill_ptr = <Fill*>cnp.PyArray_DATA(<cnp.ndarray>fills_arr)
         try:
             with nogil:
                 rc = run_bars(&inst.view, sig, nsig, &self.cfg, scratch, &st, eq_ptr, fill_ptr)
@@ -1561,7 +1607,8 @@ cdef class Engine:
         cdef Stats* results = NULL
         cdef Event* scratch = NULL
         cdef int64_t most = 0
-        cdef Instrument inst
+        cdef Instrument inst, last_inst = None
+        last_symbol = None
         if m == 0:
             return []
         if nthreads > m:
@@ -1580,15 +1627,21 @@ cdef class Engine:
                     if len(item) != 2:
                         raise ValueError(f"batch item {i}: expected signals or a (symbol, signals) pair")
                     item_symbol, item = item
-                try:
-                    inst = self.instrument(item_symbol)
-                except ValueError as exc:
-                    raise ValueError(f"batch item {i}: {exc}") from None
-                arr = _as_signals(item, f"batch item {i}")
-                keep.append((inst, arr))        # alive while the threads read them
-                bars_of[i] = &inst.view
-                sig_of[i] = <const Signal*>(<size_t>arr.ctypes.data)
-                count_of[i] = arr.shape[0]
+                if last_inst is None or item_symbol is not last_symbol:
+                    try:
+                        inst = self.instrument(item_symbol)
+                    except ValueError as exc:
+                        raise ValueError(f"batch item {i}: {exc}") from None
+                    last_inst = inst
+                    last_symbol = item_symbol
+                if _plain_signals(item):
+                    arr = item
+                else:
+                    arr = _as_signals(item, f"batch item {i}")
+                keep.append((last_inst, arr))   # alive while the threads read them
+                bars_of[i] = &last_inst.view
+                sig_of[i] = <const Signal*>cnp.PyArray_DATA(<cnp.ndarray>arr)
+                count_of[i] = cnp.PyArray_DIM(<cnp.ndarray>arr, 0)
                 if count_of[i] > most:
                     most = count_of[i]
             with nogil, parallel(num_threads=nthreads):
@@ -1615,3 +1668,65 @@ cdef class Engine:
             free(sig_of)
             free(count_of)
             free(results)
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation paths (tradebus.engine.permutation): one pass writing a BAR_DTYPE path.
+
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define tb_prefetch(p) __builtin_prefetch(p)
+    #else
+    #define tb_prefetch(p) ((void)0)
+    #endif
+    """
+    void tb_prefetch(const void* p) noexcept nogil
+
+
+cdef packed struct BarRow:
+    int64_t timestamp_ns
+    double open
+    double high
+    double low
+    double close
+    double volume
+
+
+def _permuted_path(const int64_t[::1] ts, const double[::1] first, const double[::1] closes,
+                   const int64_t[::1] order, const double[:, ::1] shape):
+    """BAR_DTYPE path: bar 0 is ``first`` (open, high, low, close, volume); bar i >= 1 has the
+    close closes[i - 1], open, high and low closes[i - 1] x shape[order[i - 1], 0..2] and the
+    volume shape[order[i - 1], 3]. ``shape`` rows are bars 1..n-1's (open, high, low) / close
+    and volume, side by side so each shuffled row is one cache line; timestamps are ``ts``."""
+    cdef Py_ssize_t n = ts.shape[0], i, k
+    if (closes.shape[0] != n - 1 or order.shape[0] != n - 1 or shape.shape[0] != n - 1
+            or shape.shape[1] != 4 or first.shape[0] != 5):
+        raise ValueError("_permuted_path: inconsistent lengths")
+    for i in range(n - 1):
+        if order[i] < 0 or order[i] >= n - 1:
+            raise ValueError("_permuted_path: order out of range")
+    out = np.empty(n, dtype=BAR_DTYPE)
+    cdef BarRow* row = <BarRow*>cnp.PyArray_DATA(<cnp.ndarray>out)
+    cdef double x
+    cdef const double* r
+    with nogil:
+        row[0].timestamp_ns = ts[0]
+        row[0].open = first[0]
+        row[0].high = first[1]
+        row[0].low = first[2]
+        row[0].close = first[3]
+        row[0].volume = first[4]
+        for i in range(1, n):
+            k = order[i - 1]
+            if i + 15 < n - 1:              # the shuffled rows are random reads: ask early
+                tb_prefetch(&shape[order[i + 15], 0])
+            x = closes[i - 1]
+            r = &shape[k, 0]
+            row[i].timestamp_ns = ts[i]
+            row[i].open = x * r[0]
+            row[i].high = x * r[1]
+            row[i].low = x * r[2]
+            row[i].close = x
+            row[i].volume = r[3]
+    return out

@@ -411,12 +411,48 @@ def _series(values, str what="values"):
     return arr
 
 
+cdef inline void add_compensated_nb(double* total, double* comp, double x) noexcept nogil:
+    """add_compensated with both branches computed and one selected (same result, no
+    unpredictable branch)."""
+    cdef double s = total[0], t = s + x
+    cdef double big = (s - t) + x, small = (x - t) + s
+    comp[0] += big if fabs(s) >= fabs(x) else small
+    total[0] = t
+
+
+cdef void _sma_over(SMA state, const double* x, double* o, Py_ssize_t n) noexcept nogil:
+    """SMA.push over x[0..n-1] into o, as fast as the streaming form but inlined."""
+    cdef int period = state.period, at = state._at
+    cdef int64_t count = state._count
+    cdef double total = state._sum, comp = state._comp, v
+    cdef double* ring = state._ring
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = x[i]
+        if count >= period:
+            add_compensated_nb(&total, &comp, -ring[at])
+        ring[at] = v
+        add_compensated_nb(&total, &comp, v)
+        at = at + 1 if at + 1 < period else 0
+        count += 1
+        if count >= period:
+            o[i] = (total + comp) / period
+    state._at = at
+    state._count = count
+    state._sum = total
+    state._comp = comp
+
+
 cdef object _over(SingleInput state, values):
     """Run a one-in, one-out indicator over an array; NaN where it is not warm."""
     cdef const double[::1] x = _series(values)
     out = np.full(x.shape[0], np.nan)
     cdef double[::1] o = out
     cdef Py_ssize_t i
+    if type(state) is SMA and x.shape[0] > 0:
+        with nogil:
+            _sma_over(<SMA>state, &x[0], &o[0], x.shape[0])
+        return out
     with nogil:
         for i in range(x.shape[0]):
             state.push(x[i], &o[i])

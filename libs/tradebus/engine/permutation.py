@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine
+from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine, _permuted_path
 
 __all__ = ["PermutationResult", "permutation_paths", "permutation_test"]
 
@@ -36,14 +36,19 @@ class PermutationResult:
     seed: int | None
 
 
-def _as_bars(bars) -> np.ndarray:
-    """Validated BAR_DTYPE copy (timestamps in ns) of a BAR_DTYPE array, frame or mapping."""
+def _loaded(bars):
+    """The validated instrument (timestamps in ns) of a BAR_DTYPE array, frame or mapping."""
     engine = Engine()
     if isinstance(bars, np.ndarray) and bars.dtype.names:
         engine.load_bars(bars)
     else:
         engine.load_bars_frame(bars)
-    return engine.instrument().bars()
+    return engine.instrument()
+
+
+def _as_bars(bars) -> np.ndarray:
+    """Validated BAR_DTYPE copy (timestamps in ns) of a BAR_DTYPE array, frame or mapping."""
+    return _loaded(bars).bars()
 
 
 def permutation_paths(bars, n: int, seed: int | None = None) -> Iterator[np.ndarray]:
@@ -58,20 +63,19 @@ def permutation_paths(bars, n: int, seed: int | None = None) -> Iterator[np.ndar
     >>> sorted(round(float(p["close"][-1]), 6) for p in permutation_paths(bars, 2, seed=1))
     [99.0, 99.0]
     """
-    real = _as_bars(bars)
-    close = real["close"]
+    inst = _loaded(bars)
+    close = inst.close
     log_returns = np.log(close[1:] / close[:-1])
-    shape = {f: real[f][1:] / close[1:] for f in ("open", "high", "low")}
+    shape = np.empty((close.shape[0] - 1, 4))     # (open, high, low) / close, volume by row
+    for j, f in enumerate(("open", "high", "low")):
+        shape[:, j] = getattr(inst, f)[1:] / close[1:]
+    shape[:, 3] = inst.volume[1:]
+    first = np.array([inst.open[0], inst.high[0], inst.low[0], close[0], inst.volume[0]])
     rng = np.random.default_rng(seed)
     for _ in range(int(n)):
         order = rng.permutation(log_returns.shape[0])
-        path = real.copy()
         closes = close[0] * np.exp(np.cumsum(log_returns[order]))
-        path["close"][1:] = closes
-        for f, ratio in shape.items():
-            path[f][1:] = closes * ratio[order]
-        path["volume"][1:] = real["volume"][1:][order]
-        yield path
+        yield _permuted_path(inst.timestamps, first, closes, order, shape)
 
 
 def permutation_test(
