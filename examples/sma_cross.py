@@ -3,30 +3,15 @@
     python examples/sma_cross.py                      # the spot trades in ../shared/data
     python examples/sma_cross.py path/to/trades.csv   # any trade or kline CSV (gzip accepted)
 
-The same class runs live in strategy_runner (see docs/strategy.md): nothing here knows whether
-it is a backtest.
+The strategy is ``tradebus.strategy.examples.SmaCross``, the class the README shows; the same
+class runs live in strategy_runner (see docs/strategy.md): nothing in it knows whether it is a
+backtest.
 """
 import sys
 
-from tradebus.engine import SMA
-from tradebus.strategy import BacktestRunner, Strategy, SymbolRegistry
+from tradebus.strategy import BacktestRunner, SymbolRegistry
 from tradebus.strategy.data import default_data_dir
-
-
-class SmaCross(Strategy):
-    def __init__(self, symbols, fast=10, slow=30, qty=0.01):
-        super().__init__(symbols)
-        self.fast, self.slow, self.qty = SMA(fast), SMA(slow), qty
-
-    def on_trade(self, ctx, trade):
-        f = self.fast.update(trade.price)
-        s = self.slow.update(trade.price)
-        if f is None or s is None:
-            return
-        if f > s and ctx.is_flat() and not ctx.open_orders():
-            self.market_buy(self.qty)
-        elif f < s and ctx.is_long() and not ctx.open_orders():
-            self.close_position()
+from tradebus.strategy.examples import SmaCross  # the class the README shows
 
 
 def main(path=None) -> dict:

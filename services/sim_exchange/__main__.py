@@ -12,8 +12,7 @@ import msgspec
 from tradebus.bus.service import ServiceContext, service_main
 
 from .config import SimConfig, load_config
-from .replay import parse_speed
-from .server import SimExchange
+from .server import SimExchange, with_overrides
 from .server import main as standalone_main
 
 DESCRIPTION = "Local Binance spot + USD-M venue for ccxt and ccxt.pro"
@@ -35,13 +34,7 @@ def venue_config(svc: ServiceContext) -> SimConfig:
         config = load_config(args.sim_config)
     else:
         config = msgspec.convert(entry.settings, SimConfig)
-    overrides = {}
-    if args.speed is not None:
-        parse_speed(args.speed)
-        overrides["speed"] = args.speed
-    if args.seed is not None:
-        overrides["seed"] = args.seed
-    return msgspec.structs.replace(config, **overrides) if overrides else config
+    return with_overrides(config, args.speed, args.seed)
 
 
 async def setup(svc: ServiceContext) -> None:

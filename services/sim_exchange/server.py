@@ -312,15 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> SimConfig:
-    config = load_config(args.config)
+def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None = None) -> SimConfig:
+    """``config`` with the command line's --speed and --seed applied (None leaves a field alone)."""
     overrides = {}
-    if args.speed is not None:
-        parse_speed(args.speed)
-        overrides["speed"] = args.speed
-    if args.seed is not None:
-        overrides["seed"] = args.seed
+    if speed is not None:
+        parse_speed(speed)
+        overrides["speed"] = speed
+    if seed is not None:
+        overrides["seed"] = seed
     return msgspec.structs.replace(config, **overrides) if overrides else config
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    return with_overrides(load_config(args.config), args.speed, args.seed)
 
 
 async def serve(args: argparse.Namespace,
