@@ -1,8 +1,9 @@
 """Test fixture: a sim_exchange on a free loopback port for the duration of a ``with`` block."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from .config import SimConfig, default_config
 from .server import SimExchange
@@ -23,3 +24,15 @@ async def running_sim(config: SimConfig | None = None, host: str = "127.0.0.1",
         yield sim
     finally:
         await sim.stop()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0, step: Callable[[], object] | None = None) -> None:
+    """Wait for ``predicate()``; ``step()`` (e.g. advancing the paused replay) runs between checks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached")
+        if step is not None:
+            step()
+        await asyncio.sleep(0.01)

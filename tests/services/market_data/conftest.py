@@ -2,10 +2,8 @@
 through real ccxt.pro onto a real NATS server; every md event is collected."""
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
-import pytest
 import pytest_asyncio
 
 from tradebus.bus import Bus
@@ -13,7 +11,7 @@ from tradebus.proto import MarketDataEvent
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings
 from tradebus.services.sim_exchange.config import default_config
-from tradebus.services.sim_exchange.testing import running_sim
+from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 from tradebus.marketdata.backoff import BackoffSettings
 
 
@@ -60,15 +58,3 @@ async def live(sim, nats_server):
     await md.stop()
     await bus.close()
     await sub_bus.close()
-
-
-async def until(predicate, timeout: float = 10.0, step=None):
-    """Wait for ``predicate()``; ``step()`` (advancing the paused replay) runs between checks."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        if step is not None:
-            step()
-        await asyncio.sleep(0.02)

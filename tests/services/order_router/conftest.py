@@ -2,7 +2,6 @@
 venue name (its own durable consumer and KV keys) trading the sim's ``sim-key`` account."""
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from decimal import Decimal
@@ -13,7 +12,6 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from tradebus.bus import Bus
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
@@ -22,7 +20,7 @@ from tradebus.proto.subjects import order_event_wildcard, order_request_subject
 from tradebus.risk import RiskEngine
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.config import Account, default_config
-from tradebus.services.sim_exchange.testing import running_sim
+from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 
 KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False, "timeout": 3000}
 MOVER = {"apiKey": "sim-key-2", "secret": "sim-secret-2", "enableRateLimit": False}
@@ -42,16 +40,6 @@ async def sim():
     async with running_sim(sim_config()) as venue:
         yield venue
 
-
-async def until(predicate, timeout: float = 10.0, step=None):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        if step is not None:
-            step()
-        await asyncio.sleep(0.01)
 
 
 def adapters_for(sim, pro: bool = True, **extra):

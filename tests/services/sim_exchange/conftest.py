@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.services.sim_exchange.config import Account, default_config
-from tradebus.services.sim_exchange.testing import running_sim
+from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 
 KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False}
 
@@ -108,17 +108,6 @@ def sweep(levels: list[tuple[Decimal, Decimal]], qty: Decimal) -> list[tuple[Dec
         qty -= take
     return fills
 
-
-async def until(predicate, timeout: float = 5.0, step=None):
-    """Wait for ``predicate()``; ``step()`` (e.g. advancing the replay) runs between checks."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached")
-        if step is not None:
-            step()
-        await asyncio.sleep(0.01)
 
 
 def top(sim, symbol: str = "BTCUSDT", market: str = "spot", n: int = 50):
