@@ -210,9 +210,9 @@ def test_streams():
 def test_consumers_and_kv_names():
     for name in [s.BT_WORKER_CONSUMER, s.router_consumer("binance_sub1")]:
         assert not set(name) & set(".*> ")
-    for bucket in s.KV_BUCKETS:
+    for bucket in (*s.KV_BUCKETS, s.OBJECT_BT_DATASETS):
         assert KV_BUCKET.fullmatch(bucket)
-    assert s.KV_BUCKETS == (s.KV_STRATEGY_PARAMS, s.KV_ROUTER_STATE)
+    assert s.KV_BUCKETS == (s.KV_STRATEGY_PARAMS, s.KV_ROUTER_STATE, s.KV_BT_STUDIES)
     assert s.params_key("sma") == "sma"
     assert s.router_order_key("binance", "sma-000001") == "binance.order.sma-000001"
     assert s.router_position_key("binanceusdm", "BTC/USDT:USDT") == "binanceusdm.position.BTC-USDT-USDT"
