@@ -1105,7 +1105,6 @@ cdef class SimVenue(OrderSink):
         cdef StrategyContext ctx = <StrategyContext>self.ctxs[index]
         cdef TradeEvent trade = self.trade_ev
         cdef int64_t t
-        cdef double px
         cdef object cb = self.cb_trade
         self.mode = MODE_TRADES
         trade.symbol = ctx.symbol
@@ -1118,22 +1117,7 @@ cdef class SimVenue(OrderSink):
             if t >= self.strat._next_timer or self.req_head < self.req_tail:
                 self._wake(t)
             self.clock.now = t
-            px = price[i]
-            if self.nopen:
-                self._on_trade_price(ctx, px)
-            ctx.last_px = px
-            ctx.last_q = qty[i]
-            ctx.last_ts = t
-            ctx.last_is_buy = is_buy[i]
-            ctx.has_last = True
-            trade.price = px
-            trade.qty = qty[i]
-            trade.is_buy = is_buy[i]
-            trade.ts_ns = t
-            if cb is not None:
-                cb(ctx, trade)
-                if self.req_head < self.req_tail:
-                    self._drain(t)
+            _trade(self, ctx, trade, cb, t, price[i], qty[i], is_buy[i])
         self._events = n
         self._stop()
 
@@ -1191,7 +1175,6 @@ cdef class SimVenue(OrderSink):
         cdef OrderBook book = ctx.book
         cdef TradeEvent trade = self.trade_ev
         cdef int64_t t
-        cdef double px
         cdef object cb_trade = self.cb_trade, cb_book = self.cb_book
         self.mode = MODE_BOOK
         trade.symbol = ctx.symbol
@@ -1221,21 +1204,27 @@ cdef class SimVenue(OrderSink):
                         if self.req_head < self.req_tail:
                             self._drain(t)
                 continue
-            px = price[i]
-            if self.nopen:
-                self._on_trade_price(ctx, px)
-            ctx.last_px = px
-            ctx.last_q = qty[i]
-            ctx.last_ts = t
-            ctx.last_is_buy = flag[i]
-            ctx.has_last = True
-            trade.price = px
-            trade.qty = qty[i]
-            trade.is_buy = flag[i]
-            trade.ts_ns = t
-            if cb_trade is not None:
-                cb_trade(ctx, trade)
-                if self.req_head < self.req_tail:
-                    self._drain(t)
+            _trade(self, ctx, trade, cb_trade, t, price[i], qty[i], flag[i])
         self._events = n
         self._stop()
+
+
+cdef inline int _trade(SimVenue self, StrategyContext ctx, TradeEvent trade, object cb, int64_t t, double px,
+                   double q, bint is_buy) except -1:
+    """One public trade: resting orders see its price first, then the context and the strategy."""
+    if self.nopen:
+        self._on_trade_price(ctx, px)
+    ctx.last_px = px
+    ctx.last_q = q
+    ctx.last_ts = t
+    ctx.last_is_buy = is_buy
+    ctx.has_last = True
+    trade.price = px
+    trade.qty = q
+    trade.is_buy = is_buy
+    trade.ts_ns = t
+    if cb is not None:
+        cb(ctx, trade)
+        if self.req_head < self.req_tail:
+            self._drain(t)
+    return 0
