@@ -20,6 +20,8 @@ from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
 
 import msgspec
 import nats
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -99,6 +101,7 @@ class Bus:
         self.received = 0
         self._log = logger
         self._js = None
+        self._acks: _JsAcks | None = None
 
     @classmethod
     async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> "Bus":
@@ -140,6 +143,23 @@ class Bus:
 
     async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
         await self.nc.publish(subject, encode(message), headers=headers)
+
+    async def js_publish(self, subject: str, payload: bytes, headers: dict[str, str] | None = None,
+                         timeout: float = 5.0) -> int:
+        """Store ``payload`` in the JetStream stream holding ``subject``; returns its sequence.
+
+        The same as ``js.publish`` (``Nats-Msg-Id`` deduplicates; APIError, NoStreamResponseError or
+        nats.errors.TimeoutError on failure) at a fraction of its CPU: every ack comes back on one
+        wildcard inbox subscription and a timer bounds the wait, where nats-py's request path adds
+        an ``asyncio.wait_for`` and a new inbox token per call. Hot paths (the order router) use it.
+        """
+        if self._acks is None:
+            self._acks = _JsAcks(self.nc)
+        return await self._acks.publish(subject, payload, headers, timeout)
+
+    async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
+        """``KeyValue.put`` through :meth:`js_publish` (a KV entry is a message on ``$KV.<bucket>.<key>``)."""
+        return await self.js_publish(f"$KV.{bucket}.{key}", value, timeout=timeout)
 
     def decode(self, subject: str, data: bytes, type_: type[T]) -> T | None:
         """Decode ``data`` as ``type_``; on failure report bad input and return None."""
@@ -230,6 +250,75 @@ class Bus:
 
     async def __aexit__(self, *exc) -> None:
         await self.drain()
+
+
+class _PubAck(msgspec.Struct):
+    seq: int = 0
+    error: dict | None = None
+
+
+_PUB_ACK = msgspec.json.Decoder(_PubAck)
+
+
+class _JsAcks:
+    """JetStream publishes whose acks are matched by token on one ``<inbox>.*`` subscription."""
+
+    def __init__(self, nc: Client) -> None:
+        self.nc = nc
+        self.prefix = ""
+        self.pending: dict[str, asyncio.Future] = {}
+        self.counter = 0
+        self._lock = asyncio.Lock()
+
+    async def _start(self) -> None:
+        async with self._lock:
+            if not self.prefix:
+                prefix = self.nc.new_inbox() + "."
+                await self.nc.subscribe(prefix + "*", cb=self._on_reply)
+                self.prefix = prefix
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float) -> int:
+        if not self.prefix:
+            await self._start()
+        self.counter += 1
+        token = str(self.counter)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self.pending[token] = future
+        timer = loop.call_later(timeout, self._expire, token)
+        try:
+            await self.nc.publish(subject, payload, reply=self.prefix + token, headers=headers)
+            return await future
+        finally:
+            timer.cancel()
+            self.pending.pop(token, None)
+
+    def _expire(self, token: str) -> None:
+        future = self.pending.pop(token, None)
+        if future is not None and not future.done():
+            future.set_exception(nats.errors.TimeoutError())
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self.pending.pop(msg.subject[len(self.prefix):], None)
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(nats.js.errors.NoStreamResponseError())
+            return
+        try:
+            ack = _PUB_ACK.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            future.set_exception(nats.js.errors.Error(f"bad JetStream ack: {exc}"))
+            return
+        if ack.error is not None:
+            try:
+                nats.js.errors.APIError.from_error(ack.error)  # raises the error's class
+            except nats.js.errors.Error as exc:
+                future.set_exception(exc)
+            except Exception as exc:  # an error body nats-py cannot read
+                future.set_exception(nats.js.errors.Error(f"JetStream error {ack.error}: {exc}"))
+        else:
+            future.set_result(ack.seq)
 
 
 class Batcher(Generic[T]):
