@@ -72,14 +72,16 @@ class Account(_Config):
 class Faults(_Config):
     """Fault knobs; every one can also be changed at run time through /admin/faults."""
 
-    latency_ms: float = 0.0  # added to every REST and WS-API response
+    latency_ms: float = 0.0  # added to every REST response and signed WS-API answer
     latency_jitter_ms: float = 0.0  # seeded uniform jitter on top
-    error_rate: float = 0.0  # share of REST requests answered 503
+    # error_rate, timeout_rate, rate_limit_rate and maintenance apply to signed WS-API requests
+    # (order entry, queries) too, answered as WS-API errors
+    error_rate: float = 0.0  # share of REST requests answered 503 (WS-API: -1001)
     timeout_rate: float = 0.0  # share of REST requests never answered (held until stop)
     rate_limit_rate: float = 0.0  # share of REST requests answered 429 / -1003
     request_limit_per_minute: int = 0  # 0: off; else a real per-minute request budget
     retry_after_s: int = 1
-    maintenance: bool = False  # REST answers 503 "System is under maintenance."
+    maintenance: bool = False  # REST answers 503 "System is under maintenance." (WS-API: -1008)
     ws_drop_after_messages: int = 0  # 0: off; else close a stream after N messages
     depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
 

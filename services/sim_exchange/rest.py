@@ -1,6 +1,7 @@
 """Binance REST endpoints (spot /api/v3, USD-M /fapi/v1-v3) and the WS-API, over the engine."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -85,7 +86,18 @@ class Venue:
         self.engine, self.hub = engine, hub
         self.recv_window_max = recv_window_max
         self.routes: dict[tuple[str, str], tuple[Callable, int]] = {}
-        self.counters = {"rest_requests": 0, "rest_errors": 0}
+        self.counters = {"rest_requests": 0, "rest_errors": 0, "wsapi_requests": 0, "wsapi_faults": 0}
+        # WS-API methods that reuse a REST handler (https://developers.binance.com/docs/binance-spot-api-docs/websocket-api)
+        self.wsapi_methods: dict[tuple[str, str], Callable] = {}
+        for market in (SPOT, USDM):
+            for method, handler in (("order.place", self.new_order), ("order.cancel", self.cancel_order),
+                                    ("order.status", self.get_order), ("openOrders.status", self.open_orders),
+                                    ("openOrders.cancelAll", self.cancel_all), ("myTrades", self.my_trades)):
+                self.wsapi_methods[(market, method)] = handler
+        self.wsapi_methods[(SPOT, "order.cancelReplace")] = self.cancel_replace
+        self.wsapi_methods[(USDM, "order.modify")] = self.amend_order
+        self.wsapi_methods[(USDM, "algoOrder.place")] = self.new_algo_order
+        self.wsapi_methods[(USDM, "algoOrder.cancel")] = self.cancel_algo_order
         for prefix, market in (("/api/v3/", SPOT), ("/fapi/v1/", USDM)):
             for path, handler in (("ping", self.ping), ("time", self.time), ("exchangeInfo", self.exchange_info),
                                   ("depth", self.depth), ("trades", self.trades),
@@ -564,9 +576,17 @@ class Venue:
         hub = self.hub
         hub.start_writer(conn, request)
         try:
+            loop = asyncio.get_running_loop()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    conn.send(self._wsapi_request(conn, msg.data))
+                    answer = self._wsapi_request(conn, msg.data)
+                    if answer is None:
+                        continue  # the timeout fault: never answered
+                    delay = self._fault_delay_s()
+                    if delay > 0:
+                        loop.call_later(delay, conn.send, answer)
+                    else:
+                        conn.send(answer)
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
@@ -575,7 +595,31 @@ class Venue:
             hub._forget(conn)
         return ws
 
-    def _wsapi_request(self, conn: Conn, text: str) -> bytes:
+    def _fault_delay_s(self) -> float:
+        faults = self.hub.faults
+        delay = faults.latency_ms
+        if faults.latency_jitter_ms > 0:
+            delay += faults.rng.uniform(0, faults.latency_jitter_ms)
+        return delay / 1000
+
+    def _wsapi_faults(self, method: str) -> bool:
+        """The REST fault knobs on signed WS-API requests; False: leave the request unanswered."""
+        faults = self.hub.faults
+        if faults.maintenance:
+            self.counters["wsapi_faults"] += 1
+            raise SimError(-1008, "System is under maintenance.", 503)
+        if faults.draw(faults.rate_limit_rate):
+            self.counters["wsapi_faults"] += 1
+            raise SimError(-1003, "Too many requests; please use the websocket for live updates.", 429)
+        if faults.draw(faults.error_rate):
+            self.counters["wsapi_faults"] += 1
+            raise SimError(-1001, "Internal error; unable to process your request. Please try again.", 500)
+        if faults.draw(faults.timeout_rate):
+            self.counters["wsapi_faults"] += 1
+            return False
+        return True
+
+    def _wsapi_request(self, conn: Conn, text: str) -> bytes | None:
         req_id = None
         try:
             try:
@@ -584,10 +628,31 @@ class Venue:
                 params = request.get("params") or {}
             except Exception:
                 raise SimError(-1100, "Illegal characters found in request: invalid JSON.") from None
+            if (conn.market, method) in self.wsapi_methods and not self._wsapi_faults(method):
+                return None
             result = self._wsapi_call(conn, method, params)
             return _encode({"id": req_id, "status": 200, "result": result, "rateLimits": []})
         except SimError as err:
             return _encode({"id": req_id, "status": err.status, "error": {"code": err.code, "msg": err.msg}})
+
+    def _wsapi_signed(self, conn: Conn, handler: Callable, params: dict):
+        """A signed WS-API request (order entry, queries): the REST handler, authenticated by the
+        ``apiKey`` and ``signature`` parameters as Binance's WS-API does."""
+        self.counters["wsapi_requests"] += 1
+        account = self._api_key(params.get("apiKey"))
+        signature = params.get("signature")
+        if not signature:
+            raise SimError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
+        payload = "&".join(f"{k}={_wsapi_value(v)}" for k, v in sorted(params.items()) if k != "signature")
+        self._verify(account, payload, signature, str(params.get("timestamp", "")) or None,
+                     str(params["recvWindow"]) if "recvWindow" in params else None)
+        ctx = Ctx({k: _wsapi_value(v) for k, v in params.items() if k not in ("apiKey", "signature")},
+                  conn.market, self.engine, "ws-api")
+        ctx.account = account
+        try:
+            return handler(ctx)
+        finally:
+            self.hub.after_operation()
 
     def _wsapi_call(self, conn: Conn, method: str, params: dict):
         if method == "ping":
@@ -615,6 +680,9 @@ class Venue:
                     self.hub.user_conns[key] = [e for e in self.hub.user_conns.get(key, [])
                                                 if not (e[0] is conn and e[1] == sub_id)]
             return {}
+        handler = self.wsapi_methods.get((conn.market, method))
+        if handler is not None:
+            return self._wsapi_signed(conn, handler, params)
         if method == "session.status":
             return {"apiKey": None, "authorizedSince": None, "connectedSince": now_ms(),
                     "returnRateLimits": False, "serverTime": now_ms(), "userDataStream": bool(conn.wsapi_subs)}
