@@ -83,6 +83,21 @@ def _session_tag() -> str:
     return out
 
 
+def quote_fee(fill: Fill) -> float:
+    """``fill.fee`` in the symbol's quote (or settle) currency, the cash a strategy counts: a fee
+    charged in the base asset (Binance spot buys) is valued at the fill price; one in another
+    currency (e.g. BNB) has no price here and counts 0."""
+    if not fill.fee or not fill.fee_currency:
+        return fill.fee
+    base, _, rest = fill.symbol.partition("/")
+    quote, _, settle = rest.partition(":")
+    if fill.fee_currency in (quote, settle or quote):
+        return fill.fee
+    if fill.fee_currency == base:
+        return fill.fee * fill.price
+    return 0.0
+
+
 class StrategyHost:
     """Builds the strategies of the settings and connects their Runner to the bus."""
 
@@ -169,7 +184,7 @@ class StrategyHost:
             books: dict[str, StrategyContext] = {}
             for f in fills:
                 ctx = books.setdefault(f.symbol, StrategyContext())
-                ctx._apply_fill(f.qty if f.side is Side.BUY else -f.qty, f.price, f.fee)
+                ctx._apply_fill(f.qty if f.side is Side.BUY else -f.qty, f.price, quote_fee(f))
                 if f.trade_id:
                     self.runner._by_strategy[id(strategy)].external_trades.add(f.trade_id)
             for symbol, ctx in books.items():
@@ -328,7 +343,7 @@ class StrategyHost:
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
                     if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
-                                               event.price, event.qty, event.fee,
+                                               event.price, event.qty, quote_fee(event),
                                                event.ts_event or event.ts_init, event.trade_id or None):
                         self.svc.counters["fills"] += 1
                     await self.flush()
@@ -340,7 +355,7 @@ class StrategyHost:
             case OrderReject():
                 runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
             case Fill():
-                if runner.on_fill(order_id, event.price, event.qty, event.fee, event.ts_event or event.ts_init,
+                if runner.on_fill(order_id, event.price, event.qty, quote_fee(event), event.ts_event or event.ts_init,
                                   event.liquidity is Liquidity.MAKER, event.trade_id or None):
                     self.svc.counters["fills"] += 1
             case OrderCancelled():

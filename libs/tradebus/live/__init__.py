@@ -93,6 +93,7 @@ class CcxtBroker:
         self._by_client: dict[str, int] = {}  # client order id -> runner order id
         self._exchange_ids: dict[int, str] = {}
         self._filled: dict[int, tuple[float, float]] = {}  # order id -> (cum qty, cum cost)
+        self._trade_ids: dict[int, set[str]] = {}  # order id -> venue trade ids already turned into fills
         self._closed: set[int] = set()
         self.dry_run_log: list[tuple[str, dict]] = []
         self.errors: list[BaseException] = []
@@ -226,7 +227,13 @@ class CcxtBroker:
                 await asyncio.sleep(delay)
 
     def _apply(self, order: dict) -> None:
-        """A venue view of one of our orders -> runner events (fills by cumulative quantity)."""
+        """A venue view of one of our orders -> runner events.
+
+        The order's cumulative filled quantity decides how much is new. When the view carries
+        venue trades (a create response's fills; ccxt attaches the user stream's executions to
+        a watched order) that account for exactly that increase, each becomes a fill with its
+        trade id, fee (valued in the quote currency) and maker flag; otherwise the increase is
+        one fill with a synthetic trade id and no fee."""
         coid = VenueAdapter.client_order_id(order)
         order_id = self._by_client.get(coid or "")
         if order_id is None:
@@ -241,7 +248,17 @@ class CcxtBroker:
             cost = float(order.get("cost") or 0.0)
             price = (cost - cum_cost) / delta if cost else float(order.get("average") or order.get("price") or 0.0)
             self._filled[order_id] = (filled, cost if cost else cum_cost + price * delta)
-            self.runner.on_fill(order_id, price, delta, trade_id=f"{order.get('id')}-{filled:.12g}")
+            adapter = self.adapter_for(order.get("symbol") or "")
+            used = self._trade_ids.setdefault(order_id, set())
+            trades = [t for t in adapter.order_trades(order) if str(t["id"]) not in used]
+            used.update(str(t["id"]) for t in trades)
+            if trades and abs(sum(float(t.get("amount") or 0.0) for t in trades) - delta) <= 1e-9 * max(1.0, delta):
+                for t in trades:
+                    ts = int(t.get("timestamp") or time.time() * 1000) * 1_000_000
+                    self.runner.on_fill(order_id, float(t["price"]), float(t["amount"]), self._quote_fee(order, t), ts,
+                                        t.get("takerOrMaker") == "maker", trade_id=str(t["id"]))
+            else:
+                self.runner.on_fill(order_id, price, delta, trade_id=f"{order.get('id')}-{filled:.12g}")
         status = order.get("status")
         if order_id not in self._closed and status in ("canceled", "expired", "rejected"):
             self._closed.add(order_id)
@@ -251,6 +268,19 @@ class CcxtBroker:
                 self.runner.on_order_expired(order_id, "expired")
             else:
                 self.runner.on_order_rejected(order_id, "rejected by the venue", "unknown")
+
+    def _quote_fee(self, order: dict, trade: dict) -> float:
+        """A trade's fee in the market's quote currency (Binance charges spot buys in the base
+        asset); 0 for a currency it cannot value (e.g. BNB)."""
+        fee = trade.get("fee") or {}
+        cost = float(fee.get("cost") or 0.0)
+        market = (self.exchange.markets or {}).get(order.get("symbol") or "") or {}
+        currency = fee.get("currency")
+        if not cost or currency in (market.get("quote"), market.get("settle")):
+            return cost
+        if currency == market.get("base"):
+            return cost * float(trade.get("price") or 0.0)
+        return 0.0
 
     # ------------------------------------------------------------------ orders out
 

@@ -193,6 +193,9 @@ class OrderStatus(_OrderEvent, tag="ord.status", kw_only=True):
     filled_qty: float = 0.0
     avg_price: float = 0.0
     leaves_qty: float = 0.0
+    trade_ids: tuple[str, ...] = ()
+    """Venue trade ids of the executions counted in ``filled_qty`` (empty where fills are counted
+    from the venue's cumulative quantity)."""
 
 
 class UnsupportedOp(_OrderEvent, tag="ord.unsupported", kw_only=True):

@@ -140,7 +140,7 @@ def _compare(old: Any, new: Any, path: str, out: list[str]) -> None:
                 if n.get("mapping", {}).get(tag) != ref:
                     out.append(f"{path}: union member {tag!r} removed or changed")
         elif key == "default":
-            if o != n:
+            if _text(o) != _text(n):  # as JSON: a tuple default is the list it is written as
                 out.append(f"{path}: default changed from {_text(o)} to {_text(n)}")
         elif key == "prefixItems" and isinstance(o, list) and isinstance(n, list) and len(o) == len(n):
             for i, (a, b) in enumerate(zip(o, n)):

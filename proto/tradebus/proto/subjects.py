@@ -80,6 +80,7 @@ __all__ = [
     "params_key",
     "router_order_key",
     "router_position_key",
+    "router_kill_key",
 ]
 
 
@@ -429,6 +430,13 @@ def params_key(strategy: str) -> str:
 def router_order_key(venue: str, client_order_id: str) -> str:
     """Key of an order's last OrderStatus in ``router_state``: ``<venue>.order.<client id>``."""
     return f"{venue_token(venue)}.order.{name_token(client_order_id, 'client_order_id')}"
+
+
+def router_kill_key(venue: str, strategy: str | None = None) -> str:
+    """Key of an engaged kill switch in ``router_state``: ``<venue>.kill.<strategy>``, or
+    ``<venue>.kill`` for every strategy; deleted on release."""
+    base = f"{venue_token(venue)}.kill"
+    return base if strategy is None else f"{base}.{name_token(strategy, 'strategy')}"
 
 
 def router_position_key(venue: str, symbol: str) -> str:
