@@ -7,8 +7,12 @@ Figures:
 - request-to-ack latency p50/p99: orders published one at a time at a steady pace (each waits
   for its ack), so the figure is the router's path, not queueing.
 
+Both order entry paths of the Binance adapter are measured, each on a fresh sim and server: ``rest``
+(ccxt's REST create_order, the routing table's default) and ``ws`` (ccxt.pro's create_order_ws
+over Binance's WebSocket API, ``order_entry: ws``).
+
 Router in this process (uvloop when installed), sim_exchange and nats-server in their own.
-Usage: ``python bench/router.py [--quick]``.
+Usage: ``python bench/router.py [--quick] [--order-entry rest|ws]``.
 """
 from __future__ import annotations
 
@@ -67,7 +71,7 @@ async def wait_http(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError("sim_exchange did not start")
 
 
-async def run(args) -> list[tuple[str, str]]:
+async def run(args) -> dict[str, str]:
     with EmbeddedNats(state_dir=tempfile.mkdtemp(prefix="bench-router-")) as nats_server:
         port = free_port()
         sim = subprocess.Popen([sys.executable, "-m", "tradebus.services.sim_exchange", "--port", str(port),
@@ -78,7 +82,7 @@ async def run(args) -> list[tuple[str, str]]:
             await wait_http(url)
             bus = await Bus.connect(nats_server.url)
             spot = point_ccxt_at_sim(ccxtpro.binance(KEYS), url)
-            router = OrderRouter(bus, "bench", [make_adapter("binance:spot", spot)],
+            router = OrderRouter(bus, "bench", [make_adapter("binance:spot", spot, order_entry=args.order_entry)],
                                  options=RouterOptions(fetch_batch=512, max_ack_pending=20000))
             await router.start()
             while not router.ready.is_set():
@@ -145,29 +149,23 @@ async def run(args) -> list[tuple[str, str]]:
         finally:
             sim.terminate()
             sim.wait(10)
-    load = os.getloadavg()
-    rows = [
-        ("orders/s, bus -> sim ack (burst of %d)" % args.n, f"{rate:,.0f}"),
-        ("request-to-ack p50 (ms, sequential)", f"{p50:.2f}"),
-        ("request-to-ack p99 (ms, sequential)", f"{p99:.2f}"),
-        ("CPU during burst: router+bus client / sim_exchange (% of one core)", f"{router_cpu:.0f} / {sim_cpu:.0f}"),
-        ("rejects in burst", str(len(rejects))),
-        ("venue orders sent (warm-up + latency + burst)", str(venue_orders)),
-        ("load average at end (1/5/15 min)", " / ".join(f"{x:.2f}" for x in load)),
-    ]
-    for metric, value in rows:
-        print(f"{metric:50s} {value}")
-    notes = (f"{args.latency_n} sequential orders for latency, burst of {args.n}; spot limit orders resting "
-             f"far from the market; router with uvloop={'uvloop' in sys.modules}, sim_exchange and nats-server "
-             "in separate processes on the same 2-core VM shared with other jobs. Target: >= 1,000 orders/s, "
-             "p50 < 3 ms.")
-    record("order_router: bus -> ccxt -> sim_exchange -> ack", rows=rows, notes=notes)
-    return rows
+    return {
+        "orders/s, bus -> sim ack (burst of %d)" % args.n: f"{rate:,.0f}",
+        "request-to-ack p50 (ms, sequential)": f"{p50:.2f}",
+        "request-to-ack p99 (ms, sequential)": f"{p99:.2f}",
+        "router CPU per order in the burst (us)": f"{router_cpu * 10_000 / rate:.0f}",
+        "CPU during burst, router + bus client (% of one core)": f"{router_cpu:.0f}",
+        "CPU during burst, sim_exchange (% of one core)": f"{sim_cpu:.0f}",
+        "rejects in burst": str(len(rejects)),
+        "venue orders sent (warm-up + latency + burst)": str(venue_orders),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--order-entry", choices=("rest", "ws"), action="append",
+                        help="measure only this order entry path (default: both)")
     args = parser.parse_args()
     args.n = 500 if args.quick else 3000
     args.latency_n = 100 if args.quick else 500
@@ -176,7 +174,21 @@ def main() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
-    asyncio.run(run(args))
+    results = {}
+    for entry in args.order_entry or ("rest", "ws"):
+        args.order_entry = entry
+        results[entry] = asyncio.run(run(args))
+    entries = list(results)
+    rows = [(f"{metric} [{' / '.join(entries)}]", " / ".join(results[e][metric] for e in entries))
+            for metric in results[entries[0]]]
+    rows.append(("load average at end (1/5/15 min)", " / ".join(f"{x:.2f}" for x in os.getloadavg())))
+    for metric, value in rows:
+        print(f"{metric:75s} {value}")
+    notes = (f"{args.latency_n} sequential orders for latency, burst of {args.n}; spot limit orders resting "
+             f"far from the market; order entry {' / '.join(entries)}: REST create_order, or create_order_ws over "
+             f"the venue's WebSocket API; router with uvloop={'uvloop' in sys.modules}, sim_exchange and nats-server "
+             "in separate processes on the same 2-core VM. Target: >= 1,000 orders/s, p50 < 3 ms.")
+    record("order_router: bus -> ccxt -> sim_exchange -> ack", rows=rows, notes=notes)
 
 
 if __name__ == "__main__":

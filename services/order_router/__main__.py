@@ -33,6 +33,7 @@ class RouterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     sim_secret: str = "sim-secret"
     sandbox: bool = True  # live only: use the venue's testnet
     timeout_ms: int = 10000
+    order_entry: str | None = None  # rest | ws (the venue's WebSocket API); None: each adapter's YAML
     risk: dict[str, RiskLimits] = {}
     router: RouterOptions = RouterOptions()
 
@@ -65,7 +66,7 @@ def build_adapters(settings: RouterSettings, venue: str, live: bool, sim_url: st
         else:
             ccxt_config.update(apiKey=settings.sim_api_key, secret=settings.sim_secret)
             exchange = point_ccxt_at_sim(VenueAdapter.build_exchange(config, sandbox=False, **ccxt_config), sim_url)
-        adapters.append(make_adapter(key, exchange))
+        adapters.append(make_adapter(key, exchange, order_entry=settings.order_entry))
     return adapters
 
 

@@ -8,9 +8,25 @@ Guarantees:
   the ``router_state`` KV bucket. The status is written (NEW) before the venue is called, so a
   redelivered or duplicated request finds it: a known order is never sent twice, and an order
   left NEW (crash or timeout mid-send) is looked up at the venue by client id first.
-- Fills come from the order's cumulative filled quantity, whoever reports it (the create
-  response, watch_orders, reconciliation): only the increase over what KV holds becomes a Fill,
-  with a deterministic trade id and Nats-Msg-Id, so none is lost or published twice.
+- Fills: where the adapter has per-execution trade records (``fills_from_trades``: ccxt
+  ``watch_my_trades``), each Fill is one venue execution with its trade id, fee, fee currency
+  and maker/taker flag, taken from ccxt trade structures: the watch_my_trades stream, the trades
+  a create response carries, ``fetch_order_trades`` in a catch-up. Order views (watch_orders,
+  create/cancel responses, fetch_order) then change only the order's state, never its filled
+  quantity. A trade counts once: its id goes into the order's ``OrderStatus.trade_ids`` (KV)
+  together with the new ``filled_qty``, and its Nats-Msg-Id is ``<venue>.<coid>.fill.<trade id>``,
+  so a replay after a restart finds it counted (or JetStream drops the repeat).
+  The order views' cumulative filled quantity is the check: when a view counts more than the
+  trades brought, the order is held open (an end state waits for its executions) and a catch-up
+  runs after ``trade_grace_s`` (at once after reconciliation): it fetches the order's trades;
+  if the venue still lists fewer than it counts, the order switches (persistently, a marker in
+  ``trade_ids``) to the cumulative path below and is refreshed. The watch loop hands a trade
+  update to the router before an order update woken by the same venue message.
+- Cumulative path (adapters without trade records, orders filled before trade ids were kept, the
+  fallback above): only the increase of the order's cumulative filled quantity over what KV
+  holds becomes a Fill, with a deterministic trade id and Nats-Msg-Id; fee 0, liquidity unknown.
+- Each order's updates are applied one at a time (``Tracked.lock``): events are stored, then KV.
+- The kill switch is kept in KV (``router_kill_key``) and engaged again at start.
 """
 from __future__ import annotations
 
@@ -69,6 +85,7 @@ from tradebus.proto.subjects import (
     order_event_subject,
     order_request_subject,
     router_consumer,
+    router_kill_key,
     router_order_key,
     router_position_key,
     service_subject,
@@ -81,6 +98,7 @@ log = logging.getLogger("tradebus.order_router")
 
 OPEN = {OrderState.NEW, OrderState.ACKED, OrderState.PARTIALLY_FILLED}
 EPS = 1e-12
+CUMULATIVE = "~cumulative"  # in OrderStatus.trade_ids: this order's fills are counted by cumulative quantity
 _STATUS_DECODER = decoder_for(OrderStatus)
 
 
@@ -101,6 +119,8 @@ class RouterOptions(msgspec.Struct, frozen=True, kw_only=True):
     watch: bool = True
     reconcile_on_start: bool = True
     stale_after_s: float = 300.0  # a NewOrder older than this (ts_init) when first seen is rejected, not sent
+    trade_grace_s: float = 0.5  # how long a counted execution may wait for its trade record before a catch-up
+    trade_fetch_retries: int = 3
 
 
 @dataclass
@@ -112,6 +132,12 @@ class Tracked:
     trigger_price: float | None = None
     cancel_requested: bool = False
     ack_published: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    order_ids: set[str] = field(default_factory=set)  # every venue id it executes under
+    venue_filled: float = 0.0  # the highest cumulative filled quantity a venue view showed
+    held: OrderState | None = None  # an end state the venue reported before all its executions
+    held_reason: str = ""
+    catching_up: bool = False
 
     @property
     def open(self) -> bool:
@@ -230,7 +256,11 @@ class OrderRouter:
             keys = await self.kv.keys()
         except NoKeysError:
             keys = []
+        kill_all = router_kill_key(self.venue)
         for key in keys:
+            if key == kill_all or key.startswith(kill_all + "."):
+                self.risk.kill(None if key == kill_all else key[len(kill_all) + 1:])
+                continue
             if not key.startswith(prefix):
                 continue
             try:
@@ -243,6 +273,7 @@ class OrderRouter:
             self.orders[status.client_order_id] = rec
             if status.exchange_order_id:
                 self.by_exchange_id[status.exchange_order_id] = status.client_order_id
+                rec.order_ids.add(status.exchange_order_id)
             if status.filled_qty > 0 and status.strategy != EXTERNAL_STRATEGY:
                 self.positions[(status.strategy, status.symbol)] += Side(status.side).sign * status.filled_qty
         self.counters["orders_loaded"] = len(self.orders)
@@ -313,18 +344,27 @@ class OrderRouter:
                     return
             await asyncio.sleep(0.01)
 
+    def _watch(self, adapter: VenueAdapter, kind: str) -> asyncio.Future:
+        if kind == "trades":
+            return asyncio.ensure_future(adapter.exchange.watch_my_trades(None, None, None, adapter.watch_params()))
+        return asyncio.ensure_future(adapter.exchange.watch_orders(None, None, None, adapter.watch_params()))
+
     async def _watch_loop(self, adapter: VenueAdapter) -> None:
-        """watch_orders forever; after a stream error: back off, reconnect, reconcile the gap."""
+        """watch_orders (and watch_my_trades where fills come from trades) forever; after a stream
+        error: back off, reconnect, reconcile the gap. Trades woken by the same venue message as an
+        order update are applied first, so an end state rarely waits for its executions."""
         backoff = Backoff(self.options.retry_initial_delay, self.options.retry_multiplier, self.options.retry_max_delay)
-        pending: asyncio.Future | None = None
+        kinds = ("trades", "orders") if adapter.fills_from_trades() else ("orders",)
+        pending: dict[str, asyncio.Future] = {}
         gap = False
         try:
             while not self._stopping.is_set():
-                if pending is None:
-                    pending = asyncio.ensure_future(adapter.exchange.watch_orders(None, None, None, adapter.watch_params()))
+                for kind in kinds:
+                    if kind not in pending:
+                        pending[kind] = self._watch(adapter, kind)
                 if gap:
-                    await self._connected(adapter, pending)
-                    if not pending.done():
+                    await self._connected(adapter, pending["orders"])
+                    if not pending["orders"].done():
                         try:
                             await self.reconcile()
                         except Exception as exc:
@@ -334,28 +374,42 @@ class OrderRouter:
                             continue
                         gap = False
                         await self._set_state(GatewayState.READY_TO_TRADE)
-                try:
-                    updates = await pending
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    pending = None
+                await asyncio.wait(list(pending.values()), return_when=asyncio.FIRST_COMPLETED)
+                error = None
+                for kind in kinds:  # trades first
+                    fut = pending.get(kind)
+                    if fut is None or not fut.done():
+                        continue
+                    del pending[kind]
+                    try:
+                        updates = fut.result()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:
+                        error = exc
+                        continue
+                    for update in updates:
+                        try:
+                            if kind == "trades":
+                                await self.on_trade(update, adapter)
+                            else:
+                                await self.observe(update, adapter)
+                        except Exception:
+                            self.counters["observe_errors"] += 1
+                            log.exception("%s update failed", kind)
+                if error is not None:
+                    for fut in pending.values():
+                        fut.cancel()
+                    pending.clear()
                     gap = True
                     self.counters["stream_errors"] += 1
-                    await self._set_state(GatewayState.DISCONNECTED, f"{adapter.config.key} stream: {type(exc).__name__}")
+                    await self._set_state(GatewayState.DISCONNECTED, f"{adapter.config.key} stream: {type(error).__name__}")
                     await asyncio.sleep(backoff.next())
                     continue
-                pending = None
                 backoff.reset()
-                for order in updates:
-                    try:
-                        await self.observe(order, adapter)
-                    except Exception:
-                        self.counters["observe_errors"] += 1
-                        log.exception("order update failed")
         finally:
-            if pending is not None:
-                pending.cancel()
+            for fut in pending.values():
+                fut.cancel()
 
     # ------------------------------------------------------------------ publishing
 
@@ -368,11 +422,11 @@ class OrderRouter:
     async def _emit(self, event, msg_id: str) -> None:
         """Store an order event in ORDERS (deduplicated by ``msg_id``) before anything is acked."""
         subject = order_event_subject(self.venue, event.strategy)
-        await self.bus.js.publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
+        await self.bus.js_publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
         self.counters["events"] += 1
 
     async def _save(self, rec: Tracked) -> None:
-        await self.kv.put(router_order_key(self.venue, rec.status.client_order_id), encode(rec.status))
+        await self.bus.kv_put(KV_ROUTER_STATE, router_order_key(self.venue, rec.status.client_order_id), encode(rec.status))
 
     def _mid(self, coid: str, what: str) -> str:
         return f"{self.venue}.{coid}.{what}"
@@ -642,7 +696,10 @@ class OrderRouter:
     # ------------------------------------------------------------------ venue -> events
 
     async def observe(self, order: dict, adapter: VenueAdapter, reconciled: bool = False) -> Tracked | None:
-        """Apply one venue view of an order: ack, fills (by cumulative qty), end state. Idempotent."""
+        """Apply one venue view of an order: ack, fills, end state. Idempotent.
+
+        Fills come from the trades the view carries when the adapter takes fills from trades
+        (the view's cumulative quantity only checks them), else from the cumulative quantity."""
         exchange_id = str(order.get("id")) if order.get("id") is not None else None
         coid = adapter.client_order_id(order)
         if coid is None or coid not in self.orders:
@@ -654,11 +711,22 @@ class OrderRouter:
             if rec is None:
                 return None
             events.append((rec.status, self._mid(rec.status.client_order_id, "adopt")))
+        async with rec.lock:
+            await self._observe(rec, order, adapter, exchange_id, events, reconciled)
+        return rec
+
+    async def _observe(self, rec: Tracked, order: dict, adapter: VenueAdapter, exchange_id: str | None,
+                       events: list, reconciled: bool) -> None:
         st = rec.status
         coid = st.client_order_id
-        if exchange_id and st.exchange_order_id != exchange_id:
-            st = msgspec.structs.replace(st, exchange_order_id=exchange_id)
+        if exchange_id:
+            if not st.exchange_order_id:  # the first id stays the order's; later ones (a placed order) alias it
+                st = msgspec.structs.replace(st, exchange_order_id=exchange_id)
             self.by_exchange_id[exchange_id] = coid
+            rec.order_ids.add(exchange_id)
+        for other in adapter.related_order_ids(order):
+            self.by_exchange_id[other] = coid
+            rec.order_ids.add(other)
         state = adapter.state(order)
         if not rec.ack_published and st.strategy != EXTERNAL_STRATEGY:
             rec.ack_published = True
@@ -666,7 +734,16 @@ class OrderRouter:
             events.append((self._ack_event(rec), self._mid(coid, "done")))
         rec.ack_published = True
         filled = float(order.get("filled") or 0.0)
-        if filled > st.filled_qty + EPS:
+        if self._by_trades(rec):
+            for trade in adapter.order_trades(order):
+                st = self._apply_trade(rec, st, trade, events)
+            rec.venue_filled = max(rec.venue_filled, filled)
+            if filled > st.filled_qty + EPS:  # counted at the venue, no trade record yet
+                self._catch_up(rec, immediate=reconciled)
+                if state not in OPEN:
+                    rec.held, rec.held_reason = state, str(order.get("status") or "")
+                    state = OrderState.ACKED
+        elif filled > st.filled_qty + EPS:
             delta = filled - st.filled_qty
             cost = order.get("cost")
             old_cost = st.avg_price * st.filled_qty
@@ -685,28 +762,12 @@ class OrderRouter:
                         fee=0.0, fee_currency=str(fee.get("currency") or ""), liquidity=Liquidity.UNKNOWN,
                         ts_event=int(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0) * 1_000_000,
                         ts_init=now_ns())
-            events.append((fill, self._mid(coid, f"fill.{filled:.12g}")))
+            events.append((fill, self._mid(coid, f"fill.cum-{filled:.12g}")))
             if st.strategy != EXTERNAL_STRATEGY:
                 self.positions[(st.strategy, st.symbol)] += Side(st.side).sign * delta
             self.last_price[st.symbol] = (price, time.monotonic())
             self.counters["fills"] += 1
-        before = rec.status.status
-        if state in (OrderState.ACKED, OrderState.PARTIALLY_FILLED) and before in OPEN:
-            st = msgspec.structs.replace(st, status=OrderState.PARTIALLY_FILLED if st.filled_qty > 0 else OrderState.ACKED)
-        elif state not in OPEN and before in OPEN:
-            st = msgspec.structs.replace(st, status=state, leaves_qty=0.0 if state is not OrderState.FILLED else 0.0)
-            if state in (OrderState.CANCELLED, OrderState.EXPIRED):
-                code = CancelCode.EXPIRED if state is OrderState.EXPIRED else (
-                    CancelCode.USER if rec.cancel_requested else CancelCode.VENUE)
-                events.append((OrderCancelled(venue=self.venue, strategy=st.strategy, symbol=st.symbol,
-                                              client_order_id=coid, exchange_order_id=st.exchange_order_id,
-                                              unsolicited=not rec.cancel_requested, cancel_code=code,
-                                              reason=str(order.get("status") or ""), cum_qty=st.filled_qty,
-                                              ts_init=now_ns()), self._mid(coid, "end")))
-            elif state is OrderState.REJECTED:
-                events.append((OrderReject(venue=self.venue, strategy=st.strategy, symbol=st.symbol,
-                                           client_order_id=coid, reject_code=RejectCode.UNKNOWN,
-                                           reason="rejected by the venue", ts_init=now_ns()), self._mid(coid, "end")))
+        st = self._transition(rec, st, state, str(order.get("status") or ""), events)
         changed = st != rec.status or events
         rec.status = msgspec.structs.replace(st, ts_init=now_ns()) if changed else st
         if reconciled:
@@ -715,7 +776,164 @@ class OrderRouter:
             await self._emit(event, mid)
         if changed:
             await self._save(rec)
+
+    def _transition(self, rec: Tracked, st: OrderStatus, state: OrderState, reason: str, events: list) -> OrderStatus:
+        """``st`` moved to the venue's ``state`` (an end state once only), with its end event."""
+        before = st.status
+        if state in (OrderState.ACKED, OrderState.PARTIALLY_FILLED) and before in OPEN:
+            return msgspec.structs.replace(st, status=OrderState.PARTIALLY_FILLED if st.filled_qty > 0 else OrderState.ACKED)
+        if state in OPEN or before not in OPEN:
+            return st
+        rec.held = None
+        coid = st.client_order_id
+        st = msgspec.structs.replace(st, status=state, leaves_qty=0.0)
+        if state in (OrderState.CANCELLED, OrderState.EXPIRED):
+            code = CancelCode.EXPIRED if state is OrderState.EXPIRED else (
+                CancelCode.USER if rec.cancel_requested else CancelCode.VENUE)
+            events.append((OrderCancelled(venue=self.venue, strategy=st.strategy, symbol=st.symbol,
+                                          client_order_id=coid, exchange_order_id=st.exchange_order_id,
+                                          unsolicited=not rec.cancel_requested, cancel_code=code,
+                                          reason=reason, cum_qty=st.filled_qty, ts_init=now_ns()), self._mid(coid, "end")))
+        elif state is OrderState.REJECTED:
+            events.append((OrderReject(venue=self.venue, strategy=st.strategy, symbol=st.symbol,
+                                       client_order_id=coid, reject_code=RejectCode.UNKNOWN,
+                                       reason="rejected by the venue", ts_init=now_ns()), self._mid(coid, "end")))
+        return st
+
+    # ------------------------------------------------------------------ venue trades -> fills
+
+    def _by_trades(self, rec: Tracked) -> bool:
+        """True when this order's fills come from venue trade records (see the module docstring)."""
+        st = rec.status
+        if CUMULATIVE in st.trade_ids or (st.filled_qty > EPS and not st.trade_ids):
+            return False
+        return rec.adapter.fills_from_trades()
+
+    def _apply_trade(self, rec: Tracked, st: OrderStatus, trade: dict, events: list) -> OrderStatus:
+        """One venue execution -> a Fill in ``events``, unless its trade id is already counted."""
+        tid = trade.get("id")
+        qty = float(trade.get("amount") or 0.0)
+        if tid is None or str(tid) in st.trade_ids or qty <= 0:
+            return st
+        tid = str(tid)
+        price = float(trade.get("price") or 0.0)
+        filled = st.filled_qty + qty
+        avg = (st.avg_price * st.filled_qty + price * qty) / filled
+        st = msgspec.structs.replace(st, filled_qty=filled, avg_price=avg, leaves_qty=max(0.0, st.qty - filled),
+                                     trade_ids=(*st.trade_ids, tid))
+        fee = trade.get("fee") or next(iter(trade.get("fees") or ()), None) or {}
+        liquidity = {"maker": Liquidity.MAKER, "taker": Liquidity.TAKER}.get(trade.get("takerOrMaker"), Liquidity.UNKNOWN)
+        coid = st.client_order_id
+        events.append((Fill(venue=self.venue, strategy=st.strategy, symbol=st.symbol, client_order_id=coid,
+                            exchange_order_id=str(trade.get("order") or st.exchange_order_id or ""), trade_id=tid,
+                            side=st.side, price=price, qty=qty, leaves_qty=st.leaves_qty, cum_qty=filled,
+                            fee=float(fee.get("cost") or 0.0), fee_currency=str(fee.get("currency") or ""),
+                            liquidity=liquidity, ts_event=int(trade.get("timestamp") or 0) * 1_000_000,
+                            ts_init=now_ns()), self._mid(coid, f"fill.{tid}")))
+        if st.strategy != EXTERNAL_STRATEGY:
+            self.positions[(st.strategy, st.symbol)] += Side(st.side).sign * qty
+        self.last_price[st.symbol] = (price, time.monotonic())
+        self.counters["fills"] += 1
+        return st
+
+    async def on_trade(self, trade: dict, adapter: VenueAdapter) -> Tracked | None:
+        """One execution from watch_my_trades (a ccxt trade structure)."""
+        oid = str(trade["order"]) if trade.get("order") is not None else ""
+        coid = self.by_exchange_id.get(oid) or adapter.trade_client_order_id(trade)
+        rec = self.orders.get(coid or "")
+        if rec is None:  # not known yet: its order update adopts it, the catch-up brings this trade
+            self.counters["trades_unmatched"] += 1
+            return None
+        await self._take_trades(rec, [trade])
         return rec
+
+    async def _take_trades(self, rec: Tracked, trades: list[dict]) -> None:
+        async with rec.lock:
+            if not self._by_trades(rec):
+                return
+            st = rec.status
+            coid = st.client_order_id
+            for trade in trades:
+                oid = str(trade["order"]) if trade.get("order") is not None else ""
+                if oid:
+                    self.by_exchange_id[oid] = coid
+                    rec.order_ids.add(oid)
+                    if not st.exchange_order_id:
+                        st = msgspec.structs.replace(st, exchange_order_id=oid)
+            events: list[tuple[Any, str]] = []
+            if not rec.ack_published and st.strategy != EXTERNAL_STRATEGY:  # it traded: the venue has it
+                rec.status = st
+                events.append((self._ack_event(rec), self._mid(coid, "done")))
+            rec.ack_published = True
+            for trade in trades:
+                st = self._apply_trade(rec, st, trade, events)
+            if st.status is OrderState.NEW:
+                st = msgspec.structs.replace(st, status=OrderState.ACKED)
+            st = self._transition(rec, st, OrderState.ACKED, "", events)
+            if st.qty > 0 and st.filled_qty >= st.qty - EPS:  # every unit executed: filled, whatever view comes next
+                st = self._transition(rec, st, OrderState.FILLED, "closed", events)
+            elif rec.held is not None and rec.venue_filled <= st.filled_qty + EPS:
+                st = self._transition(rec, st, rec.held, rec.held_reason, events)
+            if st == rec.status and not events:
+                return
+            rec.status = msgspec.structs.replace(st, ts_init=now_ns())
+            for event, mid in events:
+                await self._emit(event, mid)
+            await self._save(rec)
+
+    def _missing(self, rec: Tracked) -> bool:
+        return self._by_trades(rec) and rec.venue_filled > rec.status.filled_qty + EPS
+
+    def _catch_up(self, rec: Tracked, immediate: bool = False) -> None:
+        if not rec.catching_up and not self._stopping.is_set():
+            rec.catching_up = True
+            self._spawn(self._catch_up_task(rec, immediate))
+
+    async def _catch_up_task(self, rec: Tracked, immediate: bool) -> None:
+        """Executions a venue view counts that no trade record brought: after a grace period for
+        the trade stream, fetch the order's trades; when the venue still lists fewer than it
+        counts, this order counts fills by cumulative quantity from then on."""
+        backoff = Backoff(self.options.retry_initial_delay, self.options.retry_multiplier, self.options.retry_max_delay)
+        try:
+            if not immediate:
+                await asyncio.sleep(self.options.trade_grace_s)
+            for attempt in range(self.options.trade_fetch_retries + 1):
+                if not self._missing(rec):
+                    return
+                if attempt:
+                    await asyncio.sleep(backoff.next())
+                try:
+                    trades = await self._order_trades(rec)
+                except Exception as exc:
+                    self.counters["trade_fetch_errors"] += 1
+                    log.warning("trades of %s not fetched: %s", rec.status.client_order_id, exc)
+                    continue
+                if trades is None:
+                    break
+                self.counters["trade_catch_ups"] += 1
+                await self._take_trades(rec, trades)
+            if not self._missing(rec):
+                return
+            async with rec.lock:
+                if self._by_trades(rec):
+                    rec.status = msgspec.structs.replace(rec.status, trade_ids=(*rec.status.trade_ids, CUMULATIVE))
+                    await self._save(rec)
+            self.counters["trade_fallbacks"] += 1
+            log.warning("order %s: the venue lists fewer executions than it counts; counting its fills by "
+                        "cumulative quantity", rec.status.client_order_id)
+        finally:
+            rec.catching_up = False
+        await self._refresh(rec)
+
+    async def _order_trades(self, rec: Tracked) -> list[dict] | None:
+        ids = sorted(rec.order_ids) or ([rec.status.exchange_order_id] if rec.status.exchange_order_id else [])
+        out: list[dict] = []
+        for oid in ids:
+            got = await self._call(rec.adapter, "fetch_my_trades", rec.adapter.fetch_order_trades, rec.status.symbol, oid)
+            if got is None:
+                return None
+            out += [t if t.get("order") is not None else {**t, "order": oid} for t in got]
+        return out
 
     def _adopt(self, order: dict, adapter: VenueAdapter, coid: str | None, exchange_id: str | None) -> Tracked | None:
         """An order the router never placed (manual trade, other tool): track it as external."""
@@ -755,10 +973,10 @@ class OrderRouter:
             return
         adapter = rec.adapter
         rec.cancel_requested = True
+        target_id, target_type = self._cancel_target(rec)
         try:
             result = await self._call(adapter, "cancel_order", adapter.cancel, rec.status.symbol,
-                                      rec.status.exchange_order_id or req.exchange_order_id, req.client_order_id,
-                                      rec.status.order_type)
+                                      target_id or req.exchange_order_id, req.client_order_id, target_type)
         except Exception as exc:
             rec.cancel_requested = False
             if isinstance(exc, ccxt.OrderNotFound) or is_ambiguous(exc):
@@ -795,13 +1013,24 @@ class OrderRouter:
         await self._emit(CancelAllAck(venue=self.venue, strategy=req.strategy, symbol=req.symbol, count=count,
                                       ts_init=now_ns()), f"{self.venue}.cancel_all.{req.strategy}.{req.ts_init}")
 
+    @staticmethod
+    def _cancel_target(rec: Tracked) -> tuple[str | None, OrderType | None]:
+        """The venue order a cancel must reach: once a conditional order has triggered, the order it
+        placed (the conditional one is finished at the venue); else the order itself."""
+        st = rec.status
+        placed = sorted(i for i in rec.order_ids if i != st.exchange_order_id)
+        if placed and rec.adapter.conditional(st.order_type):
+            return placed[-1], None
+        return st.exchange_order_id, st.order_type
+
     async def _cancel_many(self, targets: list[Tracked]) -> int:
         count = 0
         for rec in targets:
             rec.cancel_requested = True
+            target_id, target_type = self._cancel_target(rec)
             try:
                 result = await self._call(rec.adapter, "cancel_order", rec.adapter.cancel, rec.status.symbol,
-                                          rec.status.exchange_order_id, rec.status.client_order_id, rec.status.order_type)
+                                          target_id, rec.status.client_order_id, target_type)
                 count += 1
                 if isinstance(result, dict) and result.get("status"):
                     await self.observe(result, rec.adapter)
@@ -839,9 +1068,10 @@ class OrderRouter:
         except Exception as exc:
             await refuse(reject_code(exc), f"{type(exc).__name__}: {exc}")
             return
-        rec.status = msgspec.structs.replace(st, qty=float(result.get("amount") or qty),
-                                             price=float(result.get("price") or price))
-        await self._save(rec)
+        async with rec.lock:  # fills applied during the edit call stay in
+            rec.status = msgspec.structs.replace(rec.status, qty=float(result.get("amount") or qty),
+                                                 price=float(result.get("price") or price))
+            await self._save(rec)
         await self._emit(ModifyAck(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
                                    client_order_id=req.client_order_id, exchange_order_id=rec.status.exchange_order_id,
                                    price=rec.status.price, qty=rec.status.qty, ts_init=now_ns()), mid)
@@ -887,14 +1117,29 @@ class OrderRouter:
     # ------------------------------------------------------------------ kill switch
 
     async def kill(self, strategy: str | None = None) -> int:
-        """Engage the kill switch and cancel the open orders it covers; returns how many."""
+        """Engage the kill switch (kept in KV for a restart) and cancel the open orders it covers;
+        returns how many."""
         self.risk.kill(strategy)
+        args = {"venue": self.venue, **({"strategy": strategy} if strategy else {})}
+        await self.kv.put(router_kill_key(self.venue, strategy),
+                          encode(ServiceCommand(service="order_router", command="kill", args=args, ts_init=now_ns())))
         targets = [r for r in self.open_orders(strategy) if r.status.strategy != EXTERNAL_STRATEGY or strategy is None]
         for rec in targets:
             rec.cancel_requested = True
         return await self._cancel_many(targets)
 
-    def release(self, strategy: str | None = None) -> None:
+    async def release(self, strategy: str | None = None) -> None:
+        """Release the kill switch of ``strategy`` (None: every switch on this venue), KV first."""
+        if strategy is None:
+            base = router_kill_key(self.venue)
+            try:
+                keys = [k for k in await self.kv.keys() if k == base or k.startswith(base + ".")]
+            except NoKeysError:
+                keys = []
+        else:
+            keys = [router_kill_key(self.venue, strategy)]
+        for key in keys:
+            await self.kv.delete(key)
         self.risk.release(strategy)
 
     async def _on_control(self, msg) -> None:
@@ -910,7 +1155,7 @@ class OrderRouter:
             count = await self.kill(strategy)
             text = f"kill switch on for {strategy or 'all strategies'} on {self.venue}; {count} orders cancelled"
         else:
-            self.release(strategy)
+            await self.release(strategy)
             text = f"kill switch released for {strategy or 'all strategies'} on {self.venue}"
         log.warning("%s", text)
         if msg.reply:

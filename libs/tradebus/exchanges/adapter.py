@@ -15,9 +15,17 @@ MODIFY                 edit_order(exchange id, symbol, "limit", side, qty, price
 
 A new venue is a YAML file in ``venues/`` plus, only where needed, a subclass overriding a hook
 (registered with :func:`register`).
+
+Order entry (``order_entry`` in the YAML, or ``make_adapter(..., order_entry=...)``): ``rest`` sends
+the rows above; ``ws`` sends the same rows, with the same parameters, through ccxt.pro's WebSocket
+API methods (``create_order_ws``, ``cancel_order_ws``) on venues that have them (Binance's WS-API).
+That saves the HTTP request per order; lookups, cancel-all and reconciliation stay on REST. A WS
+request the venue never answers raises ``ccxt.RequestTimeout`` after the exchange's ``timeout``,
+so it is handled like any ambiguous REST timeout (looked up by client id before any resend).
 """
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -34,6 +42,7 @@ __all__ = ["VenueConfig", "Capabilities", "VenueAdapter", "register", "load_conf
            "make_adapter", "VENUES_DIR"]
 
 VENUES_DIR = Path(__file__).with_name("venues")
+ORDER_ENTRY = ("rest", "ws")
 
 
 class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -70,6 +79,11 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     extra_params: dict[str, Any] = {}
     status_map: dict[str, OrderState] = {}
     orders: dict[str, OrderRow] = {}
+    order_entry: str = "rest"
+
+    def __post_init__(self) -> None:
+        if self.order_entry not in ORDER_ENTRY:
+            raise ValueError(f"order_entry must be one of {', '.join(ORDER_ENTRY)}, not {self.order_entry!r}")
 
     def weight(self, method: str) -> float:
         return float(self.weights.get(method, 1.0))
@@ -107,10 +121,13 @@ def load_config(key: str) -> VenueConfig:
     return msgspec.convert(yaml.safe_load(paths[key].read_text()), VenueConfig)
 
 
-def make_adapter(key: str, exchange=None, **ccxt_config) -> "VenueAdapter":
+def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> "VenueAdapter":
     """The adapter for ``key`` on ``exchange`` (a ready ccxt / ccxt.pro instance) or a new ccxt.pro
-    instance built from the YAML plus ``ccxt_config`` (apiKey, secret, ...)."""
+    instance built from the YAML plus ``ccxt_config`` (apiKey, secret, ...); ``order_entry``
+    (``rest`` / ``ws``) overrides the YAML's."""
     config = load_config(key)
+    if order_entry is not None:
+        config = msgspec.structs.replace(config, order_entry=order_entry)
     cls = _CLASSES.get(key, VenueAdapter)
     return cls(config, exchange if exchange is not None else cls.build_exchange(config, **ccxt_config))
 
@@ -125,6 +142,11 @@ class VenueAdapter:
         self.config = config
         self.exchange = exchange
         self.capabilities = config.capabilities
+        self.ws_orders = config.order_entry == "ws"
+        if self.ws_orders and not (exchange.has.get("createOrderWs") and exchange.has.get("cancelOrderWs")):
+            raise ValueError(f"{config.key}: order_entry ws needs a ccxt.pro exchange with createOrderWs and "
+                             f"cancelOrderWs; {type(exchange).__module__}.{type(exchange).__name__} has not")
+        self._by_symbol: dict[str, bool] = {}
         # the router reconciles every symbol at once, knowingly (the YAML weight covers it)
         exchange.options["warnOnFetchOpenOrdersWithoutSymbol"] = False
 
@@ -147,10 +169,14 @@ class VenueAdapter:
 
     def handles(self, symbol: str) -> bool:
         """True when ``symbol`` is one of this adapter's market type."""
+        known = self._by_symbol.get(symbol)
+        if known is not None:
+            return known
         market = self.exchange.markets.get(symbol) if self.exchange.markets else None
         if market is None:
             return False
-        return (market.get("type") == "spot") == (self.config.market_type == "spot")
+        known = self._by_symbol[symbol] = (market.get("type") == "spot") == (self.config.market_type == "spot")
+        return known
 
     # --- rounding and local checks --------------------------------------------------------
 
@@ -236,16 +262,29 @@ class VenueAdapter:
         row = self.config.orders.get(kind)
         if row is None:
             raise LocalReject(RejectCode.UNSUPPORTED, f"{self.config.key} has no parameter shape for {kind}")
-        return await self.exchange.create_order(symbol, row.type, side, amount, price,
-                                                {**params, **self._fill(row.params, order, symbol)})
+        params = {**params, **self._fill(row.params, order, symbol)}
+        if self.ws_orders:
+            return await self._ws(self.exchange.create_order_ws(symbol, row.type, side, amount, price, params))
+        return await self.exchange.create_order(symbol, row.type, side, amount, price, params)
 
     async def place_market(self, symbol, side, amount, price, order, params) -> dict:
+        if self.ws_orders:
+            return await self._ws(self.exchange.create_order_ws(symbol, "market", side, amount, None, params))
         method = getattr(self.exchange, f"create_market_{side}_order")
         return await method(symbol, amount, params)
 
     async def place_limit(self, symbol, side, amount, price, order, params) -> dict:
+        if self.ws_orders:
+            return await self._ws(self.exchange.create_order_ws(symbol, "limit", side, amount, price, params))
         method = getattr(self.exchange, f"create_limit_{side}_order")
         return await method(symbol, amount, price, params)
+
+    async def _ws(self, request):
+        """A WS-API call bounded by the exchange's timeout: ccxt.pro waits for the answer forever."""
+        try:
+            return await asyncio.wait_for(request, self.exchange.timeout / 1000)
+        except asyncio.TimeoutError:
+            raise ccxt.RequestTimeout(f"{self.config.key}: no WS-API answer within {self.exchange.timeout} ms") from None
 
     async def place_stop_market(self, *args) -> dict:
         return await self._row("stop_market", *args)
@@ -282,6 +321,8 @@ class VenueAdapter:
         params = dict(self.lookup_params(order_type))
         if not exchange_order_id:
             params.update(self.client_id_params(client_order_id))
+        if self.ws_orders:
+            return await self._ws(self.exchange.cancel_order_ws(exchange_order_id, symbol, params))
         return await self.exchange.cancel_order(exchange_order_id, symbol, params)
 
     async def cancel_all(self, symbol: str, tracked: list[tuple[str | None, str, OrderType | None]]) -> int:
@@ -337,7 +378,40 @@ class VenueAdapter:
     def watch_params(self) -> dict[str, Any]:
         return {}
 
+    async def fetch_order_trades(self, symbol: str, exchange_order_id: str) -> list[dict] | None:
+        """The executions of one order (ccxt trade structures); None when the venue cannot list them."""
+        if not self.exchange.has.get("fetchOrderTrades"):
+            return None
+        try:
+            return list(await self.exchange.fetch_order_trades(exchange_order_id, symbol))
+        except ccxt.NotSupported:
+            return None
+
     # --- venue -> tradebus ----------------------------------------------------------------
+
+    def fills_from_trades(self) -> bool:
+        """True when fills come from per-execution trade records (ccxt ``watch_my_trades``: venue
+        trade id, fee, maker/taker) rather than from an order's cumulative filled quantity."""
+        return bool(self.capabilities.watch_my_trades and self.exchange.has.get("watchMyTrades"))
+
+    def order_trades(self, order: dict) -> list[dict]:
+        """Executions a ccxt order carries (a create response's fills, a watched order's trades),
+        with ``order`` set; records without a venue trade id are left out."""
+        out = []
+        for trade in order.get("trades") or ():
+            if isinstance(trade, dict) and trade.get("id") is not None:
+                out.append(trade if trade.get("order") is not None else {**trade, "order": order.get("id")})
+        return out
+
+    def related_order_ids(self, order: dict) -> list[str]:
+        """Other venue ids under which this order executes (e.g. the order a conditional one placed)."""
+        return []
+
+    @staticmethod
+    def trade_client_order_id(trade: dict) -> str | None:
+        """Our client order id in a ccxt trade's raw record, when the venue sends it."""
+        info = trade.get("info") or {}
+        return info.get("c") or info.get("clientOrderId") or info.get("clOrdId") or info.get("orderLinkId") or None
 
     def state(self, order: dict) -> OrderState:
         """Map a ccxt order's status (and fills) onto the tradebus order state."""
@@ -375,8 +449,56 @@ class BinanceUsdm(VenueAdapter):
     def client_id_params(self, client_order_id: str) -> dict[str, Any]:
         return {"clientOrderId": client_order_id}
 
+    # A triggered algo order places a regular order (the algo's actualOrderId / WS ``ai``) that
+    # executes and ends; the algo view itself carries no fills and says TRIGGERED / FINISHED,
+    # which ccxt maps to "closed". The order's end is the placed order's end, not the algo's.
+
+    @staticmethod
+    def _algo(order: dict) -> dict | None:
+        info = order.get("info") or {}
+        return info if ("algoId" in info or "aid" in info) else None
+
+    def state(self, order: dict) -> OrderState:
+        algo = self._algo(order)
+        if algo is not None and str(algo.get("algoStatus") or algo.get("X") or "").upper() in ("TRIGGERED",
+                                                                                                 "FINISHED"):
+            return OrderState.ACKED
+        return super().state(order)
+
+    def related_order_ids(self, order: dict) -> list[str]:
+        algo = self._algo(order)
+        actual = str((algo or {}).get("actualOrderId") or (algo or {}).get("ai") or "")
+        return [actual] if actual and actual != "0" else []
+
+    async def fetch_order(self, symbol: str, exchange_order_id: str, order_type: OrderType | None = None) -> dict:
+        order = await super().fetch_order(symbol, exchange_order_id, order_type)
+        return await self._actual(order, symbol)
+
+    async def fetch_by_client_id(self, symbol: str, client_order_id: str, order_type: OrderType | None = None) -> dict | None:
+        order = await super().fetch_by_client_id(symbol, client_order_id, order_type)
+        return None if order is None else await self._actual(order, symbol)
+
+    async def _actual(self, order: dict, symbol: str) -> dict:
+        """A triggered algo order: the order it placed, under the algo's client id."""
+        related = self.related_order_ids(order)
+        if not related:
+            return order
+        placed = await self.exchange.fetch_order(related[0], symbol)
+        return {**placed, "clientOrderId": order.get("clientOrderId") or placed.get("clientOrderId")}
+
+    async def fetch_order_trades(self, symbol: str, exchange_order_id: str) -> list[dict] | None:
+        # ccxt's fetch_order_trades is spot-only on Binance; userTrades takes the order id
+        return list(await self.exchange.fetch_my_trades(symbol, None, None, {"orderId": exchange_order_id}))
+
 
 @register("binance:spot")
 class BinanceSpot(VenueAdapter):
     def watch_params(self) -> dict[str, Any]:
         return {}
+
+    def order_trades(self, order: dict) -> list[dict]:
+        # a create response's fills are the executions at entry, where the new order is the taker
+        trades = super().order_trades(order)
+        if (order.get("info") or {}).get("fills"):
+            trades = [t if t.get("takerOrMaker") else {**t, "takerOrMaker": "taker"} for t in trades]
+        return trades

@@ -42,18 +42,20 @@ async def sim():
 
 
 
-def adapters_for(sim, pro: bool = True, **extra):
+def adapters_for(sim, pro: bool = True, order_entry: str | None = None, **extra):
     module = ccxtpro if pro else ccxt_async
     spot = point_ccxt_at_sim(module.binance({**KEYS, **extra}), sim.url)
     usdm = point_ccxt_at_sim(module.binanceusdm({**KEYS, **extra}), sim.url)
-    return [make_adapter("binance:spot", spot), make_adapter("binance:usdm", usdm)]
+    return [make_adapter("binance:spot", spot, order_entry=order_entry),
+            make_adapter("binance:usdm", usdm, order_entry=order_entry)]
 
 
 class Harness:
     """A router plus everything it published on ord.evt.<venue>.>."""
 
-    def __init__(self, bus, sim, venue, risk=None, options=None, **ccxt_extra):
+    def __init__(self, bus, sim, venue, risk=None, options=None, order_entry=None, **ccxt_extra):
         self.bus, self.sim, self.venue = bus, sim, venue
+        self.order_entry = order_entry
         self.risk = risk or RiskEngine()
         self.options = options or RouterOptions(retry_initial_delay=0.05, retry_max_delay=0.5)
         self.ccxt_extra = ccxt_extra
@@ -66,7 +68,7 @@ class Harness:
             async def on_evt(msg):
                 self.events.append(ORDER_EVENT_DECODER.decode(msg.data))
             self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
-        self.router = OrderRouter(self.bus, self.venue, adapters_for(self.sim, **self.ccxt_extra), self.risk, self.options)
+        self.router = OrderRouter(self.bus, self.venue, adapters_for(self.sim, order_entry=self.order_entry, **self.ccxt_extra), self.risk, self.options)
         await self.router.start()
         await until(self.router.ready.is_set)
         return self.router
@@ -77,7 +79,8 @@ class Harness:
             self.router = None
 
     async def send(self, request, msg_id: str | None = None):
-        headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+        # scoped to the venue: tests reuse client ids, and JetStream drops a repeated id for 2 minutes
+        headers = {"Nats-Msg-Id": f"{self.venue}.{msg_id}"} if msg_id else None
         await self.bus.js.publish(order_request_subject(self.venue), encode(request), headers=headers)
 
     def order(self, coid, symbol=SPOT, **fields) -> NewOrder:
@@ -133,3 +136,12 @@ def sell_into(sim, price: float, symbol: str = "BTCUSDT", market: str = "spot") 
     qty = sum(q for p, q in bids if p >= Decimal(str(price)))
     sim.engine.place(sim.account("sim-key-2"), sim.instrument(symbol, market), side="SELL", type="LIMIT",
                      qty=qty, price=Decimal(str(price)), tif="IOC")
+
+
+def resting_bid(sim, adapter, symbol: str = SPOT, market: str = "spot") -> float:
+    """A buy price that rests: the mid rounded to the tick, or the best bid when the spread is
+    one tick wide (the rounded mid would then be the best ask and take)."""
+    bids, asks = top(sim, symbol.split(":")[0].replace("/", ""), market)
+    bid, ask = float(bids[0][0]), float(asks[0][0])
+    price = float(adapter.price(symbol, (bid + ask) / 2))
+    return price if price < ask else bid

@@ -13,7 +13,7 @@ from tradebus.proto import (ACCOUNT_DECODER, Fill, GatewayState, GatewayStatus, 
 from tradebus.proto.subjects import EXTERNAL_STRATEGY, account_wildcard
 from tradebus.services.order_router.router import RouterOptions
 
-from .conftest import KEYS, SPOT, sell_into, top, until
+from .conftest import KEYS, SPOT, resting_bid, sell_into, top, until
 
 FAULTS_OFF = dict(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
 
@@ -108,7 +108,7 @@ async def test_fills_during_a_ws_gap_are_recovered_by_reconciliation(harness):
     acct_events, sub = await account_events(h)
     try:
         bids, asks = top(h.sim)
-        price = float(h.router.adapters[0].price(SPOT, (float(bids[0][0]) + float(asks[0][0])) / 2))
+        price = resting_bid(h.sim, h.router.adapters[0])
         await h.send(h.order("gap1", side="buy", order_type="limit", qty=0.01, price=price), "gap1")
         await h.wait(OrderAck, "gap1")
         h.sim.set_faults(maintenance=True)        # no reconnect until we say so
@@ -136,7 +136,7 @@ async def test_router_restart_recovers_state_adopts_orders_no_duplicates(harness
     h.options = RouterOptions(retry_initial_delay=0.05, retry_max_delay=0.5, ack_wait=30)
     await h.start()
     bids, asks = top(h.sim)
-    mid = float(h.router.adapters[0].price(SPOT, (float(bids[0][0]) + float(asks[0][0])) / 2))
+    mid = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("rs-rest", side="buy", order_type="limit", qty=0.01, price=mid), "rs-rest")
     await h.send(h.order("rs-far", side="buy", order_type="limit", qty=0.001, price=far_bid(h.sim)), "rs-far")
     await h.wait(OrderAck, "rs-rest")
@@ -168,6 +168,7 @@ async def test_router_restart_recovers_state_adopts_orders_no_duplicates(harness
     await h.wait(OrderAck, "rs-new")
     await h.wait(OrderAck, "rs-flight")
     await until(lambda: h.router.orders["rs-rest"].status.status is OrderState.FILLED, step=lambda: h.sim.step(2))
+    await until(lambda: sum(f.qty for f in h.of(Fill, "rs-rest")) >= 0.01 - 1e-9)  # events arrive after the state
     assert sum(f.qty for f in h.of(Fill, "rs-rest")) == pytest.approx(0.01)
     for coid in ("rs-rest", "rs-far", "rs-flight", "rs-new"):
         assert len(venue_orders(h.sim, coid)) == 1, coid

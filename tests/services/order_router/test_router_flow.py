@@ -9,7 +9,7 @@ from tradebus.proto import (CancelAck, CancelAll, CancelAllAck, CancelOrder, Can
 from tradebus.proto.codec import decode
 from tradebus.proto.subjects import router_order_key
 
-from .conftest import PERP, SPOT, top, until
+from .conftest import PERP, SPOT, resting_bid, top, until
 
 
 async def kv_status(h, coid) -> OrderStatus:
@@ -63,7 +63,7 @@ async def test_partial_fills_then_fill(harness, mover_spot):
     h = harness
     await h.start()
     bids, asks = top(h.sim)
-    price = float(h.router.adapters[0].price(SPOT, (float(bids[0][0]) + float(asks[0][0])) / 2))
+    price = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("p1", side="buy", order_type="limit", qty=0.01, price=price), "p1")
     await h.wait(OrderAck, "p1")
     await mover_spot.create_order(SPOT, "market", "sell", 0.004)

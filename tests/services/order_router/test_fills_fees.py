@@ -1,0 +1,174 @@
+"""Fills carry the venue's executions: trade id, fee and fee currency, maker/taker; exactly one
+Fill per execution whichever path (trade stream, create response, catch-up) brings it."""
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from tradebus.proto import Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
+from tradebus.proto.codec import decode
+from tradebus.proto.subjects import router_order_key
+
+from .conftest import PERP, SPOT, resting_bid, sell_into, top, until
+
+FAULTS_OFF = dict(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
+
+
+@pytest.fixture(autouse=True)
+def clear_faults(sim):
+    yield
+    sim.set_faults(**FAULTS_OFF)
+
+
+def venue_fills(sim, exchange_order_id: str, market: str = "spot") -> list:
+    """The sim's own execution records of one order."""
+    return list(sim.account().orders[(market, int(exchange_order_id))].fills)
+
+
+def expected_fee(sim, fill, market: str = "spot") -> tuple[float, str]:
+    """Binance's commission, computed here: rate by maker/taker; spot buys pay in the base asset,
+    spot sells in the quote asset, USD-M in USDT."""
+    order = fill.order
+    inst = order.inst
+    rate = inst.maker_fee if fill.is_maker else inst.taker_fee
+    if market == "spot" and order.side == "BUY":
+        return float(fill.qty * rate), inst.base
+    return float(fill.price * fill.qty * rate), inst.quote if market == "spot" else "USDT"
+
+
+def check_against_venue(sim, fills: list[Fill], market: str = "spot") -> None:
+    venue = venue_fills(sim, fills[0].exchange_order_id, market)
+    assert [f.trade_id for f in fills] == [str(v.trade_id) for v in venue]
+    for fill, v in zip(fills, venue):
+        fee, currency = expected_fee(sim, v, market)
+        assert fill.fee == pytest.approx(fee, rel=1e-9, abs=1e-12) and fee > 0
+        assert fill.fee == pytest.approx(float(v.commission), abs=1e-12)
+        assert fill.fee_currency == currency == v.commission_asset
+        assert fill.qty == pytest.approx(float(v.qty)) and fill.price == pytest.approx(float(v.price))
+        assert fill.liquidity is (Liquidity.MAKER if v.is_maker else Liquidity.TAKER)
+
+
+def ahead_of(sim, order, price: Decimal) -> Decimal:
+    """Bid quantity a sell at ``price`` takes before reaching ``order`` (resting buy at ``price``)."""
+    book = sim.engine.books[order.inst.key]
+    above = sum((q for p, q in book.bids.top(500) if p > price), Decimal(0))
+    level = book.bids.levels[price]
+    users = sum((o.qty - o.executed for o in level.orders[:level.orders.index(order)]), Decimal(0))
+    return above + order.queue_ahead + users
+
+
+def sell_part(sim, order, price: float, qty: str) -> None:
+    """Another account sells (IOC, in the engine) exactly ``qty`` into the resting buy ``order``."""
+    p = Decimal(str(price))
+    sim.engine.place(sim.account("sim-key-2"), order.inst, side="SELL", type="LIMIT",
+                     qty=ahead_of(sim, order, p) + Decimal(qty), price=p, tif="IOC")
+
+
+async def kv_status(h, coid, n_trades: int) -> OrderStatus:
+    """The order's KV status once it counts ``n_trades`` executions (KV is written after the events)."""
+    for _ in range(500):
+        st = decode((await h.router.kv.get(router_order_key(h.venue, coid))).value, OrderStatus)
+        if len(st.trade_ids) >= n_trades:
+            return st
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"KV of {coid} never counted {n_trades} trades")
+
+
+async def test_marketable_orders_fill_as_taker_with_the_venue_fee(harness):
+    h = harness
+    await h.start()
+    await h.send(h.order("fee-buy", side="buy", order_type="market", qty=0.01), "fee-buy")
+    await h.send(h.order("fee-sell", side="sell", order_type="market", qty=0.005), "fee-sell")
+    await h.send(h.order("fee-perp", PERP, side="buy", order_type="market", qty=0.01), "fee-perp")
+    for coid, qty, market in (("fee-buy", 0.01, "spot"), ("fee-sell", 0.005, "spot"), ("fee-perp", 0.01, "usdm")):
+        await until(lambda: h.router.orders.get(coid) and h.router.orders[coid].status.status is OrderState.FILLED)
+        await until(lambda: sum(f.qty for f in h.of(Fill, coid)) >= qty - 1e-9)
+        fills = h.of(Fill, coid)
+        check_against_venue(h.sim, fills, market)
+        assert all(f.liquidity is Liquidity.TAKER for f in fills)
+        assert sum(f.qty for f in fills) == pytest.approx(qty) and fills[-1].leaves_qty == pytest.approx(0.0)
+        st = await kv_status(h, coid, len(fills))
+        assert st.filled_qty == pytest.approx(qty) and list(st.trade_ids) == [f.trade_id for f in fills]
+    assert h.of(Fill, "fee-buy")[0].fee_currency == "BTC"  # spot buy: commission in the base asset
+    assert h.of(Fill, "fee-sell")[0].fee_currency == "USDT"
+    # the create response and the trade stream both carried these executions: one Fill each
+    assert h.router.counters["fills"] == len(h.of(Fill))
+    await h.send(h.order("fee-perp-close", PERP, side="sell", order_type="market", qty=0.01, reduce_only=True),
+                 "fee-perp-close")
+    await h.wait(Fill, "fee-perp-close")
+
+
+async def test_resting_limit_partial_then_full_fills_as_maker(harness):
+    h = harness
+    await h.start()
+    price = resting_bid(h.sim, h.router.adapters[0])
+    await h.send(h.order("mk1", side="buy", order_type="limit", qty=0.01, price=price), "mk1")
+    ack = (await h.wait(OrderAck, "mk1"))[0]
+    venue_order = h.sim.account().orders[("spot", int(ack.exchange_order_id))]
+    sell_part(h.sim, venue_order, price, "0.004")
+    assert float(venue_order.executed) == pytest.approx(0.004)
+    first = (await h.wait(Fill, "mk1"))[0]
+    assert first.qty == pytest.approx(0.004) and first.leaves_qty == pytest.approx(0.006)
+    await until(lambda: h.router.orders["mk1"].status.status is OrderState.PARTIALLY_FILLED)
+    sell_into(h.sim, price)
+    await until(lambda: h.router.orders["mk1"].status.status is OrderState.FILLED)
+    await until(lambda: len(h.of(Fill, "mk1")) >= 2)
+    fills = h.of(Fill, "mk1")
+    assert len(fills) == 2 and [f.qty for f in fills] == pytest.approx([0.004, 0.006])
+    assert [f.cum_qty for f in fills] == pytest.approx([0.004, 0.01])
+    assert all(f.liquidity is Liquidity.MAKER for f in fills)
+    check_against_venue(h.sim, fills)
+    st = await kv_status(h, "mk1", 2)
+    assert st.status is OrderState.FILLED and st.filled_qty == pytest.approx(0.01)
+    assert st.avg_price == pytest.approx(price)
+
+
+async def test_no_duplicate_or_lost_fill_across_restarts_mid_flow(harness):
+    """Partial fill seen live; restart (nothing new); the rest fills while the router is down;
+    restart: the missing execution comes from the venue's trade list, the first is not repeated."""
+    h = harness
+    await h.start()
+    price = resting_bid(h.sim, h.router.adapters[0])
+    await h.send(h.order("rr1", side="buy", order_type="limit", qty=0.01, price=price), "rr1")
+    ack = (await h.wait(OrderAck, "rr1"))[0]
+    venue_order = h.sim.account().orders[("spot", int(ack.exchange_order_id))]
+    sell_part(h.sim, venue_order, price, "0.003")
+    await h.wait(Fill, "rr1")
+    await until(lambda: h.router.orders["rr1"].status.filled_qty > 0.0029)
+    await h.stop()
+    await h.start()
+    assert h.router.orders["rr1"].status.filled_qty == pytest.approx(0.003)
+    await h.stop()
+    sell_into(h.sim, price)
+    assert venue_order.status == "FILLED"
+    await h.start()
+    await until(lambda: h.router.orders["rr1"].status.status is OrderState.FILLED)
+    await until(lambda: sum(f.qty for f in h.of(Fill, "rr1")) >= 0.01 - 1e-9)
+    fills = h.of(Fill, "rr1")
+    assert len(fills) == 2 and sum(f.qty for f in fills) == pytest.approx(0.01)
+    check_against_venue(h.sim, fills)
+    assert h.router.counters["trade_catch_ups"] >= 1 and not h.router.counters["trade_fallbacks"]
+    assert h.router.positions[("s1", SPOT)] == pytest.approx(0.01)
+    st = await kv_status(h, "rr1", 2)
+    assert list(st.trade_ids) == [f.trade_id for f in fills]
+
+
+async def test_fills_missed_in_a_ws_gap_come_with_their_trade_ids_and_fees(harness):
+    h = harness
+    await h.start()
+    price = resting_bid(h.sim, h.router.adapters[0])
+    await h.send(h.order("gapfee", side="buy", order_type="limit", qty=0.01, price=price), "gapfee")
+    await h.wait(OrderAck, "gapfee")
+    h.sim.set_faults(maintenance=True)
+    assert await h.sim.drop_ws() >= 1
+    await until(lambda: h.router.state is GatewayState.DISCONNECTED)
+    sell_into(h.sim, price)
+    assert not h.of(Fill, "gapfee")
+    h.sim.set_faults(maintenance=False)
+    await until(lambda: h.router.orders["gapfee"].status.status is OrderState.FILLED)
+    await until(lambda: sum(f.qty for f in h.of(Fill, "gapfee")) >= 0.01 - 1e-9)
+    fills = h.of(Fill, "gapfee")
+    assert all(f.liquidity is Liquidity.MAKER for f in fills)
+    check_against_venue(h.sim, fills)
