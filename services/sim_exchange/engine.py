@@ -387,8 +387,9 @@ class Engine:
                     order.queue_ahead = max(ZERO, order.queue_ahead - consumed_market)
             resting.drop_if_empty(level)
         if qty > user_filled:
-            # what replayed liquidity traded (user fills were printed as their own trades)
-            self._print_trade(inst, price, qty - user_filled, buyer_maker)
+            # what replayed liquidity traded (user fills were printed as their own trades); the
+            # replay's own Decimal when nothing was filled (its hash is cached: the WS hub keys on it)
+            self._print_trade(inst, price, qty - user_filled if user_filled else qty, buyer_maker)
         if crossed:
             self._flush_accounts()
 
@@ -967,9 +968,12 @@ class Engine:
         minute = trade.time - trade.time % 60000
         if klines and klines[-1].open_time == minute:
             k = klines[-1]
-            k.high = max(k.high, trade.price)
-            k.low = min(k.low, trade.price)
-            k.close = trade.price
+            price = trade.price
+            if price > k.high:  # max()/min() keep the first of equals, and so does this
+                k.high = price
+            elif price < k.low:
+                k.low = price
+            k.close = price
         else:
             k = Kline(minute, trade.price, trade.price, trade.price, trade.price)
             klines.append(k)

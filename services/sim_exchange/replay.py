@@ -156,6 +156,9 @@ class SyntheticMarket:
         self.asks: dict[int, Decimal] = {}
         self.base_qty = float(syn.base_qty)
         self.trade_qty = float(syn.trade_qty)
+        self._lot_qty: dict[int, Decimal] = {}
+        self._random = self.rng.random
+        self._tick_price: dict[int, Decimal] = {}
 
     def history(self, now_ms: int) -> list[Kline]:
         """Klines before the start, their clock moved so the followed row opens this minute."""
@@ -168,8 +171,14 @@ class SyntheticMarket:
 
     def _qty(self, mean: float) -> Decimal:
         """A random size around ``mean`` in whole lots (at least one lot)."""
-        lots = int(mean / self.step_f * self.rng.uniform(0.2, 1.8))
-        return Decimal(max(lots, 1)) * self.inst.step
+        # rng.uniform(0.2, 1.8) spelled out (same draw, same arithmetic): this runs twice per trade
+        lots = max(int(mean / self.step_f * (0.2 + (1.8 - 0.2) * self._random())), 1)
+        qty = self._lot_qty.get(lots)
+        if qty is None:  # Decimal products cached: the same values, without the arithmetic per trade
+            if len(self._lot_qty) > 65536:
+                self._lot_qty.clear()
+            qty = self._lot_qty[lots] = Decimal(lots) * self.inst.step
+        return qty
 
     def _target(self, t_ms: float) -> float:
         if self.klines:
@@ -197,7 +206,12 @@ class SyntheticMarket:
         return bids, asks
 
     def _price(self, ticks: int) -> Decimal:
-        return Decimal(ticks) * self.inst.tick
+        price = self._tick_price.get(ticks)
+        if price is None:
+            if len(self._tick_price) > 65536:
+                self._tick_price.clear()
+            price = self._tick_price[ticks] = Decimal(ticks) * self.inst.tick
+        return price
 
     def events(self, t0_ns: int) -> Iterator[Event]:
         self.bids, self.asks = self._desired()
@@ -217,16 +231,22 @@ class SyntheticMarket:
             changed: dict[tuple[bool, int], Decimal] = {}
             trades: list[tuple[Decimal, Decimal, bool]] = []
             count = int(whole) + (self.rng.random() < frac)
-            up = self.mid >= old_mid
+            p_buy = 0.65 if self.mid >= old_mid else 0.35
+            # the trade loop runs per printed trade at max speed: names bound once, same draws in the same order
+            rng_random, qty_of, price_of = self.rng.random, self._qty, self._price
+            trade_qty, base_qty, asks, bids = self.trade_qty, self.base_qty, self.asks, self.bids
             for _ in range(count):
-                buy = self.rng.random() < (0.65 if up else 0.35)
-                side = self.asks if buy else self.bids
-                best = keys[False][0] if buy else keys[True][-1]
-                qty = min(self._qty(self.trade_qty), side[best])
-                trades.append((self._price(best), qty, not buy))
-                left = side[best] - qty
-                side[best] = left if left > 0 else self._qty(self.base_qty)
-                changed[(not buy, best)] = side[best]
+                buy = rng_random() < p_buy
+                if buy:
+                    side, best = asks, keys[False][0]
+                else:
+                    side, best = bids, keys[True][-1]
+                level = side[best]
+                qty = min(qty_of(trade_qty), level)
+                trades.append((price_of(best), qty, not buy))
+                left = level - qty
+                side[best] = left = left if left > zero else qty_of(base_qty)
+                changed[(not buy, best)] = left
             if trades:
                 yield t_ns, TRADES, tuple(trades)
             for is_bid, side in ((True, self.bids), (False, self.asks)):

@@ -32,11 +32,17 @@ KLINE_PUSH_MS = 250
 KLINE_IDLE_PUSH_S = 1.0
 
 
+_SHORT_HEADERS = tuple(b"\x81" + bytes((n,)) for n in range(126))
+_MEDIUM_HEADERS = tuple(b"\x81\x7e" + n.to_bytes(2, "big") for n in range(126, 1024))
+
+
 def _frame(payload: bytes) -> bytes:
     """An unmasked, final WebSocket text frame (RFC 6455 section 5.2)."""
     size = len(payload)
     if size < 126:
-        return b"\x81" + bytes((size,)) + payload
+        return _SHORT_HEADERS[size] + payload
+    if size < 1024:
+        return _MEDIUM_HEADERS[size - 126] + payload
     if size < 65536:
         return b"\x81\x7e" + size.to_bytes(2, "big") + payload
     return b"\x81\x7f" + size.to_bytes(8, "big") + payload
@@ -85,6 +91,71 @@ class DepthStream:
         self.pushed = 0
 
 
+class TradeStreams:
+    """``<symbol>@trade`` and ``@aggTrade`` of one instrument: names and payloads as JSON bytes.
+
+    A trade is the venue's busiest stream, so its payload is formatted straight into bytes with
+    the field order and texts that encoding the equivalent dict gives (``trade_payload`` /
+    ``agg_trade_payload`` below are that dict; tests check both agree). Price and quantity texts
+    repeat a lot (a few levels trade over and over), so they are cached.
+    """
+
+    __slots__ = ("trade", "agg", "trade_conns", "agg_conns", "_trade", "_agg", "_inst", "_texts")
+    MAX_TEXTS = 8192
+
+    def __init__(self, inst: Instrument):
+        sym = inst.symbol
+        self._inst = inst
+        self.trade, self.agg = sym.lower() + "@trade", sym.lower() + "@aggTrade"
+        # the Hub's subscriber sets, once they exist (a set stays in Hub.subs for good once made)
+        self.trade_conns: set | None = None
+        self.agg_conns: set | None = None
+        s = sym.encode()
+        tail = b',"M":true}' if inst.market == SPOT else b',"X":"MARKET"}'
+        self._trade = b'{"e":"trade","E":%d,"s":"' + s + b'","t":%d,"p":"%s","q":"%s","T":%d,"m":%s' + tail
+        self._agg = (b'{"e":"aggTrade","E":%d,"s":"' + s
+                     + b'","a":%d,"p":"%s","q":"%s","f":%d,"l":%d,"T":%d,"m":%s,"M":true}')
+        self._texts: tuple[dict[Decimal, bytes], dict[Decimal, bytes]] = ({}, {})
+
+    def _text(self, value: Decimal, qty: bool) -> bytes:
+        cache = self._texts[qty]
+        text = cache.get(value)
+        if text is None:
+            if len(cache) >= self.MAX_TEXTS:
+                cache.clear()
+            fmt = wire.qty_text if qty else wire.price_text
+            text = cache[value] = fmt(self._inst, value).encode()
+        return text
+
+    def trade_bytes(self, t: PublicTrade) -> bytes:
+        return self._trade % (t.time, t.trade_id, self._text(t.price, False), self._text(t.qty, True), t.time,
+                              b"true" if t.buyer_maker else b"false")
+
+    def agg_bytes(self, t: PublicTrade) -> bytes:
+        tid = t.trade_id
+        return self._agg % (t.time, tid, self._text(t.price, False), self._text(t.qty, True), tid, tid, t.time,
+                            b"true" if t.buyer_maker else b"false")
+
+
+def trade_payload(inst: Instrument, t: PublicTrade) -> dict:
+    """The ``<symbol>@trade`` event as the venue sends it (spot has ``M``, USD-M ``X``)."""
+    payload = {"e": "trade", "E": t.time, "s": inst.symbol, "t": t.trade_id,
+               "p": wire.price_text(inst, t.price), "q": wire.qty_text(inst, t.qty), "T": t.time,
+               "m": t.buyer_maker}
+    if inst.market == SPOT:
+        payload["M"] = True
+    else:
+        payload["X"] = "MARKET"
+    return payload
+
+
+def agg_trade_payload(inst: Instrument, t: PublicTrade) -> dict:
+    """The ``<symbol>@aggTrade`` event: one aggregate per printed trade."""
+    return {"e": "aggTrade", "E": t.time, "s": inst.symbol, "a": t.trade_id, "p": wire.price_text(inst, t.price),
+            "q": wire.qty_text(inst, t.qty), "f": t.trade_id, "l": t.trade_id, "T": t.time, "m": t.buyer_maker,
+            "M": True}
+
+
 class Hub:
     def __init__(self, engine: Engine, faults):
         self.engine = engine
@@ -96,7 +167,7 @@ class Hub:
         self.gap_pending: set[tuple[str, str]] = set()
         self.bbo_sent: dict[tuple[str, str], tuple] = {}
         self.bbo_streams: set[tuple[str, str]] = set()
-        self.trade_streams: dict[tuple[str, str], tuple[str, str]] = {}
+        self.trade_streams: dict[tuple[str, str], TradeStreams] = {}
         self.kline_dirty: set[tuple[str, str]] = set()
         self.last_kline_push = 0.0
         self.last_kline_idle_push = 0.0
@@ -273,7 +344,9 @@ class Hub:
         conns = self.subs.get((market, name))
         if not conns:
             return
-        data = _encode(payload)
+        self._send_all(conns, name, _encode(payload))
+
+    def _send_all(self, conns: set[Conn], name: str, data: bytes) -> None:
         wrapped = None
         for conn in conns:
             if conn.combined:
@@ -302,26 +375,19 @@ class Hub:
     def public_trade(self, inst: Instrument, t: PublicTrade):
         key = inst.key
         self.kline_dirty.add(key)
-        names = self.trade_streams.get(key)
-        if names is None:
-            sym = inst.symbol.lower()
-            names = self.trade_streams[key] = (sym + "@trade", sym + "@aggTrade")
-        market = inst.market
-        subs = self.subs
-        if subs.get((market, names[0])):
-            payload = {"e": "trade", "E": t.time, "s": inst.symbol, "t": t.trade_id,
-                       "p": wire.price_text(inst, t.price), "q": wire.qty_text(inst, t.qty), "T": t.time,
-                       "m": t.buyer_maker}
-            if market == SPOT:
-                payload["M"] = True
-            else:
-                payload["X"] = "MARKET"
-            self._publish(market, names[0], payload)
-        if subs.get((market, names[1])):
-            self._publish(market, names[1], {
-                "e": "aggTrade", "E": t.time, "s": inst.symbol, "a": t.trade_id,
-                "p": wire.price_text(inst, t.price), "q": wire.qty_text(inst, t.qty), "f": t.trade_id,
-                "l": t.trade_id, "T": t.time, "m": t.buyer_maker, "M": True})
+        streams = self.trade_streams.get(key)
+        if streams is None:
+            streams = self.trade_streams[key] = TradeStreams(inst)
+        conns = streams.trade_conns
+        if conns is None:
+            conns = streams.trade_conns = self.subs.get((inst.market, streams.trade))
+        if conns:
+            self._send_all(conns, streams.trade, streams.trade_bytes(t))
+        conns = streams.agg_conns
+        if conns is None:
+            conns = streams.agg_conns = self.subs.get((inst.market, streams.agg))
+        if conns:
+            self._send_all(conns, streams.agg, streams.agg_bytes(t))
 
     def order_update(self, order: Order, exec_type: str, fill: Fill | None):
         market = order.inst.market

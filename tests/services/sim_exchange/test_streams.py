@@ -207,3 +207,22 @@ async def test_spot_listen_key_stream(sim, spot):
     free, locked = balances(sim)["USDT"]
     assert (events[3]["B"][0]["a"], events[3]["B"][0]["f"], events[3]["B"][0]["l"]) == (
         "USDT", f"{free:.8f}", f"{locked:.8f}")
+
+
+def test_trade_stream_bytes_are_the_venue_payloads_encoded(sim):
+    """The pre-formatted trade/aggTrade bytes equal the payload dicts encoded as JSON (spot and USD-M)."""
+    import msgspec
+
+    from tradebus.services.sim_exchange.engine import PublicTrade
+    from tradebus.services.sim_exchange.ws import TradeStreams, agg_trade_payload, trade_payload
+
+    for key in (("spot", "BTCUSDT"), ("usdm", "BTCUSDT"), ("spot", "ETHUSDT")):
+        inst = sim.engine.instruments[key]
+        streams = TradeStreams(inst)
+        for i, (ticks, lots, maker) in enumerate([(6183763, 2000, True), (6183763, 2000, False), (1, 1, True),
+                                                  (6183763, 123456789, False), (99999999, 7, True)]):
+            t = PublicTrade(3735683259 + i, D(ticks) * inst.tick, D(lots) * inst.step, 1723161255342 + i, maker)
+            for _ in range(2):  # the second time from the text cache
+                assert streams.trade_bytes(t) == msgspec.json.encode(trade_payload(inst, t))
+                assert streams.agg_bytes(t) == msgspec.json.encode(agg_trade_payload(inst, t))
+        assert streams.trade == key[1].lower() + "@trade" and streams.agg == key[1].lower() + "@aggTrade"
