@@ -27,7 +27,12 @@ class VenueSettings(_S):
     bar_interval: str = "1m"
     funding_interval: float = 60.0  # seconds between fetch_funding_rate calls (perpetuals only)
     max_batch: int = 1000  # trades per TradeBatch
-    for_symbols: bool = True  # trades of all symbols through watch_trades_for_symbols where the venue has it
+    # trades, book, BBO and bars of all symbols through the venue's multi-symbol watch (one connection per
+    # stream and market type: watch_trades/order_book/ohlcv_for_symbols, watch_bids_asks) where ccxt has it
+    for_symbols: bool = True
+    # Binance trade/aggTrade frames normalised straight to Trade/TradeBatch (ccxt.pro still runs the
+    # connection); only where such a normaliser exists (binance, binanceusdm), else ccxt's parse
+    fast_trades: bool = True
 
     def __post_init__(self) -> None:
         bad = [s for s in self.streams if s not in STREAMS]
