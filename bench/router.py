@@ -5,7 +5,9 @@ Figures:
 - orders/s: a burst of N limit orders published at once (core publish into the ORDERS stream,
   Nats-Msg-Id = client id), from the first publish to the last OrderAck seen by a subscriber;
 - request-to-ack latency p50/p99: orders published one at a time at a steady pace (each waits
-  for its ack), so the figure is the router's path, not queueing.
+  for its ack), so the figure is the router's path, not queueing. The client runs in its own
+  process, as a strategy_runner does; the same measured from inside the router's process (where
+  the client waits for the router's work after the ack) is the second latency row.
 
 Both order entry paths of the Binance adapter are measured, each on a fresh sim and server: ``rest``
 (ccxt's REST create_order, the routing table's default) and ``ws`` (ccxt.pro's create_order_ws
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -71,6 +74,43 @@ async def wait_http(url: str, timeout: float = 20.0) -> None:
     raise RuntimeError("sim_exchange did not start")
 
 
+def order_for(coid: str, price: float) -> NewOrder:
+    return NewOrder(client_order_id=coid, strategy="bench", venue="bench", symbol="BTC/USDT",
+                    side="buy", order_type="limit", qty=0.0001, price=price, ts_init=time.time_ns())
+
+
+async def latency_client(nats_url: str, n: int, price: float, prefix: str) -> list[float]:
+    """Publish ``n`` orders one at a time, each after the previous one's OrderAck; ms per order."""
+    bus = await Bus.connect(nats_url)
+    acked: dict[str, int] = {}
+    arrived = asyncio.Event()
+
+    async def on_evt(msg):
+        evt = ORDER_EVENT_DECODER.decode(msg.data)
+        if isinstance(evt, (OrderAck, OrderReject)):
+            acked[evt.client_order_id] = time.perf_counter_ns()
+            arrived.set()
+    await bus.nc.subscribe(order_event_wildcard("bench"), cb=on_evt)
+    subject, out = order_request_subject("bench"), []
+    for i in range(n):
+        coid = f"{prefix}{i}"
+        arrived.clear()
+        t0 = time.perf_counter_ns()
+        await bus.nc.publish(subject, encode(order_for(coid, price)), headers={"Nats-Msg-Id": coid})
+        while coid not in acked:
+            await asyncio.wait_for(arrived.wait(), 30)
+            arrived.clear()
+        out.append((acked[coid] - t0) / 1e6)
+        await asyncio.sleep(0.002)
+    await bus.close()
+    return out
+
+
+def percentiles(lat: list[float]) -> tuple[float, float]:
+    lat = sorted(lat)
+    return statistics.median(lat), lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+
+
 async def run(args) -> dict[str, str]:
     with EmbeddedNats(state_dir=tempfile.mkdtemp(prefix="bench-router-")) as nats_server:
         port = free_port()
@@ -108,8 +148,7 @@ async def run(args) -> dict[str, str]:
             subject = order_request_subject("bench")
 
             def order(coid: str) -> NewOrder:
-                return NewOrder(client_order_id=coid, strategy="bench", venue="bench", symbol="BTC/USDT",
-                                side="buy", order_type="limit", qty=0.0001, price=price, ts_init=time.time_ns())
+                return order_for(coid, price)
 
             # warm-up
             expected[0] = 50
@@ -117,7 +156,16 @@ async def run(args) -> dict[str, str]:
                 await bus.nc.publish(subject, encode(order(f"w{i}")), headers={"Nats-Msg-Id": f"w{i}"})
             await asyncio.wait_for(done.wait(), 60)
 
-            # latency: one at a time
+            # latency: one at a time, from a client process of its own
+            client = await asyncio.create_subprocess_exec(
+                sys.executable, __file__, "--latency-client", nats_server.url, str(args.latency_n), str(price),
+                stdout=asyncio.subprocess.PIPE)
+            out, _ = await asyncio.wait_for(client.communicate(), 600)
+            if client.returncode != 0:
+                raise RuntimeError("latency client failed")
+            p50_own, p99_own = percentiles(json.loads(out))
+
+            # latency: one at a time, the client in this (the router's) process
             lat = []
             for i in range(args.latency_n):
                 coid = f"l{i}"
@@ -127,9 +175,7 @@ async def run(args) -> dict[str, str]:
                 await asyncio.wait_for(done.wait(), 30)
                 lat.append((acks[coid] - t0) / 1e6)
                 await asyncio.sleep(0.002)
-            lat.sort()
-            p50 = statistics.median(lat)
-            p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+            p50, p99 = percentiles(lat)
 
             # throughput: a burst
             acks.clear(); rejects.clear(); done.clear(); expected[0] = args.n
@@ -151,8 +197,8 @@ async def run(args) -> dict[str, str]:
             sim.wait(10)
     return {
         "orders/s, bus -> sim ack (burst of %d)" % args.n: f"{rate:,.0f}",
-        "request-to-ack p50 (ms, sequential)": f"{p50:.2f}",
-        "request-to-ack p99 (ms, sequential)": f"{p99:.2f}",
+        "request-to-ack p50 / p99 (ms, sequential, client in its own process)": f"{p50_own:.2f} / {p99_own:.2f}",
+        "request-to-ack p50 / p99 (ms, sequential, client in the router's process)": f"{p50:.2f} / {p99:.2f}",
         "router CPU per order in the burst (us)": f"{router_cpu * 10_000 / rate:.0f}",
         "CPU during burst, router + bus client (% of one core)": f"{router_cpu:.0f}",
         "CPU during burst, sim_exchange (% of one core)": f"{sim_cpu:.0f}",
@@ -161,26 +207,35 @@ async def run(args) -> dict[str, str]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--order-entry", choices=("rest", "ws"), action="append",
-                        help="measure only this order entry path (default: both)")
-    args = parser.parse_args()
-    args.n = 500 if args.quick else 3000
-    args.latency_n = 100 if args.quick else 500
+def _use_uvloop() -> None:
     try:
         import uvloop
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     except ImportError:
         pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--latency-client", nargs=3, metavar=("NATS_URL", "N", "PRICE"), help=argparse.SUPPRESS)
+    parser.add_argument("--order-entry", choices=("rest", "ws"), action="append",
+                        help="measure only this order entry path (default: both)")
+    args = parser.parse_args()
+    if args.latency_client:
+        url, n, price = args.latency_client
+        _use_uvloop()
+        print(json.dumps(asyncio.run(latency_client(url, int(n), float(price), "c"))))
+        return
+    args.n = 500 if args.quick else 3000
+    args.latency_n = 100 if args.quick else 500
+    _use_uvloop()
     results = {}
     for entry in args.order_entry or ("rest", "ws"):
         args.order_entry = entry
         results[entry] = asyncio.run(run(args))
     entries = list(results)
-    rows = [(f"{metric} [{' / '.join(entries)}]", " / ".join(results[e][metric] for e in entries))
-            for metric in results[entries[0]]]
+    rows = [(metric, "; ".join(f"{e}: {results[e][metric]}" for e in entries)) for metric in results[entries[0]]]
     rows.append(("load average at end (1/5/15 min)", " / ".join(f"{x:.2f}" for x in os.getloadavg())))
     for metric, value in rows:
         print(f"{metric:75s} {value}")

@@ -579,14 +579,18 @@ class Venue:
             loop = asyncio.get_running_loop()
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
+                    queued = len(conn.buf)
                     answer = self._wsapi_request(conn, msg.data)
                     if answer is None:
                         continue  # the timeout fault: never answered
                     delay = self._fault_delay_s()
                     if delay > 0:
                         loop.call_later(delay, conn.send, answer)
-                    else:
-                        conn.send(answer)
+                    elif not conn.closed:
+                        # the answer goes ahead of the user-stream events the request caused (an
+                        # executionReport is a separate stream; the venue does not order the two)
+                        conn.buf.insert(queued, answer)
+                        conn.wake.set()
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
