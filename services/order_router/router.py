@@ -215,6 +215,8 @@ class OrderRouter:
             durable=router_consumer(self.venue), stream=ORDERS_STREAM)
         self._ctl_sub = await self.bus.nc.subscribe(service_subject("order_router", "kill"), cb=self._on_control)
         self._ctl_sub2 = await self.bus.nc.subscribe(service_subject("order_router", "release"), cb=self._on_control)
+        for adapter in self.adapters:
+            adapter.skip_user_events()
         self._tasks.append(asyncio.ensure_future(self._connect_loop()))
         self._tasks.append(asyncio.ensure_future(self._consume_loop()))
 

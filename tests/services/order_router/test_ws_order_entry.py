@@ -104,3 +104,18 @@ async def test_wsapi_rate_limit_answers_back_off_and_nothing_is_lost(harness):
         await h.wait(OrderAck, f"wrl{i}")
         assert len(venue_orders(h.sim, f"wrl{i}")) == 1
     assert h.router.counters["rate_limited"] >= 3
+
+
+async def test_balance_events_are_skipped_before_ccxt_parses_them(harness):
+    """Binance pushes a balance event with every order; the router reads balances by reconciling."""
+    h = harness
+    await h.start()
+    spot = h.router.adapters[0].exchange
+    parsed = []
+    real = spot.handle_balance
+    spot.handle_balance = lambda client, message: parsed.append(message) or real(client, message)
+    pushed = h.sim.hub.counters.get("ws_messages", 0)
+    await h.send(h.order("skip1", side="buy", order_type="market", qty=0.001), "skip1")
+    await h.wait(Fill, "skip1")
+    assert h.sim.hub.counters.get("ws_messages", 0) > pushed
+    assert parsed == []  # outboundAccountPosition arrived (the sim sends one per order) and was dropped
