@@ -210,9 +210,9 @@ async def main_async(seconds: float, repeat: int) -> None:
          f"{gen_rate:,.0f}"),
         *cpu_rows("generic run", gen_counters)[:1],
         ("generic run: venue trades missing at the subscriber",
-         f"{gen.missing:,} of {gen.missing + gen.trades:,} (it cannot keep up: the sim cuts a consumer that "
-         "far behind off with code 1008, as Binance does, and ccxt keeps at most tradesLimit trades between "
-         "two watch returns)"),
+         f"{gen.missing:,} of {gen.missing + gen.trades:,}" + (
+             " (it falls behind: the sim cuts a consumer that far behind off with code 1008, as Binance does, "
+             "and ccxt keeps at most tradesLimit trades between two watch returns)" if gen.missing else "")),
         ("trade events/s, speed max, default sim config (depth-heavy recording first), fast trades (%.0f s)" % short,
          f"{dflt_rate:,.0f} (sim CPU {dflt_counters['sim_cpu_share']}% of a core)"),
         ("trade events/s, sim at speed 1 (default config, recorded trades)", f"{slow_rate:,.0f}"),

@@ -44,7 +44,7 @@ STREAM_CONFIG = Path(__file__).with_name("sim_exchange_stream.yaml")
 def start_sim(speed: str, config: Path | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     extra = ["--config", str(config)] if config else []
-    proc = subprocess.Popen([sys.executable, "-m", "tradebus.services.sim_exchange", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "tradebus.services.sim_exchange", "--standalone", "--port", str(port),
                              "--speed", speed, *extra], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
     line = proc.stdout.readline()
