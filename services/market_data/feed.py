@@ -578,16 +578,20 @@ class VenueFeed:
             if first:
                 first = False
                 await self._connected(symbol, MdKind.BAR)
-            for row in rows:
-                try:
-                    bar = parse.bar(self.venue, symbol, interval, row, False, recv)
-                except PARSE_ERRORS as exc:
-                    self.bad("bars", f"{exc!r} in {row!r:.200}")
-                    continue
-                for event in closer.on_bar(bar):
-                    await self.publish(event)
-                    self.counters["events.bar"] += 1
+            await self._publish_bars(symbol, interval, rows, closer, recv)
             backoff.reset()
+
+    async def _publish_bars(self, symbol: str, interval: str, rows, closer: BarCloser, recv: int) -> None:
+        """ccxt OHLCV rows -> the Bar events ``closer`` lets out (each bar once, when it closes)."""
+        for row in rows:
+            try:
+                bar = parse.bar(self.venue, symbol, interval, row, False, recv)
+            except PARSE_ERRORS as exc:
+                self.bad("bars", f"{exc!r} in {row!r:.200}")
+                continue
+            for event in closer.on_bar(bar):
+                await self.publish(event)
+                self.counters["events.bar"] += 1
 
     async def _funding(self, symbol: str, backoff: Backoff) -> None:
         market = self.exchange.markets[symbol]
@@ -758,15 +762,7 @@ class VenueFeed:
                             group.connected.add(symbol)
                             await self._connected(symbol, MdKind.BAR)
                         closer = group.state.setdefault(symbol, BarCloser())
-                        for row in by_interval.get(interval) or []:
-                            try:
-                                bar = parse.bar(self.venue, symbol, interval, row, False, recv)
-                            except PARSE_ERRORS as exc:
-                                self.bad("bars", f"{exc!r} in {row!r:.200}")
-                                continue
-                            for event in closer.on_bar(bar):
-                                await self.publish(event)
-                                self.counters["events.bar"] += 1
+                        await self._publish_bars(symbol, interval, by_interval.get(interval) or [], closer, recv)
                     backoff.reset()
             except asyncio.CancelledError:
                 raise

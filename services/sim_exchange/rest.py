@@ -639,10 +639,9 @@ class Venue:
         except SimError as err:
             return _encode({"id": req_id, "status": err.status, "error": {"code": err.code, "msg": err.msg}})
 
-    def _wsapi_signed(self, conn: Conn, handler: Callable, params: dict):
-        """A signed WS-API request (order entry, queries): the REST handler, authenticated by the
-        ``apiKey`` and ``signature`` parameters as Binance's WS-API does."""
-        self.counters["wsapi_requests"] += 1
+    def _wsapi_account(self, params: dict) -> Account:
+        """The account of a signed WS-API request: ``apiKey`` plus a ``signature`` over the other
+        parameters, sorted, as ``k=v`` joined by ``&``."""
         account = self._api_key(params.get("apiKey"))
         signature = params.get("signature")
         if not signature:
@@ -650,6 +649,13 @@ class Venue:
         payload = "&".join(f"{k}={_wsapi_value(v)}" for k, v in sorted(params.items()) if k != "signature")
         self._verify(account, payload, signature, str(params.get("timestamp", "")) or None,
                      str(params["recvWindow"]) if "recvWindow" in params else None)
+        return account
+
+    def _wsapi_signed(self, conn: Conn, handler: Callable, params: dict):
+        """A signed WS-API request (order entry, queries): the REST handler, authenticated by the
+        ``apiKey`` and ``signature`` parameters as Binance's WS-API does."""
+        self.counters["wsapi_requests"] += 1
+        account = self._wsapi_account(params)
         ctx = Ctx({k: _wsapi_value(v) for k, v in params.items() if k not in ("apiKey", "signature")},
                   conn.market, self.engine, "ws-api")
         ctx.account = account
@@ -664,13 +670,7 @@ class Venue:
         if method == "time":
             return {"serverTime": now_ms()}
         if method == "userDataStream.subscribe.signature":
-            account = self._api_key(params.get("apiKey"))
-            signature = params.get("signature")
-            if not signature:
-                raise SimError(-1102, "Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
-            payload = "&".join(f"{k}={_wsapi_value(v)}" for k, v in sorted(params.items()) if k != "signature")
-            self._verify(account, payload, signature, str(params.get("timestamp", "")) or None,
-                         str(params["recvWindow"]) if "recvWindow" in params else None)
+            account = self._wsapi_account(params)
             sub_id = len(conn.wsapi_subs)
             conn.wsapi_subs[sub_id] = (account, conn.market)
             self.hub._attach_user(conn, account, conn.market, sub_id)

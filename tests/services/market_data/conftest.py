@@ -7,7 +7,8 @@ from collections import Counter
 import pytest_asyncio
 
 from tradebus.bus import Bus
-from tradebus.proto import MarketDataEvent
+from tradebus.marketdata.book import LevelBook
+from tradebus.proto import BookDelta, BookSnapshot, FeedStatus, MarketDataEvent
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings
 from tradebus.services.sim_exchange.config import default_config
@@ -58,3 +59,26 @@ async def live(sim, nats_server):
     await md.stop()
     await bus.close()
     await sub_bus.close()
+
+
+def rebuild(events, symbol) -> tuple[int, int]:
+    """Replay the bus in order: a book rebuilt from ``symbol``'s deltas equals each of its snapshots."""
+    book, have, snaps, deltas = LevelBook(), False, 0, 0
+    for e in events:
+        if getattr(e, "symbol", None) != symbol:
+            continue
+        if isinstance(e, FeedStatus) and e.stream == "book" and e.state != "snapshot_end":
+            book.clear()
+            have = False
+        elif isinstance(e, BookSnapshot):
+            if have:
+                assert book.top(20) == (e.bids, e.asks) and book.sequence == e.sequence
+                snaps += 1
+            else:
+                book.reset(e)
+                have = True
+            assert len(e.bids) == len(e.asks) == 20 and e.bids[0][0] < e.asks[0][0]
+        elif isinstance(e, BookDelta) and have:
+            book.apply(e)
+            deltas += 1
+    return snaps, deltas

@@ -10,15 +10,14 @@ import pytest_asyncio
 
 from tradebus.bus import Bus
 from tradebus.marketdata.backoff import BackoffSettings
-from tradebus.marketdata.book import LevelBook
 from tradebus.marketdata.emit import status
-from tradebus.proto import (BBO, Bar, BookDelta, BookSnapshot, FeedStatus, MarketDataEvent, ServiceCommand, Trade,
+from tradebus.proto import (BBO, Bar, BookSnapshot, FeedStatus, MarketDataEvent, ServiceCommand, Trade,
                             TradeBatch)
 from tradebus.proto.market import FeedState
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings
 
-from .conftest import Collector, until, venue_settings
+from .conftest import Collector, rebuild, until, venue_settings
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 STREAMS = ["trades", "book", "bbo", "bars"]
@@ -66,29 +65,6 @@ def trades_of(events, symbol):
         elif isinstance(e, TradeBatch) and e.symbol == symbol:
             out.extend(e.trades())
     return out
-
-
-def rebuild(events, symbol) -> tuple[int, int]:
-    """Replay the bus in order: a book rebuilt from ``symbol``'s deltas equals each of its snapshots."""
-    book, have, snaps, deltas = LevelBook(), False, 0, 0
-    for e in events:
-        if getattr(e, "symbol", None) != symbol:
-            continue
-        if isinstance(e, FeedStatus) and e.stream == "book" and e.state != "snapshot_end":
-            book.clear()
-            have = False
-        elif isinstance(e, BookSnapshot):
-            if have:
-                assert book.top(20) == (e.bids, e.asks) and book.sequence == e.sequence
-                snaps += 1
-            else:
-                book.reset(e)
-                have = True
-            assert len(e.bids) == len(e.asks) == 20 and e.bids[0][0] < e.asks[0][0]
-        elif isinstance(e, BookDelta) and have:
-            book.apply(e)
-            deltas += 1
-    return snaps, deltas
 
 
 def engine_top(sim, symbol, n=20):

@@ -4,11 +4,10 @@ from __future__ import annotations
 import csv
 import gzip
 
-from tradebus.marketdata.book import LevelBook
-from tradebus.proto import BBO, Bar, BookDelta, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
+from tradebus.proto import BBO, Bar, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
 from tradebus.data import data_dir
 
-from .conftest import until
+from .conftest import rebuild, until
 
 SYM = "BTC/USDT"
 
@@ -54,25 +53,7 @@ async def test_book_snapshot_cycle_and_deltas_rebuild_every_snapshot(sim, live):
     await until(lambda: len(col.of(BookSnapshot, SYM)) >= 30, step=lambda: sim.step(20))
     assert states(col)[:2] == ["snapshot_start", "snapshot_end"]
     # replay the bus in order: a consumer book rebuilt from deltas equals every snapshot
-    book, snaps, deltas = LevelBook(), 0, 0
-    have = False
-    for e in list(col.events):
-        if getattr(e, "symbol", None) != SYM:
-            continue
-        if isinstance(e, FeedStatus) and e.stream == "book" and e.state != "snapshot_end":
-            book.clear()
-            have = False
-        elif isinstance(e, BookSnapshot):
-            if have:
-                assert book.top(20) == (e.bids, e.asks) and book.sequence == e.sequence
-                snaps += 1
-            else:
-                book.reset(e)
-                have = True
-            assert len(e.bids) == len(e.asks) == 20 and e.bids[0][0] < e.asks[0][0]
-        elif isinstance(e, BookDelta) and have:
-            book.apply(e)
-            deltas += 1
+    snaps, deltas = rebuild(list(col.events), SYM)
     assert snaps >= 25 and deltas >= 25
     # at rest the published book is the venue's top 20
     level = sim.engine.books[("spot", "BTCUSDT")].update_id

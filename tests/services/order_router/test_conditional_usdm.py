@@ -12,7 +12,7 @@ from tradebus.proto import CancelAck, CancelOrder, Fill, Liquidity, OrderAck, Or
 from tradebus.proto.codec import decode
 from tradebus.proto.subjects import router_order_key
 
-from .conftest import PERP, top, until
+from .conftest import PERP, until
 
 SYMBOL, MARKET = "BTCUSDT", "usdm"
 

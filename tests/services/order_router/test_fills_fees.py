@@ -11,7 +11,7 @@ from tradebus.proto import Fill, GatewayState, Liquidity, OrderAck, OrderState, 
 from tradebus.proto.codec import decode
 from tradebus.proto.subjects import router_order_key
 
-from .conftest import PERP, SPOT, resting_bid, sell_into, top, until
+from .conftest import PERP, SPOT, resting_bid, sell_into, until
 
 FAULTS_OFF = dict(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
 
