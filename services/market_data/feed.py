@@ -315,6 +315,15 @@ class VenueFeed:
         """Grouped trades: symbols split by market type, one for_symbols loop each, own backoff."""
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
+        by_type = await self._by_market_type(symbols, "trades",
+                                             lambda exc, backoff: self._group_error(symbols, exc, backoff))
+        await asyncio.gather(*(self._group_loop(group) for group in by_type.values()))
+
+    async def _by_market_type(self, symbols: list[str], stream: str,
+                              on_error: Callable[[Exception, Backoff], Awaitable[None]]) -> dict[str, list[str]]:
+        """``symbols`` the venue lists, by market type (one multi-symbol watch each), once the
+        markets are loaded (``on_error`` reports and backs off between tries); the Instrument of a
+        symbol's first start is published, an unlisted symbol gets Disconnected."""
         backoff = Backoff(self.backoff)
         while True:
             try:
@@ -323,21 +332,21 @@ class VenueFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._group_error(symbols, exc, backoff)
+                await on_error(exc, backoff)
         by_type: dict[str, list[str]] = {}
         for symbol in symbols:
             market = self.exchange.markets.get(symbol)
             if market is None:
-                self.counters["errors.trades"] += 1
-                log.warning("%s %s trades: not listed by the venue", self.venue, symbol)
-                await self.publish(status(self.venue, symbol, MdKind.TRADE, FeedState.DISCONNECTED,
+                self.counters[f"errors.{stream}"] += 1
+                log.warning("%s %s %s: not listed by the venue", self.venue, symbol, stream)
+                await self.publish(status(self.venue, symbol, KIND[stream], FeedState.DISCONNECTED,
                                           f"BadSymbol: {self.venue} does not list {symbol}"))
                 continue
             if symbol not in self.instruments_sent:
                 self.instruments_sent.add(symbol)
                 await self.publish_instruments([symbol])
             by_type.setdefault(market.get("type") or "spot", []).append(symbol)
-        await asyncio.gather(*(self._group_loop(group) for group in by_type.values()))
+        return by_type
 
     async def _group_error(self, symbols: list[str], exc: Exception, backoff: Backoff) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:500]
@@ -621,29 +630,9 @@ class VenueFeed:
         """One multi-symbol watch loop per market type, after un_watching the lists that changed."""
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        stream, kind = group.stream, KIND[group.stream]
-        backoff = Backoff(self.backoff)
-        while True:
-            try:
-                await self.exchange.load_markets()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._stream_group_error(group, symbols, exc, backoff)
-        by_type: dict[str, list[str]] = {}
-        for symbol in symbols:
-            market = self.exchange.markets.get(symbol)
-            if market is None:
-                self.counters[f"errors.{stream}"] += 1
-                log.warning("%s %s %s: not listed by the venue", self.venue, symbol, stream)
-                await self.publish(status(self.venue, symbol, kind, FeedState.DISCONNECTED,
-                                          f"BadSymbol: {self.venue} does not list {symbol}"))
-                continue
-            if symbol not in self.instruments_sent:
-                self.instruments_sent.add(symbol)
-                await self.publish_instruments([symbol])
-            by_type.setdefault(market.get("type") or "spot", []).append(symbol)
+        stream = group.stream
+        by_type = await self._by_market_type(
+            symbols, stream, lambda exc, backoff: self._stream_group_error(group, symbols, exc, backoff))
         for market_type, listed in list(group.subscribed.items()):
             if by_type.get(market_type) != listed:
                 await self._unwatch_changed(stream, listed, by_type.get(market_type, []))
