@@ -538,19 +538,8 @@ class VenueFeed:
             await self.publish(event)
         while True:
             book = await ex.watch_order_book(symbol)
-            recv = time.time_ns()
-            try:
-                snap = parse.book_snapshot(self.venue, symbol, book, depth, recv)
-            except PARSE_ERRORS as exc:
-                self.bad("book", f"{exc!r}")
-                continue
-            if is_crossed(snap):
-                self.bad("book", f"crossed book {snap.bids[0]} >= {snap.asks[0]} at {snap.sequence}")
-                raise Resync(f"crossed book at sequence {snap.sequence}")
-            for event in emitter.on_snapshot(snap):
-                await self.publish(event)
-            self.counters["events.book"] += 1
-            backoff.reset()
+            if await self._publish_book(symbol, book, depth, emitter, time.time_ns()):
+                backoff.reset()
 
     async def _bbo(self, symbol: str, backoff: Backoff) -> None:
         ex, last, first = self.exchange, None, True
@@ -670,22 +659,28 @@ class VenueFeed:
                     emitter = group.state.get(symbol) if symbol in wanted else None
                     if emitter is None:
                         continue
-                    try:
-                        snap = parse.book_snapshot(self.venue, symbol, book, depth, recv)
-                    except PARSE_ERRORS as exc:
-                        self.bad("book", f"{exc!r}")
-                        continue
-                    if is_crossed(snap):
-                        self.bad("book", f"crossed book {snap.bids[0]} >= {snap.asks[0]} at {snap.sequence}")
-                        raise Resync(f"crossed book at sequence {snap.sequence}", symbol)
-                    for event in emitter.on_snapshot(snap):
-                        await self.publish(event)
-                    self.counters["events.book"] += 1
-                    backoff.reset()
+                    if await self._publish_book(symbol, book, depth, emitter, recv):
+                        backoff.reset()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await self._book_group_error(group, symbols, exc, backoff)
+
+    async def _publish_book(self, symbol: str, book, depth: int, emitter: BookEmitter, recv: int) -> bool:
+        """A ccxt order book -> BookSnapshot / BookDelta events (False: it did not parse, skipped);
+        Resync when it crosses."""
+        try:
+            snap = parse.book_snapshot(self.venue, symbol, book, depth, recv)
+        except PARSE_ERRORS as exc:
+            self.bad("book", f"{exc!r}")
+            return False
+        if is_crossed(snap):
+            self.bad("book", f"crossed book {snap.bids[0]} >= {snap.asks[0]} at {snap.sequence}")
+            raise Resync(f"crossed book at sequence {snap.sequence}", symbol)
+        for event in emitter.on_snapshot(snap):
+            await self.publish(event)
+        self.counters["events.book"] += 1
+        return True
 
     async def _book_group_error(self, group: StreamGroup, symbols: list[str], exc: Exception,
                                 backoff: Backoff) -> None:
