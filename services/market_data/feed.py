@@ -542,7 +542,7 @@ class VenueFeed:
                 backoff.reset()
 
     async def _bbo(self, symbol: str, backoff: Backoff) -> None:
-        ex, last, first = self.exchange, None, True
+        ex, tops, connected = self.exchange, {}, set()
         use_bids_asks = bool(ex.has.get("watchBidsAsks"))
         while True:
             if use_bids_asks:
@@ -550,22 +550,26 @@ class VenueFeed:
             else:
                 raw = await ex.watch_ticker(symbol)
             recv = time.time_ns()
-            if raw is None:
-                continue
-            try:
-                bbo = parse.bbo_from_ticker(self.venue, raw, recv)
-            except PARSE_ERRORS as exc:
-                self.bad("bbo", f"{exc!r}")
-                continue
-            if first:
-                first = False
-                await self._connected(symbol, MdKind.BBO)
-            top = (bbo.bid_price, bbo.bid_qty, bbo.ask_price, bbo.ask_qty)
-            if top != last:
-                last = top
-                await self.publish(bbo)
-                self.counters["events.bbo"] += 1
-            backoff.reset()
+            if raw is not None and await self._publish_bbo(symbol, raw, recv, tops, connected):
+                backoff.reset()
+
+    async def _publish_bbo(self, symbol: str, raw: dict, recv: int, tops: dict, connected: set) -> bool:
+        """A ccxt ticker / bids-asks entry -> BBO when the best levels changed (``tops``: the last
+        published per symbol; Connected before a symbol's first). False: it did not parse."""
+        try:
+            bbo = parse.bbo_from_ticker(self.venue, raw, recv)
+        except PARSE_ERRORS as exc:
+            self.bad("bbo", f"{exc!r}")
+            return False
+        if symbol not in connected:
+            connected.add(symbol)
+            await self._connected(symbol, MdKind.BBO)
+        top = (bbo.bid_price, bbo.bid_qty, bbo.ask_price, bbo.ask_qty)
+        if top != tops.get(symbol):
+            tops[symbol] = top
+            await self.publish(bbo)
+            self.counters["events.bbo"] += 1
+        return True
 
     async def _bars(self, symbol: str, backoff: Backoff) -> None:
         ex, interval, first = self.exchange, self.settings.bar_interval, True
@@ -709,21 +713,8 @@ class VenueFeed:
                     tickers = await ex.watch_bids_asks(symbols)  # {symbol: entry} of what changed
                     recv = time.time_ns()
                     for symbol, raw in tickers.items():
-                        if symbol not in wanted or raw is None:
-                            continue
-                        try:
-                            bbo = parse.bbo_from_ticker(self.venue, raw, recv)
-                        except PARSE_ERRORS as exc:
-                            self.bad("bbo", f"{exc!r}")
-                            continue
-                        if symbol not in group.connected:
-                            group.connected.add(symbol)
-                            await self._connected(symbol, MdKind.BBO)
-                        top = (bbo.bid_price, bbo.bid_qty, bbo.ask_price, bbo.ask_qty)
-                        if top != group.state.get(symbol):
-                            group.state[symbol] = top
-                            await self.publish(bbo)
-                            self.counters["events.bbo"] += 1
+                        if symbol in wanted and raw is not None:
+                            await self._publish_bbo(symbol, raw, recv, group.state, group.connected)
                     backoff.reset()
             except asyncio.CancelledError:
                 raise
