@@ -57,6 +57,7 @@ class StreamGroup:
         self.subscribed: dict[str, list[str]] = {}  # market type -> the list last watched, to un_watch it
         self.state: dict[str, Any] = {}  # per symbol: BookEmitter / last BBO top / BarCloser, kept on regroups
         self.connected: set[str] = set()
+        self.nonces: dict[str, Any] = {}  # book streams: the ccxt nonce last published per symbol
 
 
 def guard_messages(exchange, on_bad: Callable[[str], None],
@@ -536,10 +537,12 @@ class VenueFeed:
         emitter = BookEmitter(self.venue, symbol)
         for event in emitter.start():
             await self.publish(event)
+        emitters, nonces = {symbol: emitter}, {}
         while True:
             book = await ex.watch_order_book(symbol)
-            if await self._publish_book(symbol, book, depth, emitter, time.time_ns()):
+            if await self._publish_book(symbol, book, depth, emitter, time.time_ns(), nonces):
                 backoff.reset()
+            await self._publish_unseen_books([symbol], depth, emitters, nonces)
 
     async def _bbo(self, symbol: str, backoff: Backoff) -> None:
         ex, tops, connected = self.exchange, {}, set()
@@ -663,16 +666,19 @@ class VenueFeed:
                     emitter = group.state.get(symbol) if symbol in wanted else None
                     if emitter is None:
                         continue
-                    if await self._publish_book(symbol, book, depth, emitter, recv):
+                    if await self._publish_book(symbol, book, depth, emitter, recv, group.nonces):
                         backoff.reset()
+                    await self._publish_unseen_books(symbols, depth, group.state, group.nonces)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 await self._book_group_error(group, symbols, exc, backoff)
 
-    async def _publish_book(self, symbol: str, book, depth: int, emitter: BookEmitter, recv: int) -> bool:
+    async def _publish_book(self, symbol: str, book, depth: int, emitter: BookEmitter, recv: int,
+                            nonces: dict) -> bool:
         """A ccxt order book -> BookSnapshot / BookDelta events (False: it did not parse, skipped);
-        Resync when it crosses."""
+        Resync when it crosses. ``nonces`` records the book version handled."""
+        nonces[symbol] = book.get("nonce")
         try:
             snap = parse.book_snapshot(self.venue, symbol, book, depth, recv)
         except PARSE_ERRORS as exc:
@@ -685,6 +691,21 @@ class VenueFeed:
             await self.publish(event)
         self.counters["events.book"] += 1
         return True
+
+    async def _publish_unseen_books(self, symbols: list[str], depth: int, emitters: dict, nonces: dict) -> None:
+        """Books that changed while no watch was waiting. ccxt.pro wakes only a pending watch, so an
+        update landing while the previous one is being published would otherwise wait for the
+        symbol's next change (a book at rest would stay stale). Only books already published once
+        are caught up; a (re)subscription's first book comes through the watch."""
+        books = self.exchange.orderbooks
+        for symbol in symbols:
+            emitter, book = emitters.get(symbol), books.get(symbol)
+            if emitter is None or book is None or emitter.prev is None:
+                continue
+            nonce = book.get("nonce")
+            if nonce is None or nonce == nonces.get(symbol) or not (book["bids"] and book["asks"]):
+                continue
+            await self._publish_book(symbol, book, depth, emitter, time.time_ns(), nonces)
 
     async def _book_group_error(self, group: StreamGroup, symbols: list[str], exc: Exception,
                                 backoff: Backoff) -> None:
