@@ -82,3 +82,21 @@ def rebuild(events, symbol) -> tuple[int, int]:
             book.apply(e)
             deltas += 1
     return snaps, deltas
+
+
+async def assert_book_at_rest(md, col, sim, symbol: str, market: str = "spot", depth: int = 20) -> None:
+    """Once the feed holds the venue's last book version, the last BookSnapshot published for
+    ``symbol`` is the venue's top ``depth`` (its sequence may be older: a last change beyond the
+    top ``depth`` publishes nothing)."""
+    engine = sim.engine.books[(market, symbol.split(":")[0].replace("/", ""))]
+    books = [feed.exchange.orderbooks for feed in md.feeds.values()]
+    await until(lambda: any((b.get(symbol) or {}).get("nonce") == engine.update_id for b in books))
+
+    def venue_top():
+        return ([(float(p), float(q)) for p, q in engine.bids.top(depth)],
+                [(float(p), float(q)) for p, q in engine.asks.top(depth)])
+
+    def published_top():
+        last = [e for e in col.events if isinstance(e, BookSnapshot) and e.symbol == symbol][-1]
+        return last.bids, last.asks
+    await until(lambda: published_top() == venue_top())

@@ -17,7 +17,7 @@ from tradebus.proto.market import FeedState
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings
 
-from .conftest import Collector, rebuild, until, venue_settings
+from .conftest import Collector, assert_book_at_rest, rebuild, until, venue_settings
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]
 STREAMS = ["trades", "book", "bbo", "bars"]
@@ -105,10 +105,7 @@ async def test_grouped_streams_publish_per_symbol_events(sim, grouped):
         assert all(b.interval == "1m" for b in of_symbol(col.events, Bar, symbol))
     # at rest each published book is the venue's top 20 of that symbol, and the BBO its best levels
     for symbol in SYMBOLS:
-        level = sim.engine.books[("spot", symbol.replace("/", ""))].update_id
-        await until(lambda: of_symbol(col.events, BookSnapshot, symbol)[-1].sequence == level)
-        last = of_symbol(col.events, BookSnapshot, symbol)[-1]
-        assert (last.bids, last.asks) == engine_top(sim, symbol)
+        await assert_book_at_rest(md, col, sim, symbol)
         bids, asks = engine_top(sim, symbol, 1)
         await until(lambda: (lambda q: (q.bid_price, q.bid_qty, q.ask_price, q.ask_qty))(
             of_symbol(col.events, BBO, symbol)[-1]) == (*bids[0], *asks[0]))
@@ -131,10 +128,7 @@ async def test_a_depth_gap_resyncs_only_that_symbols_book(sim, grouped):
     assert book_states("BTC/USDT") == []  # the other book of the list went on, by deltas
     for symbol in SYMBOLS:
         assert rebuild(list(col.events), symbol)[0] >= 10
-        level = sim.engine.books[("spot", symbol.replace("/", ""))].update_id
-        await until(lambda: of_symbol(col.events, BookSnapshot, symbol)[-1].sequence == level)
-        last = of_symbol(col.events, BookSnapshot, symbol)[-1]
-        assert (last.bids, last.asks) == engine_top(sim, symbol)
+        await assert_book_at_rest(md, col, sim, symbol)
 
 
 async def test_grouped_mode_opens_fewer_connections_than_per_symbol(sim, nats_server, grouped):

@@ -7,7 +7,7 @@ import gzip
 from tradebus.proto import BBO, Bar, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
 from tradebus.data import data_dir
 
-from .conftest import rebuild, until
+from .conftest import assert_book_at_rest, rebuild, until
 
 SYM = "BTC/USDT"
 
@@ -56,9 +56,7 @@ async def test_book_snapshot_cycle_and_deltas_rebuild_every_snapshot(sim, live):
     snaps, deltas = rebuild(list(col.events), SYM)
     assert snaps >= 25 and deltas >= 25
     # at rest the published book is the venue's top 20
-    level = sim.engine.books[("spot", "BTCUSDT")].update_id
-    await until(lambda: col.of(BookSnapshot, SYM)[-1].sequence == level)
-    assert (col.of(BookSnapshot, SYM)[-1].bids, col.of(BookSnapshot, SYM)[-1].asks) == engine_top(sim)
+    await assert_book_at_rest(md, col, sim, SYM)
 
 
 async def test_depth_gap_resyncs_the_book(sim, live):
@@ -76,9 +74,7 @@ async def test_depth_gap_resyncs_the_book(sim, live):
                 or states(col)[-1] == "snapshot_end" and states(col).count("snapshot_end") >= 2,
                 step=lambda: sim.step(20))
     assert counters["resync.book"] >= 1
-    level = sim.engine.books[("spot", "BTCUSDT")].update_id
-    await until(lambda: col.of(BookSnapshot, SYM)[-1].sequence == level, step=None)
-    assert (col.of(BookSnapshot, SYM)[-1].bids, col.of(BookSnapshot, SYM)[-1].asks) == engine_top(sim)
+    await assert_book_at_rest(md, col, sim, SYM)
 
 
 async def test_bbo_follows_the_best_levels(sim, live):
@@ -241,6 +237,4 @@ async def test_a_crossed_book_is_dropped_and_resubscribed(sim, live):
     reason = next(e.reason for e in col.events[before:] if isinstance(e, FeedStatus) and e.state == "disconnected")
     assert "crossed" in reason and counters["bad.book"] >= 1
     assert all(s.bids[0][0] < s.asks[0][0] for s in col.of(BookSnapshot, SYM))
-    level = sim.engine.books[("spot", "BTCUSDT")].update_id
-    await until(lambda: col.of(BookSnapshot, SYM)[-1].sequence == level)
-    assert (col.of(BookSnapshot, SYM)[-1].bids, col.of(BookSnapshot, SYM)[-1].asks) == engine_top(sim)
+    await assert_book_at_rest(md, col, sim, SYM)
