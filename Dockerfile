@@ -29,20 +29,26 @@ COPY proto proto
 COPY services services
 COPY libs libs
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist .
-# The runtime virtualenv: no pip, no Cython (it compiles, it does not run), no tests, headers,
-# caches or unused pyarrow parts (Flight RPC, S3); the import check below fails the build if a
-# trim went too far. Bytecode is kept for tradebus and nats only, which every health check loads.
+# The runtime virtualenv, trimmed to stay small: no pip, no Cython (it compiles, it does not run),
+# no matplotlib and its imaging stack (study reports are drawn by the CLI on an operator's
+# machine; `tradebus study --no-report` works here), no tests, headers, caches or unused pyarrow
+# parts (Flight RPC, S3). Shared objects are stripped except auditwheel-patched ones (numpy.libs
+# and the like break when stripped). Bytecode is kept for tradebus and nats only, which every
+# health check loads. The import check fails the build if a trim went too far.
 RUN python3 -m venv --without-pip /opt/venv \
  && /opt/build/bin/pip --python /opt/venv/bin/python install /dist/tradebus-*.whl \
- && /opt/build/bin/pip --python /opt/venv/bin/python uninstall -y Cython \
+ && /opt/build/bin/pip --python /opt/venv/bin/python uninstall -y Cython matplotlib fonttools pillow kiwisolver contourpy cycler pyparsing \
  && site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
  && find "$site" -depth \( -name tests -o -name test -o -name __pycache__ \) -type d -exec rm -rf {} + \
- && rm -rf "$site"/pyarrow/include "$site"/pyarrow/src "$site"/numpy/_core/include "$site"/matplotlib/mpl-data/sample_data \
-           "$site"/pyarrow/*flight* "$site"/pyarrow/*s3* \
+ && rm -rf "$site"/pyarrow/include "$site"/pyarrow/src "$site"/numpy/_core/include "$site"/pyarrow/*flight* "$site"/pyarrow/*s3* \
  && find "$site" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.cpp' -o -name '*.h' -o -name '*.a' \) -delete \
- && strip --strip-debug "$site"/tradebus/engine/*.so \
+ && find "$site" -name '*.so*' -type f | while read -r so; do \
+        top="${so#"$site"/}"; top="${top%%/*}"; \
+        case "$top" in *.libs) continue ;; esac; \
+        [ -d "$site/$top.libs" ] || strip --strip-unneeded "$so"; \
+    done \
  && /opt/venv/bin/python -m compileall -q "$site"/tradebus "$site"/nats \
- && /opt/venv/bin/python -c "import tradebus.engine, tradebus.services.order_router, ccxt.pro, pyarrow.parquet, pyarrow.dataset, pandas, matplotlib.pyplot, nats"
+ && /opt/venv/bin/python -B -c "import tradebus.engine, tradebus.services.order_router, tradebus.services.backtest_worker, tradebus.cli.study, ccxt.pro, pyarrow.parquet, pyarrow.dataset, pandas, uvloop, nats"
 
 FROM ${BASE_IMAGE} AS runtime
 # libgomp: the engine's OpenMP runtime. Nothing else is added to the base.

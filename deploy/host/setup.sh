@@ -31,10 +31,13 @@ if ! podman image exists "$BASE_IMAGE"; then
     rootfs="$(mktemp -d /var/tmp/tradebus-rootfs.XXXXXX)"
     trap 'rm -rf "$rootfs"' EXIT
     debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" "$MIRROR" >/dev/null
-    # What a container never reads: apt's caches, documentation, manuals and translations (also for
-    # packages installed later: the dpkg excludes below).
+    # What a container never reads: apt's caches, documentation, manuals, translations (also for
+    # packages installed later: the dpkg excludes below), glibc's charset converters (Python has
+    # its own codecs) and the stdlib's tests, 2to3 and pydoc data.
     rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* \
-        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/*
+        "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/* \
+        "$rootfs"/usr/lib/x86_64-linux-gnu/gconv "$rootfs"/usr/lib/python3.11/lib2to3 "$rootfs"/usr/lib/python3.11/pydoc_data \
+        "$rootfs"/usr/lib/python3.11/test "$rootfs"/usr/lib/python3.11/idlelib
     printf 'path-exclude=/usr/share/%s/*\n' doc man info locale > "$rootfs"/etc/dpkg/dpkg.cfg.d/01-tradebus-slim
     # ENV=PATH: `podman kube play` does not add a default PATH the way `podman run` does.
     tar -C "$rootfs" -c . | podman import \
