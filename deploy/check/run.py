@@ -175,7 +175,7 @@ class Check:
                 raise RuntimeError("podman system service did not open its socket")
             time.sleep(0.2)
 
-    def compose(self, *args, check=True, capture=True, timeout=900) -> subprocess.CompletedProcess:
+    def compose(self, *args, check=True, capture=True, timeout=480) -> subprocess.CompletedProcess:
         return sh(COMPOSE, *args, env=self.env, check=check, capture=capture, timeout=timeout)
 
     def docker(self):

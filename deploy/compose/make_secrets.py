@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import string
 import sys
 from pathlib import Path
 
@@ -20,14 +21,24 @@ AUTH_CONF = HERE.parent / "k8s" / "base" / "nats" / "auth.conf"
 USERS = re.findall(r"\{user: (\w+),", AUTH_CONF.read_text())
 
 
+# nats-server reads $VARIABLE references as config values: a password must parse as a plain
+# string (a leading digit makes it a number), hence a letter first and letters and digits only.
+SAFE = re.compile(r"[A-Za-z][A-Za-z0-9]{23,}")
+
+
+def new_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return secrets.choice(string.ascii_letters) + "".join(secrets.choice(alphabet) for _ in range(31))
+
+
 def write_secrets(folder: Path) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)
     passwords = {}
     for user in USERS:
         path = folder / f"{user}.password"
-        if not path.is_file() or not path.read_text().strip():
-            path.write_text(secrets.token_urlsafe(24) + "\n")
+        if not path.is_file() or not SAFE.fullmatch(path.read_text().strip()):
+            path.write_text(new_password() + "\n")
         path.chmod(0o644)
         passwords[user] = path.read_text().strip()
     env = folder / "nats.env"

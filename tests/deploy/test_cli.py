@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tradebus.bus import Bus, EmbeddedNats, discover
+from tradebus.bus import Bus, EmbeddedNats, discover, find_nats_server, free_port
 from tradebus.cli.farm import SECRET_PATH, WorkerSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,3 +120,20 @@ def test_kube_play_form_of_the_dev_overlay(tmp_path):
     nats = next(d for d in played if d["kind"] == "Deployment" and d["metadata"]["name"] == "nats")
     env = {e["name"] for e in nats["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {"TRADEBUS_NATS_PW_ORDER_ROUTER", "NATS_SERVER_NAME"} <= env
+
+
+def test_health_checks_a_nats_server_on_its_monitoring_port(tmp_path):
+    port, monitor = free_port("127.0.0.1"), free_port("127.0.0.1")
+    server = subprocess.Popen([find_nats_server(), "-js", "-sd", str(tmp_path), "-a", "127.0.0.1", "-p", str(port),
+                               "-m", str(monitor)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            done = health("--nats-monitor", f"http://127.0.0.1:{monitor}")
+            if done.returncode == 0:
+                break
+        assert done.returncode == 0 and "healthy: nats-server" in done.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    dead = health("--nats-monitor", f"http://127.0.0.1:{monitor}", "--timeout", "0.5")
+    assert dead.returncode == 1 and f"unhealthy: nats-server at http://127.0.0.1:{monitor}/healthz" in dead.stderr

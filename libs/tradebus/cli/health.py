@@ -3,7 +3,8 @@
 The container HEALTHCHECK and the Kubernetes probes run it. It sends ``$SRV.PING.<SERVICE>`` and
 exits 0 when an instance of this host answers (the instance id a service reports is
 ``<hostname>-<pid>`` unless ``--instance`` set it), 1 when none does, 2 when the bus is
-unreachable. Without SERVICE it checks the service the image's entry point started (recorded in
+unreachable. ``--nats-monitor URL`` checks a NATS server's own ``/healthz`` instead (the
+image's nats-server containers). Without SERVICE it checks the service the image's entry point started (recorded in
 ``/tmp/tradebus-service``); with none recorded there is nothing to check and it exits 0.
 """
 from __future__ import annotations
@@ -46,7 +47,24 @@ async def check(service: str, url: str | None, host: str | None, timeout: float)
     return 1, f"unhealthy: no {service} instance of {where} answered $SRV.PING.{service} ({len(replies)} elsewhere)"
 
 
+def nats_server_healthy(monitor: str, timeout: float) -> tuple[int, str]:
+    """The NATS server's own check (``/healthz``, JetStream enabled) on its monitoring port."""
+    import urllib.error
+    import urllib.request
+
+    url = monitor.rstrip("/") + "/healthz?js-enabled-only=true"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            return 0, f"healthy: nats-server {reply.read().decode().strip()}"
+    except (OSError, urllib.error.URLError) as exc:
+        return 1, f"unhealthy: nats-server at {url}: {exc}"
+
+
 def run(args) -> int:
+    if args.nats_monitor:
+        code, message = nats_server_healthy(args.nats_monitor, args.timeout)
+        print(message, file=sys.stdout if code == 0 else sys.stderr)
+        return code
     service = args.service or os.environ.get("TRADEBUS_SERVICE")
     if not service and RECORDED_SERVICE.is_file():
         service = RECORDED_SERVICE.read_text().strip()
@@ -67,6 +85,8 @@ def add_arguments(p) -> None:
     p.add_argument("--host", help="instance host to look for (default: this host's name)")
     p.add_argument("--any", action="store_true", help="any instance of the service will do")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for the server and replies")
+    p.add_argument("--nats-monitor", metavar="URL", help="check a NATS server itself on its monitoring URL "
+                                                         "(http://127.0.0.1:8222) instead of a service")
     p.set_defaults(func=run)
 
 
