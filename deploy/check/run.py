@@ -306,7 +306,7 @@ class Check:
         write_secrets(dev_secrets)
         with self.timer.step("kube play of the dev overlay"):
             rendered = sh(BIN / "kubectl", "kustomize", ROOT / "deploy" / "k8s" / "overlays" / "dev").stdout
-            docs, skipped = podmanize([d for d in yaml.safe_load_all(rendered) if d], self.tmp / "kube-secrets")
+            docs, skipped = podmanize([d for d in yaml.safe_load_all(rendered) if d], self.tmp / "kube-secrets", self.image)
             self.kube_volumes = [d["metadata"]["name"] for d in docs if d["kind"] in ("ConfigMap", "PersistentVolumeClaim")]
             self.results["kube_skipped"] = skipped
             self.kube_file = self.tmp / "dev-podman.yaml"
@@ -367,7 +367,7 @@ class Check:
                 raise RuntimeError(f"left behind: {left}")
 
 
-def podmanize(docs: list[dict], secrets_dir: Path) -> tuple[list[dict], list[str]]:
+def podmanize(docs: list[dict], secrets_dir: Path, image: str | None = None) -> tuple[list[dict], list[str]]:
     """The rendered dev overlay as ``podman kube play`` (4.3) runs it.
 
     podman plays Pods, Deployments, PersistentVolumeClaims and ConfigMaps. A StatefulSet becomes
@@ -377,7 +377,8 @@ def podmanize(docs: list[dict], secrets_dir: Path) -> tuple[list[dict], list[str
     volume becomes a folder of the same files under ``secrets_dir`` (a hostPath) and each
     ``envFrom: secretRef`` the same variables. Services, PodDisruptionBudgets (HPAs,
     ScaledObjects) have no podman counterpart and are dropped; without Services, peers are
-    addressed by pod name (``<deployment>-pod-0``) instead of Service name.
+    addressed by pod name (``<deployment>-pod-0``) instead of Service name. ``image``, when given,
+    replaces the overlay's image (the one this check built).
     """
     secrets = {d["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in (d.get("data") or {}).items()}
                for d in docs if d["kind"] == "Secret"}
@@ -385,6 +386,8 @@ def podmanize(docs: list[dict], secrets_dir: Path) -> tuple[list[dict], list[str
 
     def pod_spec(spec: dict, owner: str) -> dict:
         for container in spec.get("containers", []):
+            if image:
+                container["image"] = image
             env = container.setdefault("env", [])
             for source in container.pop("envFrom", []):
                 if "secretRef" not in source:
@@ -457,7 +460,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="run every deployment path for real, then tear it down")
     parser.add_argument("--image", default="localhost/tradebus:check")
     parser.add_argument("--base-image", default=os.environ.get("BASE_IMAGE", "localhost/debian-py:bookworm"))
-    parser.add_argument("--grid", nargs="+", default=["fast=5:60:5", "slow=20:200:10"],
+    parser.add_argument("--grid", nargs="+", default=["fast=2:60:1", "slow=20:300:5"],
                         help="sweep grid of the farm studies (enough jobs to kill a worker mid-study)")
     parser.add_argument("--flow-timeout", type=float, default=240.0)
     parser.add_argument("--skip-build", action="store_true", help="use an image built before")
