@@ -55,7 +55,7 @@ cdef extern from "<stdlib.h>" nogil:
                          int (*compare)(const void*, const void*) noexcept nogil)
 
 __all__ = [
-    "BAR_DTYPE", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "Engine", "Instrument",
+    "BAR_DTYPE", "PyBar", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "DEFAULT_FILL", "Engine", "Instrument",
     "make_signals", "normalize_timestamps",
 ]
 
@@ -63,6 +63,14 @@ BAR_DTYPE = np.dtype([
     ("timestamp_ns", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"),
     ("close", "<f8"), ("volume", "<f8"),
 ])
+# FLOX's bar record: prices and volume in fixed point, value x 1e8 (load_bars accepts it).
+PyBar = np.dtype([
+    ("timestamp_ns", "<i8"), ("open_raw", "<i8"), ("high_raw", "<i8"), ("low_raw", "<i8"),
+    ("close_raw", "<i8"), ("volume_raw", "<i8"),
+])
+FIXED_POINT = 1e8
+# FLOX names an instrument loaded without a symbol 1: run(symbol=1) finds it.
+FLOX_DEFAULT_SYMBOL = 1
 SIGNAL_DTYPE = np.dtype({
     "names": ["timestamp_ns", "quantity", "price", "side", "type"],
     "formats": ["<i8", "<f8", "<f8", "u1", "u1"],
@@ -77,6 +85,10 @@ FILL_DTYPE = np.dtype([
 if SIGNAL_DTYPE.itemsize != sizeof(Signal) or FILL_DTYPE.itemsize != sizeof(Fill):
     raise ImportError("SIGNAL_DTYPE/FILL_DTYPE do not match the compiled structs")
 
+
+# Market orders fill at the next bar's open unless told otherwise: no look-ahead. The event
+# backtester (BacktestRunner's bar_fill) and the farm's EngineSettings.fill default to the same.
+DEFAULT_FILL = "next_open"
 
 SIGNAL_ERRORS = {
     SIG_UNSORTED: "timestamp is earlier than the row before; signals must be sorted (make_signals sorts them)",
@@ -1016,11 +1028,11 @@ cdef class Engine:
 
     initial_capital: starting cash; fee_rate: fee per fill as a fraction of notional;
     slippage_bps: basis points by which market and stop fills move against the taker;
-    fill: "close" (a signal stamped at bar t fills at bar t's close, as FLOX does) or
-    "next_open" (it fills at the next bar's open: no look-ahead).
+    fill: "next_open" (the default, DEFAULT_FILL: a signal stamped at bar t fills at bar t+1's
+    open, so nothing it could not have known is used) or "close" (at bar t's close, as FLOX does).
 
     >>> import numpy as np
-    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0)
+    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0, fill="close")
     >>> ts = np.array([0, 60_000, 120_000]) + 1_700_000_000_000          # ms
     >>> eng.load_bars_df(ts, [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [1., 1., 1.])
     >>> stats = eng.run(make_signals(ts[[0, 2]], [0, 1], [100.0, 100.0]))
@@ -1031,7 +1043,7 @@ cdef class Engine:
     cdef dict _instruments
     cdef double _slippage_bps
 
-    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill="close"):
+    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill=DEFAULT_FILL):
         initial_capital = float(initial_capital)
         fee_rate = float(fee_rate)
         slippage_bps = float(slippage_bps)
@@ -1066,13 +1078,16 @@ cdef class Engine:
         return list(self._instruments)
 
     def instrument(self, symbol=None):
-        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded)."""
+        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded). Bars loaded
+        without a symbol also answer to FLOX's default symbol, 1."""
         if symbol is None and len(self._instruments) == 1:
             return next(iter(self._instruments.values()))
         try:
             return self._instruments[symbol]
         except (KeyError, TypeError):
             pass
+        if type(symbol) is int and symbol == FLOX_DEFAULT_SYMBOL and None in self._instruments:
+            return self._instruments[None]
         if symbol is None:
             if not self._instruments:
                 raise ValueError("no bars loaded: call load_bars_df, load_bars or load_bars_frame first")
@@ -1106,18 +1121,34 @@ cdef class Engine:
 
     def load_bars(self, bars, symbol=None):
         """Load a structured array with BAR_DTYPE's fields (timestamp_ns, open, high, low, close,
-        volume). A timestamp_ns column in ms or us is normalised like load_bars_df's.
+        volume), or FLOX's PyBar (timestamp_ns and open_raw, ..., volume_raw: int64 fixed point,
+        value x 1e8). A timestamp_ns column in ms or us is normalised like load_bars_df's.
 
         >>> bars = np.zeros(2, dtype=BAR_DTYPE)
         >>> bars["timestamp_ns"] = [1_700_000_000_000_000_000, 1_700_000_060_000_000_000]
         >>> for f in ("open", "high", "low", "close"): bars[f] = 100.0
         >>> Engine().load_bars(bars)
+        >>> flox = np.zeros(2, dtype=PyBar)
+        >>> flox["timestamp_ns"] = bars["timestamp_ns"]
+        >>> for f in ("open_raw", "high_raw", "low_raw", "close_raw"): flox[f] = 100 * 10**8
+        >>> eng = Engine(); eng.load_bars(flox); eng.instrument().close.tolist()
+        [100.0, 100.0]
         """
         bars = np.asarray(bars)
         names = bars.dtype.names or ()
+        if all(name in names for name in PyBar.names):
+            columns = [bars[name] for name in PyBar.names[1:]]
+            for name, col in zip(PyBar.names[1:], columns):
+                if col.dtype.kind not in "iu":
+                    raise ValueError(f"PyBar field {name} must be int64 fixed point (value x 1e8), "
+                                     f"got dtype {col.dtype}")
+            self.load_bars_df(bars["timestamp_ns"], *(col / FIXED_POINT for col in columns),
+                              symbol=symbol)
+            return
         missing = [name for name in BAR_DTYPE.names if name not in names]
         if missing:
-            raise ValueError(f"bars lack the fields {missing}; expected BAR_DTYPE {BAR_DTYPE.names}")
+            raise ValueError(f"bars lack the fields {missing}; expected BAR_DTYPE {BAR_DTYPE.names} "
+                             f"or FLOX's PyBar {PyBar.names}")
         self.load_bars_df(bars["timestamp_ns"], bars["open"], bars["high"], bars["low"],
                           bars["close"], bars["volume"], symbol=symbol)
 
@@ -1137,7 +1168,7 @@ cdef class Engine:
         With equity=True the dict also holds "equity" (mark-to-market equity at each bar's close,
         float64) and "fills" (a FILL_DTYPE array, in execution order).
 
-        >>> eng = Engine(fee_rate=0.0)
+        >>> eng = Engine(fee_rate=0.0, fill="close")
         >>> eng.load_bars_df([0, 60_000, 120_000], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [0., 0., 0.])
         >>> out = eng.run(make_signals([0], [0], [10.0]), equity=True)
         >>> out["equity"].tolist(), out["fills"]["price"].tolist()
