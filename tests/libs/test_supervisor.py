@@ -2,10 +2,11 @@ import asyncio
 import os
 import sys
 
-from tradebus.config import SupervisorConfig
+from tradebus.config import BackoffSettings, SupervisorConfig
 from tradebus.supervisor import ChildSpec, Supervisor
 
-FAST = SupervisorConfig(max_restarts=2, restart_initial_delay=0.05, restart_multiplier=2.0, restart_max_delay=0.2, stable_after=60, stop_timeout=2)
+FAST = SupervisorConfig(max_restarts=2, backoff=BackoffSettings(initial=0.05, multiplier=2.0, cap=0.2), stable_after=60,
+                        stop_timeout=2)
 
 
 def alive(pid: int) -> bool:

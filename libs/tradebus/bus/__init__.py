@@ -1,6 +1,7 @@
-"""The NATS bus: connection settings, typed publish/subscribe, JetStream, services, embedded server."""
+"""The NATS bus: connection, typed publish/subscribe, JetStream, services, embedded server."""
+from tradebus.config import NatsConfig
+
 from .client import BadInput, Batcher, Bus, RequestError
-from .config import NatsConfig
 from .discovery import discover
 from .server import EmbeddedNats, NatsServerError, find_nats_server, free_port
 
