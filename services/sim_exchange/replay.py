@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .config import Instrument as InstrumentConfig
+from .settings import Instrument as InstrumentConfig
 from .engine import Engine, Instrument, Kline
 
 DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3

@@ -24,7 +24,7 @@ from aiohttp import web
 from tradebus.data import data_dir
 
 from . import wire
-from .config import Faults, SimConfig, load_config
+from .settings import Faults, SimConfig, load_config
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response

@@ -44,6 +44,17 @@ def test_every_configuration_struct_derives_from_the_settings_base():
         assert kinds <= {inspect.Parameter.KEYWORD_ONLY}, struct
 
 
+def test_a_typo_in_a_service_section_fails_loudly_naming_the_key(tmp_path):
+    path = tmp_path / "deploy.yaml"
+    path.write_text("services:\n  backtest_worker:\n    module: tradebus.services.backtest_worker\n"
+                    "    settings: {ack_wiat: 5}\n")
+    from tradebus.services.backtest_worker.settings import WorkerSettings
+
+    config = load_deployment(path)
+    with pytest.raises(ConfigError, match="services.backtest_worker.settings.*ack_wiat"):
+        service_section(config, "backtest_worker", WorkerSettings)
+
+
 def test_a_typo_in_the_file_fails_loudly_naming_file_and_key(tmp_path):
     path = tmp_path / "deploy.yaml"
     path.write_text("supervisor:\n  max_restart: 3\n")
