@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 from _results import record
-
 from tradebus.bus import Bus, EmbeddedNats, discover
 from tradebus.bus.jetstream import declare_all
+from tradebus.data import data_dir
 from tradebus.engine import Engine, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
 from tradebus.study import Collector, make_spec, parse_grid, publish_dataset, read_bars, submit
-from tradebus.data import data_dir
 from tradebus.study.datasets import DEFAULT_BARS_FILE
 
 FAST, SLOW = 10, 30

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -29,8 +28,8 @@ from tradebus.bus.service import ServiceContext
 from tradebus.proto import BacktestDead, BacktestJob, BacktestResult
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import BT_JOBS_STREAM, BT_RESULTS_STREAM, BT_WORKER_CONSUMER, bt_dead_subject, bt_result_subject
-from tradebus.study.datasets import DatasetCache, DatasetError, declare_datasets
 from tradebus.retry import Backoff
+from tradebus.study.datasets import DatasetCache, DatasetError, declare_datasets
 from tradebus.study.execution import JobOutcome, run_jobs
 
 from .settings import CONNECTION_BACKOFF, WorkerSettings
@@ -111,7 +110,7 @@ class Worker:
             try:
                 msgs = await self._sub.fetch(self.settings.batch_size, timeout=self.settings.fetch_timeout)
                 failures = 0
-            except (asyncio.TimeoutError, NatsTimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 failures = 0
                 continue
             except Exception as exc:  # disconnected, server restarting, or the consumer was removed

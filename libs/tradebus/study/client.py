@@ -30,9 +30,9 @@ from tradebus.bus.jetstream import KV_BUCKETS, declare_kv
 from tradebus.proto import BacktestDead, BacktestProgress, BacktestResult
 from tradebus.proto.codec import decoder_for, encode
 from tradebus.proto.subjects import (
-    KV_BT_STUDIES,
     BT_JOBS_STREAM,
     BT_RESULTS_STREAM,
+    KV_BT_STUDIES,
     bt_dead_subject,
     bt_job_subject,
     bt_progress_subject,
@@ -240,7 +240,7 @@ class Collector:
             if self._sub is None:
                 await self._subscribe()
             msgs = await self._sub.fetch(batch, timeout=timeout)
-        except (asyncio.TimeoutError, NatsTimeoutError):
+        except (TimeoutError, NatsTimeoutError):
             await self._check_consumer()
             return 0
         except Exception as exc:  # disconnected, consumer gone, server restarting: rebuild next time
@@ -260,8 +260,8 @@ class Collector:
         except Exception:
             pass
 
-    async def run(self, on_update: Callable[["Collector"], Awaitable[None] | None] | None = None,
-                  timeout: float | None = None, publish_progress: bool = True) -> "Collector":
+    async def run(self, on_update: Callable[[Collector], Awaitable[None] | None] | None = None,
+                  timeout: float | None = None, publish_progress: bool = True) -> Collector:
         """Collect until every job has an outcome (or ``timeout`` seconds pass: TimeoutError)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_published = 0.0
@@ -285,7 +285,7 @@ class Collector:
             await self._unsubscribe()
         return self
 
-    async def catch_up(self) -> "Collector":
+    async def catch_up(self) -> Collector:
         """Read every record stored for the study now, then stop (for a study still running)."""
         counts = await stored_counts(self.bus, self.spec.study_id)
         idle = 0
