@@ -152,8 +152,8 @@ async def farm(bars_perm, bars_sweep, n_perm: int, worker_counts=(1, 2)) -> dict
         with EmbeddedNats(state_dir=tmp / "nats") as server:
             bus = await Bus.connect(server.url)
             await declare_all(bus.js)
-            perm_id = await publish_dataset(bus.js, bars_perm)
-            sweep_id = await publish_dataset(bus.js, bars_sweep)
+            perm_id = await publish_dataset(bus, bars_perm)
+            sweep_id = await publish_dataset(bus, bars_sweep)
             for count in worker_counts:
                 procs = start_workers(server.url, count, tmp / "cache", tmp / "logs")
                 meter = CpuMeter(procs, server.process.pid)

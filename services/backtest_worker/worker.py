@@ -62,16 +62,11 @@ class Worker:
         self._loop_task: asyncio.Task | None = None
         self._heartbeat_task: asyncio.Task | None = None
 
-    @property
-    def js(self):
-        """The JetStream context the dataset cache (tradebus.study.datasets) reads through."""
-        return self.svc.bus.js
-
     async def _declare(self) -> None:
         """Streams, dataset store and the shared consumer (idempotent), then bind to the consumer."""
         bus = self.svc.bus
         await bus.declare_all()
-        await declare_datasets(self.js)
+        await declare_datasets(bus)
         config = work_queue_consumer(BT_WORKER_CONSUMER, None, self.settings.ack_wait, self.settings.attempts + 1,
                                      self.settings.max_ack_pending)
         await bus.declare_consumer(BT_JOBS_STREAM, config)
@@ -197,7 +192,7 @@ class Worker:
         backoff = Backoff(CONNECTION_BACKOFF)
         while True:
             try:
-                return await self.cache.get(self.js, ident)
+                return await self.cache.get(self.svc.bus, ident)
             except DatasetError:
                 raise
             except Exception as exc:

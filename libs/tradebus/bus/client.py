@@ -218,9 +218,13 @@ class Bus:
     async def delete_consumer(self, stream: str, name: str) -> None:
         await self.js.delete_consumer(stream, name)
 
-    async def pull_subscribe(self, stream: str, consumer: str):
-        """Bind to the existing pull consumer ``consumer`` of ``stream``; ``fetch()`` from the result."""
-        return await self.js.pull_subscribe_bind(consumer, stream=stream)
+    async def pull_subscribe(self, stream: str, consumer: str | None = None, *, subject: str = ">",
+                             config: api.ConsumerConfig | None = None):
+        """A pull subscription on ``stream``, ``fetch()`` from it: bound to the existing consumer
+        ``consumer``, or without one a new ephemeral consumer over ``subject`` set up by ``config``."""
+        if consumer is not None:
+            return await self.js.pull_subscribe_bind(consumer, stream=stream)
+        return await self.js.pull_subscribe(subject, stream=stream, config=config)
 
     async def stream_info(self, stream: str, subjects_filter: str | None = None) -> api.StreamInfo:
         """State of ``stream``; with ``subjects_filter``, ``state.subjects`` counts per matching subject."""
@@ -231,11 +235,11 @@ class Bus:
         return await self.js.subscribe(subject, stream=stream, ordered_consumer=True)
 
     async def key_value(self, bucket: str):
-        """The KV bucket ``bucket`` (declared by :meth:`declare_all`)."""
-        return await self.js.key_value(bucket)
+        """The KV bucket ``bucket`` (one of ``jetstream.KV_BUCKETS``), created when missing."""
+        return await jetstream.declare_kv(self.js, jetstream.KV_BUCKETS[bucket])
 
     async def object_store(self, bucket: str):
-        """The object store ``bucket``, created when missing."""
+        """The object store ``bucket`` (one of ``jetstream.OBJECT_STORES``), created when missing."""
         return await jetstream.declare_object_store(self.js, jetstream.OBJECT_STORES[bucket])
 
     async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
