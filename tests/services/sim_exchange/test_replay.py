@@ -132,6 +132,20 @@ async def test_symbols_without_data_get_a_seeded_synthetic_market(tmp_path):
         await sim.stop()
 
 
+async def test_no_data_folder_at_all_still_gets_a_synthetic_market(monkeypatch, tmp_path):
+    """Started where no shared/data exists and TRADEBUS_DATA_DIR is unset (a container, say)."""
+    monkeypatch.delenv("TRADEBUS_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    sim = SimExchange(default_config(speed="0"))
+    assert sim.data_dir is None
+    await sim.start()
+    try:
+        sim.step(300)
+        assert sim.engine.reference_price(sim.instrument("BTCUSDT")) > 0
+    finally:
+        await sim.stop()
+
+
 async def test_speed_max_runs_by_itself_and_zero_holds():
     async with running_sim(default_config(speed="0")) as sim:
         before = sim.replay.events_applied
