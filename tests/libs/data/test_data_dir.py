@@ -1,25 +1,16 @@
-"""The data folder comes from $TRADEBUS_DATA_DIR, a source checkout or the working directory; an
-installed package never looks beside its own files and says which setting is missing."""
+"""The data folder comes from $TRADEBUS_DATA_DIR or the working directory, never from where the
+package's files lie; when neither gives one, the error names the setting."""
 import importlib.util
 import shutil
-from pathlib import Path
 
 import pytest
 
 import tradebus.data
-from tradebus.data import DATA_DIR_ENV, DataDirError, data_dir, find_data_dir, source_checkout
+from tradebus.data import DATA_DIR_ENV, DataDirError, data_dir, find_data_dir
 
 
 def test_the_environment_variable_wins(tmp_path):
     assert data_dir({DATA_DIR_ENV: str(tmp_path)}, start=tmp_path / "elsewhere") == tmp_path
-
-
-def test_a_source_checkout_uses_the_shared_folder_beside_it(tmp_path):
-    repo = Path(tradebus.data.__file__).resolve().parents[3]
-    assert source_checkout() == repo  # the tests run from a checkout
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    (tmp_path / "repo").mkdir()
-    assert data_dir({}, start=tmp_path / "repo", checkout=tmp_path / "repo") == tmp_path / "shared" / "data"
 
 
 def test_shared_data_is_found_from_the_working_directory_up(tmp_path, monkeypatch):
@@ -28,23 +19,21 @@ def test_shared_data_is_found_from_the_working_directory_up(tmp_path, monkeypatc
     checkout.mkdir(parents=True)
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.chdir(checkout)
-    assert data_dir(checkout=None) == tmp_path / "shared" / "data"
+    assert data_dir() == tmp_path / "shared" / "data"
 
 
 def test_an_installed_package_with_no_setting_fails_naming_the_setting(tmp_path, monkeypatch):
-    # tradebus/data/__init__.py as pip lays it out in site-packages, beside which no data folder lies
+    # tradebus/data/__init__.py as pip lays it out in site-packages
     site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
     (site / "tradebus" / "data").mkdir(parents=True)
     shutil.copy(tradebus.data.__file__, site / "tradebus" / "data" / "__init__.py")
     spec = importlib.util.spec_from_file_location("installed_data", site / "tradebus" / "data" / "__init__.py")
     installed = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(installed)
-    assert installed.source_checkout(installed.__file__) is None
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
-    assert installed.find_data_dir() is None
+    assert installed.find_data_dir() is None and find_data_dir() is None
     with pytest.raises(installed.DataDirError, match=DATA_DIR_ENV):
         installed.data_dir()
     with pytest.raises(DataDirError, match=f"{DATA_DIR_ENV}=.*missing"):
         data_dir({DATA_DIR_ENV: str(tmp_path / "missing")})
-    assert find_data_dir({}, start=tmp_path, checkout=None) is None
