@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebus.engine.bars import BAR_DTYPE
+from tradebus.engine.bars import BAR_DTYPE  # noqa: F401  BAR_DTYPE: the doctests
 from tradebus.engine.batch import Engine
 from tradebus.engine.ledger import STAT_KEYS
 from tradebus.engine.paths import permuted_path
