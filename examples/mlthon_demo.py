@@ -13,7 +13,7 @@ from tradebus.mlthon.demo import DemoStrategy
 def main() -> None:
     path = Path(sys.argv[1]) if len(sys.argv) > 1 else data_dir() / "binance_spot_BTCUSDT_20240808T2354Z_trades.csv.gz"
     out = backtest(DemoStrategy(), path, products=["BTC-USDT"],
-                   params={"qty": "0.001", "far_price": "50000", "start_after": 20})
+                   params={"qty": "0.001", "far_price": "60000", "start_after": 20})
     for entry in out["log"]:
         if entry[0] != "on_framework_connected":
             print(*entry)

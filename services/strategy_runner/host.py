@@ -3,7 +3,10 @@
 Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
 ``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
 order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
-positions follow fills. A strategy that raises is logged with its traceback, told through
+positions follow fills. MLThon strategies (``kind: mlthon``) run in the same Runner through
+:class:`tradebus.mlthon.MLThonStrategy`; they also get gateway and rate-limit events
+(``acct.<venue>.*``), feed status and funding, commands (``ctl.<strategy>.<command>``) and their
+``fetch_*`` answers from the venue's order router. A strategy that raises is logged with its traceback, told through
 on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the others go on.
 """
 from __future__ import annotations
@@ -18,9 +21,17 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
+from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
+from tradebus.mlthon.basics.defs import Exchange
+from tradebus.mlthon.live import BusGateway, on_live_event
 from tradebus.execution import fill_position_change, fill_quote_fee, orders
 from tradebus.proto import (
     BBO,
+    AccountQuery,
+    AccountSnapshot,
+    CommandResult,
+    FundingRate,
+    StrategyCommand,
     Bar,
     BookDelta,
     BookSide,
@@ -52,6 +63,7 @@ from tradebus.proto import (
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
+    account_query_subject,
     ORDERS_STREAM,
     order_event_subject,
     order_request_subject,
@@ -97,6 +109,7 @@ class StrategyHost:
         self._events: list[ServiceStatus] = []
         self._stream_ok = True
         self.last_error = ""
+        self.mlthon: dict[str, list[MLThonStrategy]] = {}     # venue -> its MLThon strategies
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -122,13 +135,69 @@ class StrategyHost:
 
     def _add(self, spec: StrategySpec, config_dir: Path | None) -> None:
         cls = load_class(spec.cls, config_dir)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
         symbols = [self.symbols[(spec.venue, s.symbol)] for s in spec.symbol_specs()]
-        strategy = cls(symbols, **spec.params)
+        if spec.kind == "mlthon":
+            strategy = self._mlthon(spec, cls, symbols)
+        else:
+            if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+                raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
+            strategy = cls(symbols, **spec.params)
         strategy.name = spec.name
         self.runner.add_strategy(strategy)
         self.specs[spec.name] = spec
+
+    def _mlthon(self, spec: StrategySpec, cls: type, symbols: list) -> MLThonStrategy:
+        if not (isinstance(cls, type) and issubclass(cls, IStrategy)):
+            raise ValueError(f"strategy {spec.name}: {spec.cls} is not an MLThon IStrategy")
+        try:
+            exchange = Exchange.from_venue(spec.venue)
+        except ValueError:
+            exchange = Exchange.Sim
+        inner = cls(dict(spec.cfg)) if spec.cfg else cls()
+        host = MLThonStrategy(inner, symbols, exchange=exchange, name=spec.name, params=spec.params,
+                              gateway=BusGateway(self._query, spec.venue, spec.name),
+                              notifier=notifier_from_env(spec.name), log_path=spec.callback_log or None)
+        self.mlthon.setdefault(spec.venue, []).append(host)
+        return host
+
+    def _query(self, query: AccountQuery, reply) -> None:
+        """An MLThon fetch_*: ask the venue's router, answer through ``reply`` when it does."""
+        asyncio.get_running_loop().create_task(self._ask(query, reply))
+
+    async def _ask(self, query: AccountQuery, reply) -> None:
+        try:
+            snapshot = await self.svc.bus.request(account_query_subject(query.venue), query, AccountSnapshot,
+                                                  timeout=self.settings.query_timeout)
+        except Exception as exc:
+            reply(None, f"no answer from the order router of {query.venue}: {type(exc).__name__} {exc}".strip())
+        else:
+            reply(snapshot, "")
+        await self.flush()
+
+    async def on_account_event(self, event, _msg=None) -> None:
+        """acct.<venue>.*: gateway status and rate-limit use, for the MLThon strategies."""
+        for host in self.mlthon.get(event.venue, ()):
+            on_live_event(host, event)
+        await self.flush()
+
+    async def on_control(self, message, msg=None) -> None:
+        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult."""
+        if isinstance(message, ParamsUpdate):
+            await self.on_params(message)
+            return
+        if not isinstance(message, StrategyCommand):
+            return
+        strategy = self.runner.strategy(message.strategy) if message.strategy in self.specs else None
+        if isinstance(strategy, MLThonStrategy):
+            params = list(message.params) or [f"{k}={v}" for k, v in message.args.items()]
+            ok = strategy.command(message.command, params)
+            text = "done" if ok else f"{message.strategy} has no hook for {message.command!r}"
+        else:
+            ok, text = False, f"{message.strategy} takes no commands (only MLThon strategies have command hooks)"
+        await self.flush()
+        if msg is not None and msg.reply:
+            await self.svc.bus.respond(msg, CommandResult(strategy=message.strategy, command=message.command, ok=ok,
+                                                          message=text, ts_init=time.time_ns()))
 
     async def start(self) -> None:
         """Load stored params, start the strategies, then give them the positions their past
@@ -234,6 +303,9 @@ class StrategyHost:
                     runner.on_book_snapshot(sym, [], [], [], [], event.ts_init)
             case _:
                 pass
+        if isinstance(event, (FeedStatus, FundingRate)):
+            for host in self.mlthon.get(event.venue, ()):
+                on_live_event(host, event)
         await self.flush()
 
     # -- orders out ----------------------------------------------------------------------------

@@ -3,15 +3,16 @@
 It is written as an MLThon user would (only the import prefix differs) and is deterministic
 given the order callbacks it receives: after ``start_after`` public trades it rests a far limit
 buy, modifies it, asks for its status and the open orders, cancels it, buys at market, sells the
-position back at market, cancels all, and checks the wallet and position. It also sends a few
+position back (close_position), cancels all, and checks the wallet and position. It also sends a few
 bad requests (each answered with a reject) and a telegram message. Its params: ``qty`` (decimal
-string), ``far_price`` (the resting limit price), ``start_after`` (trades to wait).
+string), ``far_price`` (the resting limit price), ``start_after`` (trades to wait, with the
+gateway ReadyToTrade).
 """
 from __future__ import annotations
 
 from tradebus.mlthon.api.istrat_env import IStratEnv, MDSub
 from tradebus.mlthon.api.istrategy import IStrategy
-from tradebus.mlthon.basics.defs import TIF, ExecInstructions, OrderType, Side
+from tradebus.mlthon.basics.defs import TIF, ExecInstructions, GtwStatus, OrderType, Side
 
 
 class DemoStrategy(IStrategy):
@@ -28,6 +29,7 @@ class DemoStrategy(IStrategy):
         self.commands: list[list[str]] = []
         self.timer_calls = 0
         self.executions = []
+        self.gateway_ready = True            # ready is assumed until on_gateway_status says otherwise
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -57,8 +59,6 @@ class DemoStrategy(IStrategy):
         env.add_cmd_hook("Bump", self.on_bump)
         env.setup_timer(1000, self.on_timer)
         env.setup_daily_callback("00:00:00", self.on_daily)
-        env.fetch_account_info(self.exchange)
-        env.fetch_funding_info(self.exchange, self.instrument.get_instrument_id())
 
     def on_strat_params_update(self, strat_params):
         self.params = dict(strat_params)
@@ -83,9 +83,11 @@ class DemoStrategy(IStrategy):
 
     def on_public_trade(self, exchange, instrument_id, side, price, qty, exec_ts, recv_ts):
         self.trades += 1
-        if self.step == "wait" and self.trades >= int(self.params.get("start_after", 20)):
+        if self.step == "wait" and self.gateway_ready and self.trades >= int(self.params.get("start_after", 20)):
             self.step = "resting"
             env = self.env
+            env.fetch_account_info(exchange)
+            env.fetch_funding_info(exchange, self._iid())
             env.send_new_order(None, exchange, self._iid(), Side.Buy, "not-a-price", self._qty(),
                                ExecInstructions.Unset, OrderType.Limit, TIF.GTC, False)
             env.send_new_order(None, exchange, 999_999, Side.Buy, "100", self._qty(),
@@ -94,7 +96,7 @@ class DemoStrategy(IStrategy):
                                ExecInstructions.Unset, OrderType.Limit, TIF.GTC, False)
             env.send_cancel_order(exchange, self._iid(), 424242)
             self.limit_id = env.send_new_order(None, exchange, self._iid(), Side.Buy,
-                                               str(self.params.get("far_price", "20000")), self._qty(),
+                                               str(self.params.get("far_price", "60000")), self._qty(),
                                                ExecInstructions.PostOnly, OrderType.Limit, TIF.GTC, False)
 
     def on_new_order_ack(self, exchange, client_id, exchange_id, instrument_id, side, price, qty, leaves_qty,
@@ -119,7 +121,7 @@ class DemoStrategy(IStrategy):
         self.executions.append((client_id, side, fill_qty))
         if leaves_qty.is_zero() and self.step == "buying":
             self.step = "selling"
-            self.env.send_new_order(None, exchange, self._iid(), Side.Sell, None, self._qty(),
+            self.env.send_new_order(None, exchange, self._iid(), Side.Sell, None, None,
                                     ExecInstructions.Unset, OrderType.Market, TIF.IOC, True)
         elif leaves_qty.is_zero() and self.step == "selling":
             self.step = "done"
@@ -130,7 +132,9 @@ class DemoStrategy(IStrategy):
 
     # -- the rest of the interface ----------------------------------------------------------
 
-    def on_gateway_status(self, exchange, status, detail): pass
+    def on_gateway_status(self, exchange, status, detail):
+        self.gateway_ready = status == GtwStatus.ReadyToTrade
+
     def on_feed_handler_status(self, exchange, status, detail): pass
     def on_best_bid_level_update(self, exchange, instrument_id, price, qty, recv_ts): pass
     def on_best_ask_level_update(self, exchange, instrument_id, price, qty, recv_ts): pass

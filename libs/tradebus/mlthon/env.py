@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -79,8 +80,13 @@ class StratEnv(IStratEnv):
     def emit(self, name: str, *args: Any) -> Any:
         """Invoke the strategy's callback ``name`` now (logged and guarded)."""
         if self._host.log_market_data or name not in MARKET_DATA_CALLBACKS:
-            self.log.append((name, *(_plain(a) for a in args)))
+            self._record((name, *(_plain(a) for a in args)))
         return self._host.guard.call(name, getattr(self._host.strategy, name), *args)
+
+    def _record(self, entry: tuple) -> None:
+        self.log.append(entry)
+        if self._host.log_file is not None:
+            self._host.log_file.write(json.dumps(entry, default=str) + "\n")
 
     def defer(self, name: str, *args: Any) -> None:
         """Invoke callback ``name`` after the current callback returns."""
@@ -197,7 +203,9 @@ class StratEnv(IStratEnv):
                        exec_instr=ExecInstructions.Unset, ord_type=OrderType.Limit, time_in_force=TIF.GTC,
                        close_position=False, symbol=None):
         """Send a new order; returns its client order id (an int). Price and qty are decimal
-        strings. The outcome arrives as on_new_order_ack / on_new_order_reject."""
+        strings. The outcome arrives as on_new_order_ack / on_new_order_reject. With
+        ``close_position`` the order is reduce-only; with it and no qty, a market order closes
+        the whole position."""
         if client_id in (None, 0):
             client_id = next(self._client_ids)
             while client_id in self.orders:
@@ -215,8 +223,15 @@ class StratEnv(IStratEnv):
             if self.execution_instruments is not None and iid not in self.execution_instruments:
                 raise Rejected(GtwRejectCode.UnknownInstrument,
                                f"no execution connection for {inst.get_instrument_name()}")
-            order = self._new_order(client_id, inst, side, price, qty, exec_instr, ord_type, time_in_force)
-            self._place(order, inst, bool(close_position))
+            if close_position and qty in (None, "", "0", 0):
+                qty = repr(abs(self._host.context(self._host.symbol_of(inst)).position))
+                if float(qty) == 0.0:
+                    raise Rejected(GtwRejectCode.InvalidQty, "close_position: there is no position to close")
+                order = self._new_order(client_id, inst, side, price, qty, exec_instr, OrderType.Market, time_in_force)
+                self._place(order, inst, True, whole=True)
+            else:
+                order = self._new_order(client_id, inst, side, price, qty, exec_instr, ord_type, time_in_force)
+                self._place(order, inst, bool(close_position))
         except Rejected as exc:
             self.defer("on_new_order_reject", self.exchange, client_id, exc.code, exc.reason)
         return client_id
@@ -244,11 +259,16 @@ class StratEnv(IStratEnv):
             px = Price(0) if price in (None, "") else _decimal(Price, price, "price", GtwRejectCode.InvalidPrice)
         return Order(client_id, inst.get_instrument_id(), side, px, q, ord_type, tif, exec_instr)
 
-    def _place(self, order: Order, inst: Instrument, reduce_only: bool) -> None:
+    def _place(self, order: Order, inst: Instrument, reduce_only: bool, whole: bool = False) -> None:
         strategy, sym = self._host, self._host.symbol_of(inst)
         buy = order.side == Side.Buy
         try:
-            if order.order_type == OrderType.Market:
+            if whole:
+                if buy != (strategy.context(sym).position < 0):
+                    raise Rejected(GtwRejectCode.Unset, f"close_position: a {order.side.name} does not close "
+                                   f"the position of {strategy.context(sym).position}")
+                oid = strategy.close_position(sym)
+            elif order.order_type == OrderType.Market:
                 place = strategy.market_buy if buy else strategy.market_sell
                 oid = place(order.qty.to_float(), sym, reduce_only=reduce_only)
             else:
@@ -434,7 +454,7 @@ class StratEnv(IStratEnv):
         callback = self._timers.get(name)
         if callback is None:
             return
-        self.log.append(("timer", name))
+        self._record(("timer", name))
         if self._host.guard.call(getattr(callback, "__name__", name), callback) is not True:
             self._timers.pop(name, None)
             self._host.cancel_timer(name)
@@ -453,7 +473,7 @@ class StratEnv(IStratEnv):
             self._host.end(" ".join(params))
         elif key in self._hooks:
             hook = self._hooks[key]
-            self.log.append(("command", key, list(params)))
+            self._record(("command", key, list(params)))
             self._host.guard.call(getattr(hook, "__name__", key), hook, list(params))
         else:
             log.warning("strategy %s: no hook for command %r", self.strat_name, name)

@@ -45,6 +45,16 @@ _CANCEL_CODES = {
 _RATE_THRESHOLDS = (0.5, 0.9, 1.0)
 
 
+def _modified(order: Order, snapshot) -> bool:
+    """Whether an order update shows the pending modify applied (another update of the order,
+    a repeated ack say, is not its answer)."""
+    if order.pending_price is not None and abs(snapshot.price - order.pending_price.to_float()) > 1e-9 * max(
+            1.0, abs(snapshot.price)):
+        return False
+    return order.pending_qty is None or abs(snapshot.qty - order.pending_qty.to_float()) <= 1e-12 * max(
+        1.0, abs(snapshot.qty))
+
+
 def instrument_name(unified: str) -> str:
     """MLThon's product name of a ccxt unified symbol: "BTC/USDT" -> "BTC-USDT"."""
     return unified.split(":")[0].replace("/", "-")
@@ -57,13 +67,14 @@ class MLThonStrategy(Strategy):
     trade; exchange: the MLThon Exchange they are on; params: the strat params handed to
     on_strat_params_update; callback_bound_s: the watchdog's bound (None: no watchdog);
     book_depth: levels of each side diffed into price-level callbacks; log_market_data: keep
-    market-data callbacks in :attr:`log` too (off by default: a long replay makes millions).
+    market-data callbacks in :attr:`log` too (off by default: a long replay makes millions);
+    log_path: a file that also gets each logged callback as a JSON line, as it happens.
     """
 
     def __init__(self, strategy: IStrategy, symbols, *, exchange=Exchange.Binance, name: str | None = None,
                  params: dict | None = None, notifier: Notifier | None = None, gateway=None,
                  callback_bound_s: float | None = 1.0, book_depth: int = 20, log_market_data: bool = False,
-                 min_qty: dict | None = None) -> None:
+                 min_qty: dict | None = None, log_path: str | None = None) -> None:
         if not isinstance(strategy, IStrategy):
             raise TypeError(f"expected an MLThon IStrategy, got {type(strategy).__name__}")
         super().__init__(symbols, name=name or type(strategy).__name__)
@@ -85,6 +96,7 @@ class MLThonStrategy(Strategy):
                 tick_size=repr(float(sym.tick_size or 0.0)), lot_size=repr(float(sym.lot_size or 0.0)),
                 min_qty=repr(float((min_qty or {}).get(unified, sym.lot_size or 0.0))), base=base, quote=quote)
             self._symbols[int(sym)] = sym
+        self.log_file = open(log_path, "a", buffering=1) if log_path else None
         self.env = StratEnv(self)
         self.connecting = False
         self.feed_status: dict[int, FeedHandlerStatus] = {}
@@ -158,6 +170,9 @@ class MLThonStrategy(Strategy):
         self.env.emit("on_framework_disconnected")
         self.env.state = STOPPED if self.env.state == STOPPING else self.env.state
         self.guard.close()
+        if self.log_file is not None:
+            self.log_file.close()
+            self.log_file = None
 
     def command(self, name: str, params: list[str]) -> bool:
         """A command for this strategy (from ``ctl.<strategy>.<name>`` live)."""
@@ -239,7 +254,7 @@ class MLThonStrategy(Strategy):
         elif status in ("acked", "partially_filled", "filled", "new"):
             if order.status == OrderStatus.Unset and status != "new":
                 self._ack(order, exchange_id)
-            if order.pending == "modify" and status in ("acked", "partially_filled"):
+            if order.pending == "modify" and status in ("acked", "partially_filled") and _modified(order, snapshot):
                 order.price = order.pending_price if order.pending_price is not None else order.price
                 order.qty = order.pending_qty if order.pending_qty is not None else order.qty
                 new_price, new_qty = order.pending_price, order.pending_qty
