@@ -20,17 +20,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
+from tradebus.execution import fill_position_change, fill_quote_fee, orders
 from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
 from tradebus.mlthon.basics.defs import Exchange
 from tradebus.mlthon.live import BusGateway, on_live_event
-from tradebus.execution import fill_position_change, fill_quote_fee, orders
 from tradebus.proto import (
     BBO,
     AccountQuery,
     AccountSnapshot,
-    CommandResult,
-    FundingRate,
-    StrategyCommand,
     Bar,
     BookDelta,
     BookSide,
@@ -39,9 +36,11 @@ from tradebus.proto import (
     CancelAllAck,
     CancelAllReject,
     CancelReject,
+    CommandResult,
     FeedState,
     FeedStatus,
     Fill,
+    FundingRate,
     Liquidity,
     ModifyAck,
     ModifyReject,
@@ -55,6 +54,7 @@ from tradebus.proto import (
     ServiceState,
     ServiceStatus,
     Side,
+    StrategyCommand,
     Trade,
     TradeBatch,
     UnsupportedOp,
@@ -62,8 +62,8 @@ from tradebus.proto import (
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
-    account_query_subject,
     ORDERS_STREAM,
+    account_query_subject,
     order_event_subject,
     order_request_subject,
     params_key,

@@ -82,7 +82,8 @@ class BusGateway(LocalGateway):
     def _ask(self, env: StratEnv, kind: QueryKind, answer: Callable[[AccountSnapshot], None], **fields) -> None:
         def reply(snapshot: AccountSnapshot | None, error: str) -> None:
             if snapshot is None or not snapshot.ok:
-                env.defer("on_request_reject", env.exchange, GtwRejectCode.Unknown, error or snapshot.error,
+                reason = error or (snapshot.error if snapshot is not None else "no answer")
+                env.defer("on_request_reject", env.exchange, GtwRejectCode.Unknown, reason,
                           f"Fetch{kind.name.title().replace('_', '')}")
             elif snapshot.unsupported:
                 env.defer("on_unsupported_op", env.exchange, f"Fetch{kind.name.title().replace('_', '')}Info")

@@ -79,14 +79,16 @@ class CallbackGuard:
         self._thread.start()
 
     def _watch(self) -> None:
-        period = max(self.bound_s / 4, 0.005)
+        bound = self.bound_s
+        assert bound is not None                  # started only with a bound
+        period = max(bound / 4, 0.005)
         while not self._stop.wait(period):
             current = self._current
             if current is None:
                 continue
             seq, name, start = current
             elapsed = time.monotonic() - start
-            if elapsed > self.bound_s:
+            if elapsed > bound:
                 self._slow(seq, name, elapsed)
 
     def close(self) -> None:

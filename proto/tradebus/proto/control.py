@@ -104,7 +104,7 @@ class QueryKind(enum.StrEnum):
     OPEN_ORDERS = "open_orders"
 
 
-class AccountQuery(Request, tag="svc.acct_query", kw_only=True):
+class AccountQuery(Request, tag="svc.acct_query", frozen=True, kw_only=True):
     """Ask a venue's order router about its account: a core NATS request on
     ``svc.order_router.query``, answered with an AccountSnapshot.
 
@@ -121,7 +121,7 @@ class AccountQuery(Request, tag="svc.acct_query", kw_only=True):
     ts_init: int = 0
 
 
-class AccountSnapshot(Event, tag="svc.acct_snapshot", kw_only=True):
+class AccountSnapshot(Event, tag="svc.acct_snapshot", frozen=True, kw_only=True):
     """The answer to an AccountQuery, from the venue. ``ok`` False: ``error`` says why;
     ``unsupported`` True: the venue or market has no such thing (funding on spot, say)."""
 

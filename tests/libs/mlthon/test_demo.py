@@ -8,7 +8,8 @@ from tradebus.mlthon.demo import DemoStrategy
 TRADES = data_dir() / "binance_spot_BTCUSDT_20240808T2354Z_trades.csv.gz"
 
 ORDER_SCRIPT = [
-    "on_account_info", "on_unsupported_op", "on_new_order_reject", "on_new_order_reject", "on_new_order_reject", "on_cancel_order_reject",
+    "on_account_info", "on_unsupported_op", "on_new_order_reject", "on_new_order_reject", "on_new_order_reject",
+    "on_cancel_order_reject",
     "on_new_order_ack", "on_modify_order_ack", "on_order_status", "on_orders_info", "on_cancel_order_ack",
     "on_order_cancelled", "on_new_order_ack", "on_order_execution", "on_new_order_ack", "on_order_execution",
     "on_cancel_all_ack", "on_position_info", "on_wallet_info",

@@ -1,6 +1,5 @@
 """The environment's rules: start-up order, rejects, stop/start, timers, commands, params,
 statuses, errors and the watchdog, in the event-driven backtester."""
-import os
 import time
 
 import numpy as np
@@ -208,8 +207,8 @@ def test_stop_refuses_requests_until_the_next_start():
             start(self)
 
     rec.hooks["on_public_trade"] = trade
-    from tradebus.strategy import BacktestRunner, SymbolRegistry
     from tradebus.mlthon import MLThonStrategy
+    from tradebus.strategy import BacktestRunner, SymbolRegistry
     registry = SymbolRegistry()
     btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01, lot_size=0.001)
     host = MLThonStrategy(rec, [btc], callback_bound_s=None)

@@ -1,5 +1,4 @@
 """The live inputs: bus events mapped to MLThon callbacks, fetch_* as AccountQuery requests."""
-import pytest
 
 from tradebus import proto as p
 from tradebus.mlthon.basics.defs import Exchange, FeedHandlerStatus, GtwRejectCode, GtwStatus

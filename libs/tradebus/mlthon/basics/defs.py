@@ -23,7 +23,7 @@ class Exchange(MltEnum):
         return _VENUES[self]
 
     @classmethod
-    def from_venue(cls, venue: str) -> "Exchange":
+    def from_venue(cls, venue: str) -> Exchange:
         base = venue.split(":")[0].lower()
         for member, name in _VENUES.items():
             if name == base:
