@@ -33,7 +33,7 @@ async def setup(svc: ServiceContext) -> None:
     for venue in host.mlthon:
         await svc.subscribe(account_wildcard(venue), AccountEvent, host.on_account_event)
     await host.start()
-    tasks = [asyncio.create_task(host.run_timers()),
+    tasks = [asyncio.create_task(host.run_timers()), asyncio.create_task(host.watch_params()),
              asyncio.create_task(host.report_status(settings.status_interval))]
 
     async def stop() -> None:

@@ -90,6 +90,9 @@ def _session_tag() -> str:
     return out
 
 
+_MISSING = object()
+
+
 class StrategyHost:
     """Builds the strategies of the settings and connects their Runner to the bus."""
 
@@ -109,6 +112,8 @@ class StrategyHost:
         self._stream_ok = True
         self.last_error = ""
         self.mlthon: dict[str, list[MLThonStrategy]] = {}     # venue -> its MLThon strategies
+        self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
+        self._kv_params = True
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -154,7 +159,8 @@ class StrategyHost:
             exchange = Exchange.Sim
         inner = cls(dict(spec.cfg)) if spec.cfg else cls()
         host = MLThonStrategy(inner, symbols, exchange=exchange, name=spec.name, params=spec.params,
-                              gateway=BusGateway(self._query, spec.venue, spec.name),
+                              gateway=BusGateway(self._query, spec.venue, spec.name, self._order_client.get,
+                                                 lambda coid: (self._client_ids.get(coid) or (None, None))[1]),
                               notifier=notifier_from_env(spec.name), log_path=spec.callback_log or None)
         self.mlthon.setdefault(spec.venue, []).append(host)
         return host
@@ -247,7 +253,7 @@ class StrategyHost:
         if not self.specs:
             return
         try:
-            kv = await self.svc.bus.js.key_value(KV_STRATEGY_PARAMS)
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
         except Exception:
             return                                        # no bucket: nothing stored
         for name in self.specs:
@@ -257,7 +263,37 @@ class StrategyHost:
                 continue
             update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
             if update is not None:
+                self._stored_params[name] = (entry.revision, dict(update.params))
                 self.runner.update_params(name, update.params)
+
+    async def watch_params(self) -> None:
+        """Deliver each change of a hosted strategy's entry in the strategy_params KV bucket
+        (the keys whose values changed) until cancelled."""
+        try:
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
+            watcher = await kv.watchall()
+        except Exception as exc:
+            self.log.warning("strategy params: no KV watch (%s); updates come from ctl.<strategy>.params only", exc)
+            self._kv_params = False
+            return
+        try:
+            async for entry in watcher:
+                if entry is None or entry.value is None:
+                    continue
+                name = next((n for n in self.specs if params_key(n) == entry.key), None)
+                if name is None or entry.revision <= self._stored_params.get(name, (0, {}))[0]:
+                    continue
+                update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
+                if update is None:
+                    continue
+                before = self._stored_params.get(name, (0, {}))[1]
+                self._stored_params[name] = (entry.revision, dict(update.params))
+                changed = {k: v for k, v in update.params.items() if before.get(k, _MISSING) != v}
+                if changed:
+                    self.runner.update_params(name, changed)
+                    await self.flush()
+        finally:
+            await watcher.stop()
 
     async def stop(self) -> None:
         """on_stop for every strategy, send what it still asked for, log the summary."""
@@ -422,8 +458,18 @@ class StrategyHost:
         await self.flush()
 
     async def on_params(self, update: ParamsUpdate, _msg=None) -> None:
+        """ctl.<strategy>.params: merged into the strategy's KV entry, whose watch delivers it
+        (so a restarted runner starts from it); straight to the strategy when there is no KV."""
         if update.strategy not in self.specs:
             return
+        if self._kv_params:
+            merged = {**self._stored_params.get(update.strategy, (0, {}))[1], **update.params}
+            stored = ParamsUpdate(strategy=update.strategy, params=merged, ts_init=time.time_ns())
+            try:
+                await self.svc.bus.kv_put(KV_STRATEGY_PARAMS, params_key(update.strategy), encode(stored))
+                return
+            except Exception as exc:
+                self.log.warning("strategy params: KV put failed (%s); delivering directly", exc)
         self.runner.update_params(update.strategy, update.params)
         await self.flush()
 

@@ -28,7 +28,7 @@ from tradebus.mlthon import backtest
 from tradebus.mlthon.demo import DemoStrategy
 from tradebus.proto import ParamsUpdate
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import params_subject
+from tradebus.proto.subjects import KV_STRATEGY_PARAMS, params_key, params_subject
 
 DATA = find_data_dir()
 PERP = "BTC/USDT:USDT"        # USD-M: the venue modifies orders and charges fees in USDT, as the backtest
@@ -102,6 +102,18 @@ async def test_demo_live_matches_the_backtest(tmp_path):
             await nc.close()
         while not any(e[0] == "on_strat_params_update" and e[1].get("qty") == "0.002" for e in read_log(callback_log)):
             assert time.monotonic() < deadline, "the params update did not arrive"
+            await asyncio.sleep(0.2)
+        # A change written straight into the strategy_params KV bucket reaches it too, merged.
+        nc = await nats.connect(url)
+        try:
+            kv = await nc.jetstream().key_value(KV_STRATEGY_PARAMS)
+            stored = ParamsUpdate(strategy="demo", params={**PARAMS, "qty": "0.002", "start_after": 99})
+            await kv.put(params_key("demo"), encode(stored))
+        finally:
+            await nc.close()
+        while not any(e[0] == "on_strat_params_update" and e[1].get("start_after") == 99 and e[1].get("qty") == "0.002"
+                      for e in read_log(callback_log)):
+            assert time.monotonic() < deadline, "the KV params change did not arrive"
             await asyncio.sleep(0.2)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)

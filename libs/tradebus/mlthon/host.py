@@ -181,9 +181,10 @@ class MLThonStrategy(Strategy):
         return known
 
     def on_params_update(self, params):
-        self.params = dict(params)
+        """New values of some params: the strategy gets the whole, updated set."""
+        self.params.update(params)
         if self.env.state == RUNNING:
-            self.env.emit("on_strat_params_update", dict(params))
+            self.env.emit("on_strat_params_update", dict(self.params))
         self.env.drain()
 
     def on_timer(self, name):

@@ -7,12 +7,15 @@ order router (an AccountQuery on ``svc.order_router.query.<venue>``).
 """
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tradebus.mlthon.basics.defs import FeedHandlerStatus, GtwRejectCode, GtwStatus
+from tradebus.mlthon.basics.defs import FeedHandlerStatus, GtwRejectCode, GtwStatus, OrderStatus
+from tradebus.mlthon.basics.price import Price
 from tradebus.mlthon.basics.qty import Qty
 from tradebus.mlthon.gateway import LocalGateway
+from tradebus.mlthon.orders import Order
 from tradebus.proto import (
     AccountQuery,
     AccountSnapshot,
@@ -21,6 +24,7 @@ from tradebus.proto import (
     FundingRate,
     GatewayState,
     GatewayStatus,
+    OrderState,
     QueryKind,
     RateLimitInfo,
 )
@@ -30,11 +34,17 @@ if TYPE_CHECKING:
     from tradebus.mlthon.env import StratEnv
     from tradebus.mlthon.host import MLThonStrategy
 
-__all__ = ["BusGateway", "on_live_event", "GATEWAY_STATES", "FEED_STATES"]
+__all__ = ["BusGateway", "on_live_event", "GATEWAY_STATES", "FEED_STATES", "ORDER_STATES"]
 
 GATEWAY_STATES = {
     GatewayState.READY_TO_TRADE: GtwStatus.ReadyToTrade, GatewayState.CONNECTING: GtwStatus.Connecting,
     GatewayState.MAINTENANCE: GtwStatus.Maintenance, GatewayState.DISCONNECTED: GtwStatus.Connecting,
+}
+ORDER_STATES = {
+    OrderState.NEW: OrderStatus.New, OrderState.ACKED: OrderStatus.New,
+    OrderState.PARTIALLY_FILLED: OrderStatus.PartiallyFilled, OrderState.FILLED: OrderStatus.Filled,
+    OrderState.CANCELLED: OrderStatus.Cancelled, OrderState.REJECTED: OrderStatus.Rejected,
+    OrderState.EXPIRED: OrderStatus.Expired,
 }
 FEED_STATES = {
     FeedState.SNAPSHOT_START: FeedHandlerStatus.SnapshotStart, FeedState.SNAPSHOT_END: FeedHandlerStatus.SnapshotEnd,
@@ -69,15 +79,19 @@ class BusGateway(LocalGateway):
     puts on the bus; ``reply(snapshot, error)`` is called (on the runner's thread) with the
     router's AccountSnapshot, or None and the reason when the router did not answer.
 
-    Order status and the open orders are the strategy's own view, which the router keeps in
-    step with the venue; they are answered locally, as in the backtest, so both agree.
+    ``coid_of(order_id)`` / ``order_id_of(client_order_id)`` map the runner's order ids to the
+    client order ids the router knows orders by. An order the router never got (refused before
+    it was sent) is answered from the strategy's own view.
     """
 
-    def __init__(self, send: Send, venue: str, strategy: str) -> None:
+    def __init__(self, send: Send, venue: str, strategy: str, coid_of: Callable[[int], str | None] = lambda _: None,
+                 order_id_of: Callable[[str], int | None] = lambda _: None) -> None:
         super().__init__()
         self._send = send
         self.venue = venue
         self.strategy = strategy
+        self._coid_of = coid_of
+        self._order_id_of = order_id_of
 
     def _ask(self, env: StratEnv, kind: QueryKind, answer: Callable[[AccountSnapshot], None], **fields) -> None:
         def reply(snapshot: AccountSnapshot | None, error: str) -> None:
@@ -111,6 +125,44 @@ class BusGateway(LocalGateway):
             env.defer("on_position_info", env.exchange, inst.get_instrument_id(), Qty(qty))
 
         self._ask(env, QueryKind.POSITION, answer, symbol=inst.get_symbol())
+
+    def order_status(self, env: StratEnv, inst: Instrument, order: Order) -> None:
+        coid = self._coid_of(order.order_id) if order.order_id else None
+        if coid is None:
+            super().order_status(env, inst, order)
+            return
+
+        def answer(snap: AccountSnapshot) -> None:
+            if not snap.orders:
+                env.defer("on_request_reject", env.exchange, GtwRejectCode.UnknownOrder,
+                          f"the router has no order {coid}", "FetchOrderStatus")
+                return
+            status = snap.orders[0]
+            env.defer("on_order_status", env.exchange, inst.get_instrument_id(), order.client_id,
+                      status.exchange_order_id or order.exchange_id, order.side,
+                      Price(status.price) if status.price is not None else order.price, Qty(status.leaves_qty),
+                      ORDER_STATES.get(status.status, OrderStatus.Unset), order.order_type, order.tif,
+                      order.exec_instr)
+
+        self._ask(env, QueryKind.ORDER, answer, symbol=inst.get_symbol(), client_order_id=coid)
+
+    def orders_info(self, env: StratEnv, inst: Instrument | None) -> None:
+        def answer(snap: AccountSnapshot) -> None:
+            orders = []
+            for status in snap.orders:
+                order_id = self._order_id_of(status.client_order_id)
+                known = env.order_for(order_id) if order_id is not None else None
+                if known is None:
+                    continue                      # not an order of this session's strategy
+                view = copy.copy(known)
+                view.price = Price(status.price) if status.price is not None else known.price
+                view.filled = Qty(status.filled_qty)
+                view.exchange_id = status.exchange_order_id or known.exchange_id
+                view.status = ORDER_STATES.get(status.status, known.status)
+                orders.append(view)
+            env.defer("on_orders_info", env.exchange, orders)
+
+        self._ask(env, QueryKind.OPEN_ORDERS, answer, symbol=inst.get_symbol() if inst is not None else "")
 
     def funding_info(self, env: StratEnv, inst: Instrument) -> None:
         def answer(snap: AccountSnapshot) -> None:

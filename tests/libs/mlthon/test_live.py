@@ -62,3 +62,43 @@ def test_fetches_go_to_the_router_and_come_back_as_callbacks():
         ("on_request_reject", BIN, GtwRejectCode.Unknown, "no answer from the order router of binance", "FetchFunding"),
         ("on_account_info", BIN, "paper-1"),
     ]
+
+
+def test_order_status_and_open_orders_come_from_the_router():
+    from tradebus.mlthon.basics.defs import TIF, ExecInstructions, OrderStatus, OrderType, Side
+    from tradebus.mlthon.basics.price import Price
+
+    sent = []
+    rec = Recorder()
+    host = run(rec, market(3))
+    host.env.state = "running"
+    host.gateway = BusGateway(lambda q, reply: sent.append((q, reply)), "binance", host.name,
+                              coid_of={7: "demo-s-7"}.get, order_id_of={"demo-s-7": 7}.get)
+    env = host.env
+    from tradebus.mlthon.orders import Order
+    order = Order(11, 1, Side.Buy, Price("100"), Qty("2"), OrderType.Limit, TIF.GTC, ExecInstructions.PostOnly,
+                  order_id=7, status=OrderStatus.New)
+    env.orders[11] = order
+    env._by_order_id[7] = order
+    env.fetch_order_status(BIN, 1, 11)
+    env.fetch_orders_info(BIN)
+    (q1, status_reply), (q2, orders_reply) = sent
+    assert (q1.kind, q1.client_order_id, q1.symbol) == (p.QueryKind.ORDER, "demo-s-7", "BTC/USDT")
+    assert (q2.kind, q2.symbol) == (p.QueryKind.OPEN_ORDERS, "")
+    st = p.OrderStatus(venue="binance", strategy=host.name, symbol="BTC/USDT", client_order_id="demo-s-7",
+                       exchange_order_id="x9", side=p.Side.BUY, order_type=p.OrderType.LIMIT,
+                       status=p.OrderState.PARTIALLY_FILLED, qty=2.0, price=101.0, filled_qty=0.5, leaves_qty=1.5,
+                       ts_init=TS)
+    other = p.OrderStatus(venue="binance", strategy=host.name, symbol="BTC/USDT", client_order_id="old-1",
+                          side=p.Side.SELL, order_type=p.OrderType.LIMIT, status=p.OrderState.ACKED, qty=1.0,
+                          ts_init=TS)
+    n = len(rec.calls)
+    status_reply(p.AccountSnapshot(venue="binance", kind=p.QueryKind.ORDER, orders=[st]), "")
+    orders_reply(p.AccountSnapshot(venue="binance", kind=p.QueryKind.OPEN_ORDERS, orders=[st, other]), "")
+    status_call, orders_call = rec.calls[n:]
+    assert status_call == ("on_order_status", BIN, 1, 11, "x9", Side.Buy, Price("101"), Qty("1.5"),
+                           OrderStatus.PartiallyFilled, OrderType.Limit, TIF.GTC, ExecInstructions.PostOnly)
+    (view,) = orders_call[2]
+    assert (view.client_id, view.price, view.leaves_qty, view.status) == (11, Price("101"), Qty("1.5"),
+                                                                          OrderStatus.PartiallyFilled)
+    assert order.price == Price("100")              # the strategy's own record is untouched

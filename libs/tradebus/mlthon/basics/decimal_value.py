@@ -12,7 +12,7 @@ class DecimalValue:
     """An exact decimal (``Price("9226.5")``), compared and combined exactly.
 
     Built from a string, an int, a Decimal or another value; a float is taken by its shortest
-    repr (``0.1`` is 0.1, not 0.1000000000000000055...). Non-finite or non-numeric input raises
+    repr (``0.1`` is 0.1, not 0.1000000000000000055...; ``2.0`` is 2). Non-finite or non-numeric input raises
     ValueError naming the value.
     """
 
@@ -107,7 +107,7 @@ def _to_decimal(value, what: str) -> decimal.Decimal:
         raise ValueError(f"{what} needs a number, got {value!r}")
     try:
         if isinstance(value, float):
-            out = decimal.Decimal(repr(value))
+            out = _from_float(value)
         elif isinstance(value, (int, decimal.Decimal)):
             out = decimal.Decimal(value)
         elif isinstance(value, str):
@@ -121,11 +121,17 @@ def _to_decimal(value, what: str) -> decimal.Decimal:
     return out
 
 
+def _from_float(value: float) -> decimal.Decimal:
+    """A float by its shortest repr, whole numbers without a trailing ".0" (61834.0 -> 61834)."""
+    out = decimal.Decimal(repr(value))
+    return out.quantize(decimal.Decimal(1)) if out.is_finite() and out == out.to_integral_value() else out
+
+
 def _other(value):
     if isinstance(value, DecimalValue):
         return value._value
     if isinstance(value, (int, decimal.Decimal)) and not isinstance(value, bool):
         return decimal.Decimal(value)
     if isinstance(value, float):
-        return decimal.Decimal(repr(value))
+        return _from_float(value)
     return None
