@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
@@ -139,28 +138,26 @@ class StrategyHost:
         await self.flush()
 
     async def _restore_positions(self) -> None:
-        js = self.svc.bus.js
+        bus = self.svc.bus
         for name, spec in self.specs.items():
             subject = order_event_subject(spec.venue, name)
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-                                    filter_subject=subject, inactive_threshold=30.0)
             try:
-                psub = await js.pull_subscribe(subject, stream=ORDERS_STREAM, config=config)
+                info = await bus.stream_info(ORDERS_STREAM, subjects_filter=subject)
             except Exception as exc:                      # no ORDERS stream: nothing to restore
                 self.log.info("%s: no past fills restored (%s)", name, exc)
                 return
+            remaining = (info.state.subjects or {}).get(subject, 0)
             fills = []
-            try:
-                remaining = (await psub.consumer_info()).num_pending
-                while remaining > 0:
-                    msgs = await psub.fetch(min(remaining, 1000), timeout=5.0)
-                    remaining -= len(msgs)
-                    for m in msgs:
-                        event = self.svc.bus.decode(m.subject, m.data, OrderEvent)
+            if remaining:
+                sub = await bus.read_stream(ORDERS_STREAM, subject)
+                try:
+                    for _ in range(remaining):
+                        m = await sub.next_msg(timeout=5.0)
+                        event = bus.decode(m.subject, m.data, OrderEvent)
                         if isinstance(event, Fill):
                             fills.append(event)
-            finally:
-                await psub.unsubscribe()
+                finally:
+                    await sub.unsubscribe()
             strategy = self.runner.strategy(name)
             books: dict[str, StrategyContext] = {}
             for f in fills:
@@ -179,7 +176,7 @@ class StrategyHost:
         if not self.specs:
             return
         try:
-            kv = await self.svc.bus.js.key_value(KV_STRATEGY_PARAMS)
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
         except Exception:
             return                                        # no bucket: nothing stored
         for name in self.specs:
@@ -279,14 +276,14 @@ class StrategyHost:
         if self._stream_ok:
             headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
             try:
-                await self.svc.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+                await self.svc.bus.js_publish(subject, data, headers=headers, timeout=2.0)
                 return
             except NoStreamResponseError:
                 self._stream_ok = False
                 self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)", subject)
             except Exception as exc:                  # timeout or server error: still send it
                 self.log.warning("JetStream publish of %s failed (%s); sending on core NATS", subject, exc)
-        await self.svc.bus.nc.publish(subject, data)
+        await self.svc.bus.publish_bytes(subject, data)
 
     # -- order events in -----------------------------------------------------------------------
 

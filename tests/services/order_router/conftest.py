@@ -18,6 +18,7 @@ from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import order_event_wildcard, order_request_subject
 from tradebus.execution import RiskEngine
+from tradebus.retry import BackoffSettings
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
@@ -57,7 +58,7 @@ class Harness:
         self.bus, self.sim, self.venue = bus, sim, venue
         self.order_entry = order_entry
         self.risk = risk or RiskEngine()
-        self.options = options or RouterOptions(retry_initial_delay=0.05, retry_max_delay=0.5)
+        self.options = options or RouterOptions(backoff=BackoffSettings(initial=0.05, cap=0.5))
         self.ccxt_extra = ccxt_extra
         self.events: list = []
         self.router: OrderRouter | None = None
