@@ -17,7 +17,7 @@ from typing import Any
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
-from tradebus.execution import fill_position_change, fill_quote_fee, orders
+from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
 from tradebus.proto import (
     BBO,
     Bar,
@@ -31,7 +31,6 @@ from tradebus.proto import (
     FeedState,
     FeedStatus,
     Fill,
-    Liquidity,
     ModifyAck,
     ModifyReject,
     NewOrder,
@@ -301,10 +300,7 @@ class StrategyHost:
                 self.svc.counters["order_events_unknown"] += 1
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
-                    if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
-                                               event.price, event.qty, fill_quote_fee(event),
-                                               event.ts_event or event.ts_init, event.trade_id or None,
-                                               fill_position_change(event)):
+                    if runner_external_fill(runner, runner.strategy(event.strategy), sym, event):
                         self.svc.counters["fills"] += 1
                     await self.flush()
                 return
@@ -315,9 +311,7 @@ class StrategyHost:
             case OrderReject():
                 runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
             case Fill():
-                if runner.on_fill(order_id, event.price, event.qty, fill_quote_fee(event),
-                                  event.ts_event or event.ts_init, event.liquidity is Liquidity.MAKER,
-                                  event.trade_id or None, fill_position_change(event)):
+                if runner_fill(runner, order_id, event):
                     self.svc.counters["fills"] += 1
             case OrderCancelled():
                 runner.on_order_cancelled(order_id, event.reason or str(event.cancel_code), event.unsolicited)

@@ -44,6 +44,8 @@ __all__ = [
     "new_status",
     "position_change",
     "quote_fee",
+    "runner_external_fill",
+    "runner_fill",
 ]
 
 EPS = 1e-12
@@ -95,6 +97,20 @@ def fill_quote_fee(fill: Fill) -> float:
 def fill_position_change(fill: Fill) -> float:
     """``position_change`` of a Fill event."""
     return position_change(fill.symbol, fill.side, fill.qty, fill.fee, fill.fee_currency)
+
+
+def runner_fill(runner, order_id: int, fill: Fill) -> bool:
+    """Hand a Fill of order ``order_id`` to a strategy ``Runner``: the fee in the quote currency,
+    the position moved net of a base-asset fee. False when the runner does not know the order."""
+    return runner.on_fill(order_id, fill.price, fill.qty, fill_quote_fee(fill), fill.ts_event or fill.ts_init,
+                          fill.liquidity is Liquidity.MAKER, fill.trade_id or None, fill_position_change(fill))
+
+
+def runner_external_fill(runner, strategy, symbol, fill: Fill) -> bool:
+    """As ``runner_fill`` for an order the runner did not send (one of a previous session);
+    False for a trade id it has seen."""
+    return runner.on_external_fill(strategy, symbol, str(fill.side), fill.price, fill.qty, fill_quote_fee(fill),
+                                   fill.ts_event or fill.ts_init, fill.trade_id or None, fill_position_change(fill))
 
 
 def new_status(order: NewOrder, state: OrderState = OrderState.NEW, exchange_order_id: str | None = None,
