@@ -179,11 +179,12 @@ class FillLedger:
             status, filled_qty=filled, avg_price=(status.avg_price * status.filled_qty + price * qty) / filled,
             leaves_qty=max(0.0, status.qty - filled), trade_ids=(*status.trade_ids, tid),
             fees=_fees(status, cost, currency))
+        liquidity = _LIQUIDITY.get(str(trade.get("takerOrMaker")), Liquidity.UNKNOWN)
         fill = Fill(venue=self.venue, strategy=status.strategy, symbol=status.symbol,
                     client_order_id=status.client_order_id,
                     exchange_order_id=str(trade.get("order") or status.exchange_order_id or ""), trade_id=tid,
                     side=status.side, price=price, qty=qty, leaves_qty=status.leaves_qty, cum_qty=filled,
-                    fee=cost, fee_currency=currency, liquidity=_LIQUIDITY.get(trade.get("takerOrMaker"), Liquidity.UNKNOWN),
+                    fee=cost, fee_currency=currency, liquidity=liquidity,
                     ts_event=_ms_to_ns(trade.get("timestamp")), ts_init=time.time_ns())
         self._book(fill)
         return status, fill
