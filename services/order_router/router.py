@@ -28,9 +28,9 @@ from tradebus import __version__
 from tradebus.exchanges import TokenBucket, VenueAdapter, is_rate_limited
 from tradebus.execution import FillLedger, RiskEngine
 from tradebus.proto import GatewayState, GatewayStatus, RateLimitInfo
-from tradebus.retry import Backoff
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import account_subject, order_event_subject
+from tradebus.retry import Backoff
 
 from .control import Control
 from .handlers import RequestHandlers

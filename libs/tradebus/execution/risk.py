@@ -29,7 +29,7 @@ class Refusal(NamedTuple):
     reason: str
 
 
-class RiskLimits(Settings):
+class RiskLimits(Settings, frozen=True):
     """None disables a check. ``price_band_bps``: a priced order must be within this many basis
     points of the last trade (market orders use the last trade as their price)."""
 

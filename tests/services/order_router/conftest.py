@@ -14,10 +14,10 @@ import pytest_asyncio
 
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
+from tradebus.execution import RiskEngine
 from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import order_event_subject, order_event_wildcard, order_request_subject
-from tradebus.execution import RiskEngine
 from tradebus.retry import BackoffSettings
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.settings import Account, default_config

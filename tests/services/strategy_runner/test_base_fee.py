@@ -16,8 +16,8 @@ from tradebus.config import DeploymentConfig
 from tradebus.proto import Fill, NewOrder, OrderAck, OrderRequest, Side, Trade
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import order_event_subject, order_request_subject
-from tradebus.services.strategy_runner.settings import StrategyRunnerSettings
 from tradebus.services.strategy_runner.host import StrategyHost
+from tradebus.services.strategy_runner.settings import StrategyRunnerSettings
 
 HERE = Path(__file__).parent
 FEE = 0.00001  # BTC: 0.1% of 0.01
