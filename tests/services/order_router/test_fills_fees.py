@@ -7,28 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from tradebus.proto import ORDER_EVENT_DECODER, Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
+from tradebus.proto import Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
 from tradebus.proto.codec import decode
-from tradebus.proto.subjects import order_event_subject, router_order_key
+from tradebus.proto.subjects import router_order_key
 
 from .conftest import PERP, SPOT, resting_bid, sell_into, until
 
 
 async def stream_fills(h, coid: str) -> list[Fill]:
     """The Fill events of ``coid`` stored in the ORDERS stream, in order."""
-    sub = await h.bus.js.subscribe(order_event_subject(h.venue, "s1"), ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                return out
-            event = ORDER_EVENT_DECODER.decode(msg.data)
-            if isinstance(event, Fill) and event.client_order_id == coid:
-                out.append(event)
-    finally:
-        await sub.unsubscribe()
+    return await h.stored(Fill, coid)
 
 FAULTS_OFF = dict(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
 
