@@ -57,11 +57,13 @@ def market(n=200, start_ns=1_700_000_000_000_000_000, step_ns=100_000_000, price
 
 
 def run(strategy, trades=None, *, params=None, bound=None, **kw):
-    """Run ``strategy`` over ``trades`` (default: market()) in the backtester; the host."""
+    """Run ``strategy`` over ``trades`` (default: market()) in the backtester; the host. The
+    strategy can reach the host as ``strategy.host`` during the run."""
     registry = SymbolRegistry()
     btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01, lot_size=0.001)
     kw.setdefault("gateway", LocalGateway({"USDT": 10_000}))
     host = MLThonStrategy(strategy, [btc], exchange=Exchange.Binance, params=params, callback_bound_s=bound, **kw)
+    strategy.host = host
     runner = BacktestRunner(registry, fee_rate=0.001, initial_capital=10_000)
     runner.set_strategy(host)
     ts, px, qty, is_buy = trades if trades is not None else market()

@@ -196,7 +196,6 @@ def test_stop_refuses_requests_until_the_next_start():
         self.env.send_stop_ack()
 
     rec = Recorder(hooks={"on_instruments": subscribe_trades, "on_stop": on_stop})
-    rec.hooks["on_public_trade"] = lambda self, *a: (at_trade(2, stop)(self, *a), None)
     calls = {"n": 0}
 
     def trade(self, *args):
@@ -207,15 +206,7 @@ def test_stop_refuses_requests_until_the_next_start():
             start(self)
 
     rec.hooks["on_public_trade"] = trade
-    from tradebus.mlthon import MLThonStrategy
-    from tradebus.strategy import BacktestRunner, SymbolRegistry
-    registry = SymbolRegistry()
-    btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01, lot_size=0.001)
-    host = MLThonStrategy(rec, [btc], callback_bound_s=None)
-    rec.host = host
-    runner = BacktestRunner(registry)
-    runner.set_strategy(host)
-    runner.run_arrays(*market(20), symbol=btc)
+    run(rec, market(20))
     names = rec.names()
     stop_at = names.index("on_stop")
     assert rec.calls[stop_at] == ("on_stop", "now")
@@ -240,15 +231,7 @@ def test_gateway_status_only_on_transitions_and_gates_orders():
             _limit(self.env)
 
     rec = Recorder(hooks={"on_instruments": subscribe_trades, "on_public_trade": trade})
-    from tradebus.mlthon import MLThonStrategy
-    from tradebus.strategy import BacktestRunner, SymbolRegistry
-    registry = SymbolRegistry()
-    btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01, lot_size=0.001)
-    host = MLThonStrategy(rec, [btc], callback_bound_s=None)
-    rec.host = host
-    runner = BacktestRunner(registry)
-    runner.set_strategy(host)
-    runner.run_arrays(*market(10), symbol=btc)
+    run(rec, market(10))
     statuses = [c for c in rec.calls if c[0] == "on_gateway_status"]
     assert statuses == [("on_gateway_status", BIN, GtwStatus.Maintenance, "venue maintenance"),
                         ("on_gateway_status", BIN, GtwStatus.ReadyToTrade, "")]
@@ -279,15 +262,7 @@ def test_params_updates_reach_the_strategy():
             self.host.on_params_update({"qty": "2"})
 
     rec = Recorder(hooks={"on_instruments": subscribe_trades, "on_public_trade": trade})
-    from tradebus.mlthon import MLThonStrategy
-    from tradebus.strategy import BacktestRunner, SymbolRegistry
-    registry = SymbolRegistry()
-    btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01, lot_size=0.001)
-    host = MLThonStrategy(rec, [btc], params={"qty": "1"}, callback_bound_s=None)
-    rec.host = host
-    runner = BacktestRunner(registry)
-    runner.set_strategy(host)
-    runner.run_arrays(*market(5), symbol=btc)
+    run(rec, market(5), params={"qty": "1"})
     assert [c[1] for c in rec.calls if c[0] == "on_strat_params_update"] == [{"qty": "1"}, {"qty": "2"}]
 
 
