@@ -336,13 +336,14 @@ class MLThonStrategy(Strategy):
             self.env.emit("on_feed_handler_status", self.exchange, status, detail)
         self.env.drain()
 
-    def rate_limit_update(self, used: float, limit: int, reset_ts: int) -> None:
-        """The venue budget's use (0..1 of ``limit``): on_rate_limit_info when it crosses 50%,
-        90% and 100%; re-armed when use falls back under 50%."""
+    def rate_limit_update(self, used: float, reset_ts: int) -> None:
+        """The venue budget's use (0..1 of its limit, the rule closest to it): on_rate_limit_info
+        when it crosses 50%, 90% and 100%, in MLThon's terms (``rate_limit`` 100, i.e. percent,
+        and ``rate_remaining`` the percent left); re-armed when use falls back under 50%."""
         level = sum(1 for t in _RATE_THRESHOLDS if used >= t)
         if level > self._rate_armed:
-            remaining = max(int(round(limit * (1.0 - min(used, 1.0)))), 0)
-            self.env.emit("on_rate_limit_info", self.exchange, int(limit), remaining, int(reset_ts))
+            remaining = max(int(round(100.0 * (1.0 - min(used, 1.0)))), 0)
+            self.env.emit("on_rate_limit_info", self.exchange, 100, remaining, int(reset_ts))
         if level > self._rate_armed or level == 0:
             self._rate_armed = level
         self.env.drain()

@@ -58,8 +58,8 @@ def on_live_event(host: MLThonStrategy, event) -> None:
         case GatewayStatus():
             host.gateway_update(GATEWAY_STATES[event.state], event.reason)
         case RateLimitInfo():
-            reset = event.ts_init + event.window_ms * 1_000_000
-            host.rate_limit_update(event.pct / 100.0, int(event.limit), reset)
+            reset = getattr(event, "reset_ts", 0) or event.ts_init + event.window_ms * 1_000_000
+            host.rate_limit_update(event.pct / 100.0, reset)
         case FeedStatus():
             state = FEED_STATES.get(event.state)
             inst = host.instrument_by_name(event.symbol)

@@ -248,11 +248,11 @@ def test_feed_status_and_rate_limit_thresholds():
     host.feed_update(1, FeedHandlerStatus.SnapshotStart)
     host.feed_update(1, FeedHandlerStatus.SnapshotEnd)
     for used in (0.2, 0.55, 0.6, 0.95, 1.0, 1.0, 0.3, 0.51):
-        host.rate_limit_update(used, 1200, 99)
+        host.rate_limit_update(used, 99)
     feed = [c[2] for c in rec.calls if c[0] == "on_feed_handler_status"]
     assert feed == [FeedHandlerStatus.Disconnected, FeedHandlerStatus.SnapshotStart, FeedHandlerStatus.SnapshotEnd]
-    rates = [(c[2], c[3]) for c in rec.calls if c[0] == "on_rate_limit_info"]
-    assert rates == [(1200, 540), (1200, 60), (1200, 0), (1200, 588)]
+    rates = [(c[2], c[3], c[4]) for c in rec.calls if c[0] == "on_rate_limit_info"]
+    assert rates == [(100, 45, 99), (100, 5, 99), (100, 0, 99), (100, 49, 99)]
 
 
 def test_params_updates_reach_the_strategy():

@@ -27,7 +27,7 @@ def test_bus_events_become_transitions():
     assert ("on_gateway_status", BIN, GtwStatus.Maintenance, "upgrade") in rec.calls
     assert [c for c in rec.calls if c[0] == "on_feed_handler_status"] == [
         ("on_feed_handler_status", BIN, FeedHandlerStatus.Disconnected, "ws")]
-    assert ("on_rate_limit_info", BIN, 1200, 100, TS + 60_000 * 1_000_000) in rec.calls
+    assert ("on_rate_limit_info", BIN, 100, 8, TS + 60_000 * 1_000_000) in rec.calls
     assert host.funding[1] == (0.0001, TS + 1)
 
 
