@@ -26,6 +26,7 @@ from tradebus.proto.base import MdKind, Side
 from tradebus.proto.codec import decoder_for
 from tradebus.proto.market import FeedState
 
+from .book import LevelBook
 from .emit import BookEmitter, status
 from .parse import timeframe_ms
 
@@ -108,19 +109,17 @@ def bookticker_source(path: Path, venue: str, symbol: str, bad: BadRows) -> Iter
 def book_source(snapshot: Path, updates: Path, venue: str, symbol: str, depth: int, bad: BadRows) -> Iterator[Item]:
     """Snapshot + diffs with Binance's sync rule -> the live book event sequence (top ``depth``)."""
     snap = _read(snapshot, "depth_snapshot", bad)
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
+    book = LevelBook()
     for is_bid, price, qty in zip(snap["is_bid"].tolist(), snap["price"].tolist(), snap["qty"].tolist()):
-        (bids if is_bid else asks)[price] = qty
+        book.set_level(is_bid, price, qty)
     snap_ts = int(snap["recv_ts_ns"][-1]) if len(snap) and "recv_ts_ns" in snap else 0
     last_id = int(snap["last_update_id"][-1]) if len(snap) else 0
     snap_event = int(snap["event_ts_ns"][-1]) if len(snap) and "event_ts_ns" in snap else 0
     emitter = BookEmitter(venue, symbol)
 
     def top(seq: int, ts_event: int, recv: int) -> BookSnapshot:
-        b = heapq.nlargest(depth, bids.items())
-        a = heapq.nsmallest(depth, asks.items())
-        return BookSnapshot(venue=venue, symbol=symbol, bids=b, asks=a, depth=depth, sequence=seq,
+        bids, asks = book.top(depth)
+        return BookSnapshot(venue=venue, symbol=symbol, bids=bids, asks=asks, depth=depth, sequence=seq,
                             ts_event=ts_event, ts_recv=recv)
 
     for ev in emitter.start(snap_ts):
@@ -160,11 +159,7 @@ def book_source(snapshot: Path, updates: Path, venue: str, symbol: str, depth: i
                 for ev in emitter.start(recv):
                     yield recv, ev
         for i in range(a, b):
-            levels = bids if is_bid[i] else asks
-            if qty[i] == 0:
-                levels.pop(price[i], None)
-            else:
-                levels[price[i]] = qty[i]
+            book.set_level(is_bid[i], price[i], qty[i])
         prev_u = ev_last
         snap_now = top(ev_last, ev_ts, recv)
         if snap_now.bids and snap_now.asks and snap_now.bids[0][0] >= snap_now.asks[0][0]:
