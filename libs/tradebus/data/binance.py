@@ -130,6 +130,7 @@ def _time(name: str, aliases: tuple[str, ...], required: bool = True) -> _Col:
 
 _RECV = _time("recv_ts_ns", ("local_ts_ns", "recv_ts", "ts_recv", "recv_ts_ns"), required=False)
 _EVENT = _time("event_ts_ns", ("event_time_ms", "event_time"), required=False)
+_STAMPS = (_RECV, _EVENT)
 _PRICE = ("price", "p")
 _QTY = ("qty", "quantity", "amount", "q", "size")
 
@@ -142,50 +143,38 @@ _TRADE = (
     _Col("side", ("side", "taker_side"), "buysell", required=False),
     _Col("is_buy", ("is_buy",), "bool", required=False),
     _Col("trade_id", ("trade_id", "id", "agg_trade_id", "a"), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _KLINE = (
     _time("ts_ns", ("open_time", "ts_ns", "timestamp_ns", "timestamp", "time", "ts", "date")),
     *(_Col(n, (n, n[0]), "float") for n in ("open", "high", "low", "close", "volume")),
 )
+_LEVEL = (_Col("is_bid", ("side",), "side"), _Col("price", _PRICE, "float"), _Col("qty", _QTY, "float"))
 _TICKER = (
-    _Col("bid_price", ("bid_price", "best_bid_price"), "float"),
-    _Col("bid_qty", ("bid_qty", "best_bid_qty"), "float"),
-    _Col("ask_price", ("ask_price", "best_ask_price"), "float"),
-    _Col("ask_qty", ("ask_qty", "best_ask_qty"), "float"),
+    *(_Col(n, (n, f"best_{n}"), "float") for n in ("bid_price", "bid_qty", "ask_price", "ask_qty")),
     _Col("update_id", ("update_id",), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _SNAPSHOT = (
     _Col("last_update_id", ("last_update_id",), "int"),
-    _Col("is_bid", ("side",), "side"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
+    *_LEVEL,
     _Col("level", ("level",), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _UPDATES = (
     _Col("first_update_id", ("first_update_id",), "int"),
     _Col("last_update_id", ("last_update_id",), "int"),
     _Col("prev_last_update_id", ("prev_last_update_id", "pu"), "int", required=False),
-    _Col("is_bid", ("side",), "side"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
-    _RECV,
-    _EVENT,
+    *_LEVEL,
+    *_STAMPS,
 )
 _T_DEPTH = (
     _time("ts_ns", ("timestamp",)),
     _Col("first_update_id", ("first_update_id",), "int"),
     _Col("last_update_id", ("last_update_id",), "int"),
     _Col("prev_last_update_id", ("pu",), "int"),
-    _Col("is_bid", ("side",), "side"),
     _Col("is_snapshot", ("update_type",), "snap"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
+    *_LEVEL,
 )
 _LAYOUTS = {"trades": _TRADE, "aggtrades": _TRADE, "klines": _KLINE, "bookticker": _TICKER,
             "depth_snapshot": _SNAPSHOT, "depth_updates": _UPDATES, "t_depth": _T_DEPTH}
