@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable
 import ccxt
 
 from tradebus.marketdata import parse
-from tradebus.marketdata.backoff import Backoff, BackoffSettings
+from tradebus.retry import Backoff, BackoffSettings
 from tradebus.marketdata.binance_trades import FAST_TRADE_EXCHANGES, TradeTap
 
 from .exchange import guard_messages, make_exchange

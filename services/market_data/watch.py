@@ -16,7 +16,7 @@ import ccxt
 from tradebus.marketdata.emit import status
 from tradebus.proto.base import MdKind
 from tradebus.proto.market import FeedState
-from tradebus.marketdata.backoff import Backoff
+from tradebus.retry import Backoff
 
 if TYPE_CHECKING:
     from .feed import VenueFeed

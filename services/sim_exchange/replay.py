@@ -25,7 +25,7 @@ import numpy as np
 
 from tradebus.data.binance import BadRowLog, BinanceFrame, read_binance_csv
 
-from .config import Instrument as InstrumentConfig
+from .settings import Instrument as InstrumentConfig
 from .engine import Engine, Instrument, Kline
 
 DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3
@@ -94,10 +94,10 @@ def load_klines(path: Path) -> tuple[tuple[int, float, float, float, float, floa
                      *(f[n].tolist() for n in ("open", "high", "low", "close", "volume"))))
 
 
-def recorded_feed(cfg: InstrumentConfig, data: Path) -> Iterator[Event] | None:
+def recorded_feed(cfg: InstrumentConfig, data: Path | None) -> Iterator[Event] | None:
     """Snapshot, then depth diffs and trades merged by arrival time; None if files are missing."""
     files = cfg.data
-    if files is None or not (files.snapshot and files.updates):
+    if data is None or files is None or not (files.snapshot and files.updates):
         return None
     paths = [data / name for name in (files.snapshot, files.updates, files.trades) if name]
     if not all(p.exists() for p in paths):
@@ -265,7 +265,7 @@ class SyntheticMarket:
                 yield t_ns, DEPTH, tuple((b, self._price(p), q) for (b, p), q in sorted(changed.items()))
 
 
-def instrument_feed(engine: Engine, inst: Instrument, cfg: InstrumentConfig, data: Path,
+def instrument_feed(engine: Engine, inst: Instrument, cfg: InstrumentConfig, data: Path | None,
                     seed: int) -> tuple[Iterator[Event], list[Kline]]:
     """The recording when there is one, continued by a synthetic market seeded from its last price."""
     recorded = recorded_feed(cfg, data)
