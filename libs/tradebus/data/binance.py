@@ -32,7 +32,8 @@ so one file can hold both). ``exact=True`` keeps prices and quantities as their 
 A malformed row (wrong column count, a value that is not of its column's type, an unknown side)
 raises :class:`CsvRowError` naming the file and the line; with ``on_bad_row=callback`` the
 callback gets ``(path, line, reason)`` for each bad row and the rows are left out instead.
-Blank lines are skipped.
+Blank lines are skipped. :func:`iter_binance_csv` gives the same frames block by block
+(pyarrow's streaming ``open_csv``) for files too big to hold in memory.
 
 **Columns without copies.** ``frame[name]`` is a numpy array built once per column (Arrow
 chunks concatenated; booleans unpacked; timestamps scaled to ns). To avoid even that copy, use
@@ -50,7 +51,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +66,7 @@ __all__ = [
     "detect_kind",
     "read_header",
     "read_binance_csv",
+    "iter_binance_csv",
     "timestamps_ns",
 ]
 
@@ -346,27 +348,42 @@ def _open(path: Path) -> pa.NativeFile:
     return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
 
 
+def _parse_options(on_invalid) -> pacsv.ParseOptions:
+    return pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
+
+
+def _convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[""],
+                                strings_can_be_null=False, true_values=list(_TRUE), false_values=list(_FALSE))
+
+
 def _parse(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType], threads: bool,
            on_invalid, block_size: int | None) -> pa.Table:
     read = pacsv.ReadOptions(column_names=names, skip_rows=skip, use_threads=threads,
                              **({"block_size": block_size} if block_size else {}))
-    parse = pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[""],
-                                   strings_can_be_null=False, true_values=list(_TRUE),
-                                   false_values=list(_FALSE))
     with _open(path) as stream:
-        return pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        return pacsv.read_csv(stream, read_options=read, parse_options=_parse_options(on_invalid),
+                              convert_options=_convert_options(types))
 
 
-def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
-                     exact: bool = False, on_bad_row: OnBadRow | None = None,
-                     threads: bool = True, block_size: int | None = None) -> BinanceFrame:
-    """Read a Binance CSV file into canonical columns (see the module docstring).
+@dataclass
+class _File:
+    """How one file is read: its kind, header, column names, the rows to skip and the columns wanted."""
 
-    kind: one of KINDS, or None to detect it (among ``kinds``). exact: prices and quantities as
-    decimal text. on_bad_row: called with (path, line, reason) for each malformed row, which is
-    then left out; without it the first malformed row raises CsvRowError.
-    """
+    path: Path
+    kind: str
+    header: list[str] | None
+    names: list[str]
+    skip: int
+    plan: dict[str, tuple[_Col, str]]
+    types: dict[str, pa.DataType]
+
+    @property
+    def first_line(self) -> int:
+        return self.skip + 1
+
+
+def _file(path: str | os.PathLike, kind: str | None, kinds: Iterable[str], exact: bool) -> _File:
     path = Path(path)
     header, width = read_header(path)
     if kind is None:
@@ -378,33 +395,90 @@ def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
     if header is None and width not in (len(_HEADERLESS[kind]), 6 if kind == "klines" else -1):
         raise ValueError(f"{path}: a headerless {_DESCRIPTION[kind]} file has {len(_HEADERLESS[kind])} columns, "
                          f"this one has {width}")
-    file_names = list(header) if header is not None else list(_HEADERLESS[kind][:width])
-    file_names = [n if file_names.index(n) == i else f"{n}#{i}" for i, n in enumerate(file_names)]
+    names = list(header) if header is not None else list(_HEADERLESS[kind][:width])
+    names = [n if names.index(n) == i else f"{n}#{i}" for i, n in enumerate(names)]
     plan = _plan(path, kind, header, exact)
     types = {found: _arrow_type(col, exact) for col, found in plan.values()}
     skip = 0 if header is None else 1 + _leading_blank_lines(path)
-    first_line = skip + 1
+    return _File(path, kind, header, names, skip, plan, types)
 
-    invalid: list[tuple[int | None, str]] = []
+
+def _frame(f: _File, table: pa.Table, lines: np.ndarray, on_bad_row: OnBadRow | None) -> BinanceFrame:
+    columns, keep = _columns(f.path, table, f.plan, lines, on_bad_row)
+    if not keep.all():
+        lines, table = lines[keep], table.filter(pa.array(keep))
+        columns = {k: v[keep] for k, v in columns.items()}
+    return BinanceFrame(f.path, f.kind, f.header, columns, lines, table)
+
+
+def _clean(table: pa.Table | pa.RecordBatch, types: dict[str, pa.DataType]) -> bool:
+    return not any(_has_empty(table.column(n)) for n in types)
+
+
+def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
+                     exact: bool = False, on_bad_row: OnBadRow | None = None,
+                     threads: bool = True, block_size: int | None = None) -> BinanceFrame:
+    """Read a Binance CSV file into canonical columns (see the module docstring).
+
+    kind: one of KINDS, or None to detect it (among ``kinds``). exact: prices and quantities as
+    decimal text. on_bad_row: called with (path, line, reason) for each malformed row, which is
+    then left out; without it the first malformed row raises CsvRowError.
+    """
+    f = _file(path, kind, kinds, exact)
+    invalid: list[int | None] = []
 
     def note_invalid(row) -> str:
-        invalid.append((row.number, row.text))
+        invalid.append(row.number)
         return "skip"
 
     table = None
     try:
-        table = _parse(path, file_names, skip, types, threads, note_invalid, block_size)
+        table = _parse(f.path, f.names, f.skip, f.types, threads, note_invalid, block_size)
     except pa.ArrowInvalid:
         pass                                   # a value of the wrong type: find it below
-    if table is None or invalid or any(_has_empty(table.column(n)) for n in types):
-        table, lines = _diagnose(path, file_names, skip, types, plan, on_bad_row)
+    if table is None or invalid or not _clean(table, f.types):
+        table, lines = _diagnose(f.path, f.names, f.skip, f.types, f.plan, on_bad_row)
     else:
-        lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
-    columns, keep = _columns(path, table, plan, lines, on_bad_row)
-    if not keep.all():
-        lines, table = lines[keep], table.filter(pa.array(keep))
-        columns = {k: v[keep] for k, v in columns.items()}
-    return BinanceFrame(path, kind, header, columns, lines, table)
+        lines = np.arange(f.first_line, f.first_line + table.num_rows, dtype=np.int64)
+    return _frame(f, table, lines, on_bad_row)
+
+
+def iter_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
+                     exact: bool = False, on_bad_row: OnBadRow | None = None,
+                     block_size: int = 16 << 20) -> Iterator[BinanceFrame]:
+    """:func:`read_binance_csv` for files too big to hold: frames of about ``block_size`` bytes of
+    CSV each, in file order (pyarrow's streaming reader, ``open_csv``).
+
+    From the first malformed row on, the rest of the file is read by the serial pass that finds
+    bad rows (it holds that rest as text), so frames and errors are those of read_binance_csv.
+    """
+    f = _file(path, kind, kinds, exact)
+    invalid: list[int | None] = []
+
+    def note_invalid(row) -> str:
+        invalid.append(row.number)
+        return "skip"
+
+    read = pacsv.ReadOptions(column_names=f.names, skip_rows=f.skip, block_size=block_size)
+    next_line = f.first_line
+    with _open(f.path) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=_parse_options(note_invalid),
+                                convert_options=_convert_options(f.types))
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid:
+                break
+            if invalid or not _clean(batch, f.types):
+                break
+            lines = np.arange(next_line, next_line + batch.num_rows, dtype=np.int64)
+            next_line += batch.num_rows
+            yield _frame(f, pa.Table.from_batches([batch]), lines, on_bad_row)
+    # a malformed row in what is left: the serial pass, from the first line not yet given out
+    table, lines = _diagnose(f.path, f.names, f.skip, f.types, f.plan, on_bad_row, since=next_line)
+    yield _frame(f, table, lines, on_bad_row)
 
 
 def _has_empty(column: pa.ChunkedArray) -> bool:
@@ -429,7 +503,10 @@ def _leading_blank_lines(path: Path) -> int:
 # The slow path, only taken when a row is malformed: find every bad row and its line
 
 def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType],
-              plan: dict[str, tuple[_Col, str]], on_bad_row: OnBadRow | None) -> tuple[pa.Table, np.ndarray]:
+              plan: dict[str, tuple[_Col, str]], on_bad_row: OnBadRow | None,
+              since: int = 0) -> tuple[pa.Table, np.ndarray]:
+    """The rows from line ``since`` on (all by default) as text, converted, with every bad row
+    reported (or the first raised) and left out; and the line of each row kept."""
     invalid: list[tuple[int, str, int, int]] = []
 
     def note_invalid(row) -> str:
@@ -442,8 +519,11 @@ def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataT
     bad_lines = {n for n, *_ in invalid}
     every = np.arange(first, first + table.num_rows + len(invalid), dtype=np.int64)
     lines = every[~np.isin(every, np.fromiter(bad_lines, np.int64, len(bad_lines)))] if bad_lines else every
+    if since:
+        later = lines >= since
+        table, lines = table.filter(pa.array(later)), lines[later]
     problems: list[tuple[int, str]] = [
-        (n, f"expected {exp} columns, found {act}: {text[:80]!r}") for n, text, exp, act in invalid]
+        (n, f"expected {exp} columns, found {act}: {text[:80]!r}") for n, text, exp, act in invalid if n >= since]
 
     blank = np.ones(table.num_rows, dtype=bool)
     for n in types:

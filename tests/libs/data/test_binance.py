@@ -225,3 +225,30 @@ def test_files_of_no_known_kind_are_refused(tmp_path, text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_binance_csv(tmp_path / "nope.csv")
+
+
+def test_streaming_gives_the_rows_and_lines_of_the_whole_read(tmp_path, spot_trades):
+    from tradebus.data.binance import iter_binance_csv
+
+    path = D / (SPOT + "trades.csv.gz")
+    whole = read_binance_csv(path)
+    frames = list(iter_binance_csv(path, block_size=64 << 10))
+    assert len(frames) > 5
+    for name in whole.columns:
+        assert np.array_equal(np.concatenate([f[name] for f in frames]), whole[name]), name
+    assert np.array_equal(np.concatenate([f.lines for f in frames]), whole.lines)
+    # a bad row late in the file: the frames before it come out, then the error names its line
+    rows = [",".join(r) + "\n" for r in spot_trades]
+    fields = rows[15_000].split(",")
+    rows[15_000] = ",".join(fields[:6] + ["perhaps"] + fields[7:])
+    bad = write(tmp_path / "late.csv", HEADER + "".join(rows))
+    seen = []
+    with pytest.raises(CsvRowError, match="line 15002: column 'is_buyer_maker': 'perhaps'"):
+        for frame in iter_binance_csv(bad, block_size=64 << 10):
+            seen.append(frame)
+    assert seen and seen[-1].lines[-1] < 15002
+    skipped = []
+    kept = list(iter_binance_csv(bad, block_size=64 << 10, on_bad_row=lambda p, line, why: skipped.append(line)))
+    assert skipped == [15002]
+    ids = np.concatenate([f["trade_id"] for f in kept])
+    assert np.array_equal(ids, np.delete(whole["trade_id"], 15_000))
