@@ -35,12 +35,14 @@ callback gets ``(path, line, reason)`` for each bad row and the rows are left ou
 Blank lines are skipped. :func:`iter_binance_csv` gives the same frames block by block
 (pyarrow's streaming ``open_csv``) for files too big to hold in memory.
 
-**Columns without copies.** ``frame[name]`` is a numpy array built once per column (Arrow
-chunks concatenated; booleans unpacked; timestamps scaled to ns). To avoid even that copy, use
-``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units) and take
-``chunk.to_numpy(zero_copy_only=True)`` per chunk of a numeric column, or pass a
-``block_size`` larger than the file so the table has one chunk per column and
-``frame.table[name].chunk(0).to_numpy()`` views Arrow's buffer directly.
+**Columns without copies.** ``frame[name]`` is a writable numpy array made with one copy per
+column (Arrow's chunks concatenated; booleans unpacked; timestamps scaled to ns). To skip that
+copy, read ``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units): a
+numeric chunk without nulls is a view of Arrow's buffer with
+``np.frombuffer(chunk.buffers()[1], dtype, len(chunk), chunk.offset * itemsize)`` (read-only),
+and a ``block_size`` larger than the file gives one chunk per column. (``chunk.to_numpy()``
+is zero-copy too but makes pyarrow import pandas, about a second the first time; this module
+avoids it.)
 """
 from __future__ import annotations
 
@@ -316,7 +318,10 @@ def timestamps_ns(values: np.ndarray, unit: str | None = None) -> np.ndarray:
     return np.where(mag < 10**13, values * 1_000_000, np.where(mag < 10**16, values * 1_000, values))
 
 
-_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "time": pa.int64()}
+# labels (side, update type) as dictionaries: a handful of distinct strings per column
+_LABEL_TYPE = pa.dictionary(pa.int32(), pa.string())
+_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "time": pa.int64(), "side": _LABEL_TYPE,
+          "buysell": _LABEL_TYPE, "snap": _LABEL_TYPE}
 
 
 def _plan(path: Path, kind: str, header: list[str] | None, exact: bool) -> dict[str, tuple[_Col, str]]:
@@ -341,7 +346,7 @@ def _plan(path: Path, kind: str, header: list[str] | None, exact: bool) -> dict[
 def _arrow_type(col: _Col, exact: bool) -> pa.DataType:
     if col.type == "float" and exact:
         return pa.string()
-    return _ARROW.get(col.type, pa.string())
+    return _ARROW[col.type]
 
 
 def _open(path: Path) -> pa.NativeFile:
@@ -481,11 +486,16 @@ def iter_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
     yield _frame(f, table, lines, on_bad_row)
 
 
-def _has_empty(column: pa.ChunkedArray) -> bool:
+def _has_empty(column: pa.ChunkedArray | pa.Array) -> bool:
     """A null (an empty number: blank line or missing value) or an empty text value."""
     if column.null_count:
         return True
-    return pa.types.is_string(column.type) and bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py())
+    if pa.types.is_dictionary(column.type):
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        return any("" in chunk.dictionary.to_pylist() for chunk in chunks)
+    if pa.types.is_string(column.type) and len(column):
+        return pc.min_max(pc.utf8_length(column))["min"].as_py() == 0
+    return False
 
 
 def _leading_blank_lines(path: Path) -> int:
@@ -532,7 +542,7 @@ def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataT
     for col, found in plan.values():
         text = table.column(found)
         target = types[found]
-        if pa.types.is_string(target):
+        if not (pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target)):
             continue
         bad = _unconvertible(text, target, keep)
         for i in bad:
@@ -552,7 +562,10 @@ def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataT
     cast = {}
     for found, target in types.items():
         column = table.column(found)
-        cast[found] = column if pa.types.is_string(target) else pc.cast(column, target)
+        if pa.types.is_dictionary(target):
+            cast[found] = pc.dictionary_encode(column)
+        else:
+            cast[found] = column if pa.types.is_string(target) else pc.cast(column, target)
     return pa.table(cast), lines
 
 
@@ -587,10 +600,48 @@ def _unconvertible(text: pa.ChunkedArray, target: pa.DataType, keep: np.ndarray)
 # ---------------------------------------------------------------------------------------------
 # Arrow columns -> canonical numpy columns
 
+# Arrow -> numpy through the buffers: pyarrow's own to_numpy() imports pandas (a second or so
+# the first time), which a process reading one file should not pay.
+_NUMPY = {pa.int64(): np.dtype(np.int64), pa.float64(): np.dtype(np.float64)}
+
+
+def _chunk_numpy(chunk: pa.Array) -> np.ndarray:
+    t, n, offset = chunk.type, len(chunk), chunk.offset
+    if pa.types.is_boolean(t):
+        bits = np.frombuffer(chunk.buffers()[1], dtype=np.uint8)
+        return np.unpackbits(bits, bitorder="little")[offset:offset + n].astype(bool)
+    dtype = _NUMPY.get(t)
+    if dtype is None:                       # text: prices kept exact
+        return np.array(chunk.to_pylist(), dtype=object)
+    return np.frombuffer(chunk.buffers()[1], dtype=dtype, count=n, offset=offset * dtype.itemsize)
+
+
 def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(column.to_numpy())
+    """A writable, contiguous numpy copy of a column without nulls."""
+    parts = [_chunk_numpy(chunk) for chunk in column.chunks]
+    if not parts:
+        return np.array([], dtype=_NUMPY.get(column.type, np.dtype(bool if pa.types.is_boolean(column.type) else object)))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+
+
+def _labels(column: pa.ChunkedArray, yes: tuple[str, ...], no: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(row's label is in ``yes``, row's label is in neither) of a dictionary-encoded label column,
+    looked up once per distinct label."""
+    is_yes, unknown = [np.zeros(0, dtype=bool)], [np.zeros(0, dtype=bool)]
+    for chunk in column.chunks:
+        values = chunk.dictionary.to_pylist()
+        indices = _chunk_numpy(chunk.indices.cast(pa.int64()))
+        is_yes.append(np.array([v in yes for v in values] or [False], dtype=bool)[indices])
+        unknown.append(np.array([v not in yes and v not in no for v in values] or [False], dtype=bool)[indices])
+    return np.concatenate(is_yes), np.concatenate(unknown)
+
+
+def _label_text(column: pa.ChunkedArray, row: int) -> str:
+    for chunk in column.chunks:
+        if row < len(chunk):
+            return chunk[row].as_py()
+        row -= len(chunk)
+    raise IndexError(row)
 
 
 def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lines: np.ndarray,
@@ -605,11 +656,10 @@ def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lin
             out[name] = timestamps_ns(_numpy(column), col.units.get(found))
         elif col.type in _LABELS:
             yes, no, what = _LABELS[col.type]
-            is_yes = pc.is_in(column, value_set=pa.array(yes)).to_numpy(zero_copy_only=False)
-            unknown = ~(is_yes | pc.is_in(column, value_set=pa.array(no)).to_numpy(zero_copy_only=False))
+            is_yes, unknown = _labels(column, yes, no)
             if unknown.any():
-                texts = column.to_numpy(zero_copy_only=False)
-                problems += [(int(lines[i]), f"{what}, found {texts[i]!r}") for i in np.flatnonzero(unknown)]
+                problems += [(int(lines[i]), f"{what}, found {_label_text(column, int(i))!r}")
+                             for i in np.flatnonzero(unknown)]
                 keep &= ~unknown
             out[name] = is_yes
         else:
