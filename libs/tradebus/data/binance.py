@@ -70,6 +70,7 @@ __all__ = [
     "read_binance_csv",
     "iter_binance_csv",
     "timestamps_ns",
+    "out_of_range",
 ]
 
 KINDS = ("trades", "aggtrades", "klines", "bookticker", "depth_snapshot", "depth_updates", "t_depth")
@@ -308,14 +309,46 @@ class BinanceFrame:
         return self.columns.get(name, default)
 
 
-def timestamps_ns(values: np.ndarray, unit: str | None = None) -> np.ndarray:
-    """int64 ns from integer times in ``unit`` (ms/us/ns), or, with no unit, each value's magnitude
-    (below 1e13 ms, below 1e16 us, else ns: the scale ``tradebus.engine.normalize_timestamps`` uses)."""
-    values = np.asarray(values, dtype=np.int64)
-    if unit is not None:
-        return values * {"ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
+_SCALE = {"ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _scale_of(magnitude: np.ndarray | int) -> np.ndarray | int:
+    """ns per unit for times of this magnitude: below 1e13 ms, below 1e16 us, else ns (the scale
+    ``tradebus.engine.normalize_timestamps`` uses)."""
+    return np.where(magnitude < 10**13, 1_000_000, np.where(magnitude < 10**16, 1_000, 1))
+
+
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def out_of_range(values: np.ndarray, unit: str | None = None) -> np.ndarray:
+    """Which times would overflow int64 nanoseconds (past the year 2262) once scaled."""
     mag = np.abs(values)
-    return np.where(mag < 10**13, values * 1_000_000, np.where(mag < 10**16, values * 1_000, values))
+    if unit is not None:
+        return mag > _INT64_MAX // _SCALE[unit]
+    if not len(values) or int(mag.max()) <= _INT64_MAX // 1_000_000:
+        return np.zeros(len(values), dtype=bool)
+    return (((mag > _INT64_MAX // 1_000_000) & (mag < 10**13))
+            | ((mag > _INT64_MAX // 1_000) & (mag < 10**16)) | (values == np.iinfo(np.int64).min))
+
+
+def timestamps_ns(values: np.ndarray, unit: str | None = None, *, in_place: bool = False) -> np.ndarray:
+    """int64 ns from integer times in ``unit`` (ms/us/ns), or, with no unit, each value's magnitude
+    (one file may mix ms and us). ``in_place`` scales ``values`` itself (an int64 array)."""
+    values = np.asarray(values, dtype=np.int64)
+    if unit is None and len(values):
+        low, high = int(values.min()), int(values.max())
+        scale = int(_scale_of(high))
+        if low < 0 or int(_scale_of(low)) != scale:    # mixed units (or before 1970): value by value
+            return values * _scale_of(np.abs(values))
+    else:
+        scale = _SCALE[unit] if unit is not None else 1
+    if scale == 1:
+        return values
+    if in_place:
+        values *= scale
+        return values
+    return values * scale
 
 
 # labels (side, update type) as dictionaries: a handful of distinct strings per column
@@ -653,7 +686,14 @@ def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lin
     for name, (col, found) in plan.items():
         column = table.column(found)
         if col.type == "time":
-            out[name] = timestamps_ns(_numpy(column), col.units.get(found))
+            raw, unit = _numpy(column), col.units.get(found)
+            late = out_of_range(raw, unit)
+            if late.any():
+                problems += [(int(lines[i]), f"column {found!r}: time {raw[i]} is out of range (after 2262 in ns)")
+                             for i in np.flatnonzero(late)]
+                keep &= ~late
+                raw[late] = 0
+            out[name] = timestamps_ns(raw, unit, in_place=True)
         elif col.type in _LABELS:
             yes, no, what = _LABELS[col.type]
             is_yes, unknown = _labels(column, yes, no)

@@ -252,3 +252,30 @@ def test_streaming_gives_the_rows_and_lines_of_the_whole_read(tmp_path, spot_tra
     assert skipped == [15002]
     ids = np.concatenate([f["trade_id"] for f in kept])
     assert np.array_equal(ids, np.delete(whole["trade_id"], 15_000))
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.one_of(st.integers(0, 10**13 - 1), st.integers(10**13, 10**16 - 1),
+                          st.integers(10**16, 4 * 10**18), st.integers(-10**12, -1)), max_size=30))
+def test_timestamp_scale_matches_a_value_by_value_reference(values):
+    from tradebus.data.binance import timestamps_ns
+
+    def ref(v):
+        m = abs(v)
+        return v * 1_000_000 if m < 10**13 else v * 1_000 if m < 10**16 else v
+    from tradebus.data.binance import out_of_range
+
+    arr = np.array(values, dtype=np.int64)
+    late = out_of_range(arr)
+    assert late.tolist() == [abs(ref(v)) > 2**63 - 1 for v in values]
+    assert timestamps_ns(arr[~late]).tolist() == [ref(v) for v in values if abs(ref(v)) <= 2**63 - 1]
+
+
+def test_a_time_past_2262_is_a_row_error(tmp_path):
+    path = write(tmp_path / "t.csv", HEADER + GOOD.format(id=1)
+                 + GOOD.format(id=2).replace("1723161255342", "9999999999999") + GOOD.format(id=3))
+    with pytest.raises(CsvRowError, match="line 3: column 'trade_time_ms': time 9999999999999 is out of range"):
+        read_binance_csv(path)
+    assert read_binance_csv(path, on_bad_row=lambda *a: None)["trade_id"].tolist() == [1, 3]
