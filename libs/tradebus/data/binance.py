@@ -37,28 +37,42 @@ Blank lines are skipped. :func:`iter_binance_csv` gives the same frames block by
 
 **Columns without copies.** ``frame[name]`` is a writable numpy array made with one copy per
 column (Arrow's chunks concatenated; booleans unpacked; timestamps scaled to ns). To skip that
-copy, read ``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units): a
-numeric chunk without nulls is a view of Arrow's buffer with
-``np.frombuffer(chunk.buffers()[1], dtype, len(chunk), chunk.offset * itemsize)`` (read-only),
-and a ``block_size`` larger than the file gives one chunk per column. (``chunk.to_numpy()``
-is zero-copy too but makes pyarrow import pandas, about a second the first time; this module
-avoids it.)
+copy, read ``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units):
+``tradebus.data.arrow_csv.chunk_numpy(chunk)`` of a numeric chunk is a read-only view of Arrow's
+buffer (``np.frombuffer``), and a ``block_size`` larger than the file gives one chunk per
+column. (``chunk.to_numpy()`` is zero-copy too, but makes pyarrow import pandas: about a second
+the first time; these modules avoid it.)
 """
 from __future__ import annotations
 
 import gzip
-import logging
 import os
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from .arrow_csv import (
+    BadRowLog,
+    CsvRowError,
+    OnBadRow,
+    convert_options,
+    diagnose,
+    has_empty,
+    is_gzip,
+    label_text,
+    labels,
+    open_stream,
+    out_of_range,
+    parse,
+    parse_options,
+    report,
+    timestamps_ns,
+    to_numpy,
+)
 
 __all__ = [
     "KINDS",
@@ -77,41 +91,10 @@ KINDS = ("trades", "aggtrades", "klines", "bookticker", "depth_snapshot", "depth
 _DESCRIPTION = {"trades": "trade", "aggtrades": "trade", "klines": "kline", "bookticker": "book ticker",
                 "depth_snapshot": "depth snapshot", "depth_updates": "depth updates", "t_depth": "T_DEPTH"}
 
-OnBadRow = Callable[[Path, int, str], None]
-
-_TRUE = ("true", "True", "TRUE", "1", "t")
-_FALSE = ("false", "False", "FALSE", "0", "f")
 _BID = ("bid", "b", "BID", "buy", "bids", "B")
 _ASK = ("ask", "a", "ASK", "sell", "asks", "A")
 _BUY = ("buy", "b", "BUY", "Buy")
 _SELL = ("sell", "s", "SELL", "Sell")
-
-
-class CsvRowError(ValueError):
-    """A row of a data file that cannot be read: ``path``, ``line`` (1 = the first line), ``reason``."""
-
-    def __init__(self, path: Path, line: int, reason: str) -> None:
-        super().__init__(f"{path}: line {line}: {reason}")
-        self.path, self.line, self.reason = path, line, reason
-
-
-class BadRowLog:
-    """An ``on_bad_row`` callback for services that report bad rows and keep going: counts them in
-    ``counters[key]`` and logs them with file, line and reason (at most one line per ``every`` s)."""
-
-    def __init__(self, log: logging.Logger, counters: Counter | None = None, key: str = "bad_rows",
-                 every: float = 5.0) -> None:
-        self.log, self.key, self.every = log, key, every
-        self.counters = counters if counters is not None else Counter()
-        self._last = -every
-
-    def __call__(self, path: Path, line: int, reason: str) -> None:
-        self.counters[self.key] += 1
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            self.log.warning("%s line %d skipped: %s [%d bad rows so far]", Path(path).name, line, reason,
-                             self.counters[self.key])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,13 +180,8 @@ _HEADERLESS = {
 # ---------------------------------------------------------------------------------------------
 # Sniffing: header and kind
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
 def _first_line(path: Path) -> str:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         for raw in fh:
             line = raw.decode("utf-8", errors="replace").strip()
@@ -309,48 +287,6 @@ class BinanceFrame:
         return self.columns.get(name, default)
 
 
-_SCALE = {"ms": 1_000_000, "us": 1_000, "ns": 1}
-
-
-def _scale_of(magnitude: np.ndarray | int) -> np.ndarray | int:
-    """ns per unit for times of this magnitude: below 1e13 ms, below 1e16 us, else ns (the scale
-    ``tradebus.engine.normalize_timestamps`` uses)."""
-    return np.where(magnitude < 10**13, 1_000_000, np.where(magnitude < 10**16, 1_000, 1))
-
-
-_INT64_MAX = np.iinfo(np.int64).max
-
-
-def out_of_range(values: np.ndarray, unit: str | None = None) -> np.ndarray:
-    """Which times would overflow int64 nanoseconds (past the year 2262) once scaled."""
-    mag = np.abs(values)
-    if unit is not None:
-        return mag > _INT64_MAX // _SCALE[unit]
-    if not len(values) or int(mag.max()) <= _INT64_MAX // 1_000_000:
-        return np.zeros(len(values), dtype=bool)
-    return (((mag > _INT64_MAX // 1_000_000) & (mag < 10**13))
-            | ((mag > _INT64_MAX // 1_000) & (mag < 10**16)) | (values == np.iinfo(np.int64).min))
-
-
-def timestamps_ns(values: np.ndarray, unit: str | None = None, *, in_place: bool = False) -> np.ndarray:
-    """int64 ns from integer times in ``unit`` (ms/us/ns), or, with no unit, each value's magnitude
-    (one file may mix ms and us). ``in_place`` scales ``values`` itself (an int64 array)."""
-    values = np.asarray(values, dtype=np.int64)
-    if unit is None and len(values):
-        low, high = int(values.min()), int(values.max())
-        scale = int(_scale_of(high))
-        if low < 0 or int(_scale_of(low)) != scale:    # mixed units (or before 1970): value by value
-            return values * _scale_of(np.abs(values))
-    else:
-        scale = _SCALE[unit] if unit is not None else 1
-    if scale == 1:
-        return values
-    if in_place:
-        values *= scale
-        return values
-    return values * scale
-
-
 # labels (side, update type) as dictionaries: a handful of distinct strings per column
 _LABEL_TYPE = pa.dictionary(pa.int32(), pa.string())
 _ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "time": pa.int64(), "side": _LABEL_TYPE,
@@ -380,28 +316,6 @@ def _arrow_type(col: _Col, exact: bool) -> pa.DataType:
     if col.type == "float" and exact:
         return pa.string()
     return _ARROW[col.type]
-
-
-def _open(path: Path) -> pa.NativeFile:
-    return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
-
-
-def _parse_options(on_invalid) -> pacsv.ParseOptions:
-    return pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
-
-
-def _convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
-    return pacsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[""],
-                                strings_can_be_null=False, true_values=list(_TRUE), false_values=list(_FALSE))
-
-
-def _parse(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType], threads: bool,
-           on_invalid, block_size: int | None) -> pa.Table:
-    read = pacsv.ReadOptions(column_names=names, skip_rows=skip, use_threads=threads,
-                             **({"block_size": block_size} if block_size else {}))
-    with _open(path) as stream:
-        return pacsv.read_csv(stream, read_options=read, parse_options=_parse_options(on_invalid),
-                              convert_options=_convert_options(types))
 
 
 @dataclass
@@ -450,7 +364,7 @@ def _frame(f: _File, table: pa.Table, lines: np.ndarray, on_bad_row: OnBadRow | 
 
 
 def _clean(table: pa.Table | pa.RecordBatch, types: dict[str, pa.DataType]) -> bool:
-    return not any(_has_empty(table.column(n)) for n in types)
+    return not any(has_empty(table.column(n)) for n in types)
 
 
 def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
@@ -471,11 +385,11 @@ def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
 
     table = None
     try:
-        table = _parse(f.path, f.names, f.skip, f.types, threads, note_invalid, block_size)
+        table = parse(f.path, f.names, f.skip, f.types, threads, note_invalid, block_size)
     except pa.ArrowInvalid:
         pass                                   # a value of the wrong type: find it below
     if table is None or invalid or not _clean(table, f.types):
-        table, lines = _diagnose(f.path, f.names, f.skip, f.types, f.plan, on_bad_row)
+        table, lines = diagnose(f.path, f.names, f.skip, f.types, on_bad_row)
     else:
         lines = np.arange(f.first_line, f.first_line + table.num_rows, dtype=np.int64)
     return _frame(f, table, lines, on_bad_row)
@@ -499,9 +413,9 @@ def iter_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
 
     read = pacsv.ReadOptions(column_names=f.names, skip_rows=f.skip, block_size=block_size)
     next_line = f.first_line
-    with _open(f.path) as stream:
-        reader = pacsv.open_csv(stream, read_options=read, parse_options=_parse_options(note_invalid),
-                                convert_options=_convert_options(f.types))
+    with open_stream(f.path) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse_options(note_invalid),
+                                convert_options=convert_options(f.types))
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -515,24 +429,12 @@ def iter_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
             next_line += batch.num_rows
             yield _frame(f, pa.Table.from_batches([batch]), lines, on_bad_row)
     # a malformed row in what is left: the serial pass, from the first line not yet given out
-    table, lines = _diagnose(f.path, f.names, f.skip, f.types, f.plan, on_bad_row, since=next_line)
+    table, lines = diagnose(f.path, f.names, f.skip, f.types, on_bad_row, since=next_line)
     yield _frame(f, table, lines, on_bad_row)
 
 
-def _has_empty(column: pa.ChunkedArray | pa.Array) -> bool:
-    """A null (an empty number: blank line or missing value) or an empty text value."""
-    if column.null_count:
-        return True
-    if pa.types.is_dictionary(column.type):
-        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-        return any("" in chunk.dictionary.to_pylist() for chunk in chunks)
-    if pa.types.is_string(column.type) and len(column):
-        return pc.min_max(pc.utf8_length(column))["min"].as_py() == 0
-    return False
-
-
 def _leading_blank_lines(path: Path) -> int:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     n = 0
     with opener(path, "rb") as fh:
         for raw in fh:
@@ -543,139 +445,7 @@ def _leading_blank_lines(path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The slow path, only taken when a row is malformed: find every bad row and its line
-
-def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType],
-              plan: dict[str, tuple[_Col, str]], on_bad_row: OnBadRow | None,
-              since: int = 0) -> tuple[pa.Table, np.ndarray]:
-    """The rows from line ``since`` on (all by default) as text, converted, with every bad row
-    reported (or the first raised) and left out; and the line of each row kept."""
-    invalid: list[tuple[int, str, int, int]] = []
-
-    def note_invalid(row) -> str:
-        invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
-    as_text = {n: pa.string() for n in types}
-    table = _parse(path, names, skip, as_text, False, note_invalid, None)
-    first = skip + 1
-    bad_lines = {n for n, *_ in invalid}
-    every = np.arange(first, first + table.num_rows + len(invalid), dtype=np.int64)
-    lines = every[~np.isin(every, np.fromiter(bad_lines, np.int64, len(bad_lines)))] if bad_lines else every
-    if since:
-        later = lines >= since
-        table, lines = table.filter(pa.array(later)), lines[later]
-    problems: list[tuple[int, str]] = [
-        (n, f"expected {exp} columns, found {act}: {text[:80]!r}") for n, text, exp, act in invalid if n >= since]
-
-    blank = np.ones(table.num_rows, dtype=bool)
-    for n in types:
-        blank &= np.asarray(pc.equal(table.column(n), "").to_numpy(zero_copy_only=False), dtype=bool)
-    keep = ~blank
-    for col, found in plan.values():
-        text = table.column(found)
-        target = types[found]
-        if not (pa.types.is_integer(target) or pa.types.is_floating(target) or pa.types.is_boolean(target)):
-            continue
-        bad = _unconvertible(text, target, keep)
-        for i in bad:
-            value = text[int(i)].as_py()
-            reason = "empty" if value == "" else f"{value!r} is not {_TYPE_WORDS[col.type]}"
-            problems.append((int(lines[i]), f"column {found!r}: {reason}"))
-        keep[bad] = False
-    if problems:
-        problems.sort()
-        if on_bad_row is None:
-            raise CsvRowError(path, *problems[0])
-        for line, reason in problems:
-            on_bad_row(path, line, reason)
-    mask = pa.array(keep)
-    table = table.filter(mask)
-    lines = lines[keep]
-    cast = {}
-    for found, target in types.items():
-        column = table.column(found)
-        if pa.types.is_dictionary(target):
-            cast[found] = pc.dictionary_encode(column)
-        else:
-            cast[found] = column if pa.types.is_string(target) else pc.cast(column, target)
-    return pa.table(cast), lines
-
-
-_TYPE_WORDS = {"int": "an integer", "time": "an integer timestamp", "float": "a number", "bool": "true/false"}
-
-
-def _unconvertible(text: pa.ChunkedArray, target: pa.DataType, keep: np.ndarray) -> np.ndarray:
-    """Row indices (among ``keep``) whose text does not convert to ``target``."""
-    arr = text.combine_chunks()
-    if pa.types.is_boolean(target):
-        ok = pc.is_in(arr, value_set=pa.array(_TRUE + _FALSE)).to_numpy(zero_copy_only=False)
-        return np.flatnonzero(keep & ~ok)
-    idx = np.flatnonzero(keep)
-    bad: list[int] = []
-
-    def search(lo: int, hi: int) -> None:   # bisect on pyarrow casts: k bad rows cost k*log(n) casts
-        try:
-            pc.cast(arr.take(pa.array(idx[lo:hi])), target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            if hi - lo == 1:
-                bad.append(int(idx[lo]))
-            else:
-                mid = (lo + hi) // 2
-                search(lo, mid)
-                search(mid, hi)
-
-    if len(idx):
-        search(0, len(idx))
-    return np.array(bad, dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------------------------
 # Arrow columns -> canonical numpy columns
-
-# Arrow -> numpy through the buffers: pyarrow's own to_numpy() imports pandas (a second or so
-# the first time), which a process reading one file should not pay.
-_NUMPY = {pa.int64(): np.dtype(np.int64), pa.float64(): np.dtype(np.float64)}
-
-
-def _chunk_numpy(chunk: pa.Array) -> np.ndarray:
-    t, n, offset = chunk.type, len(chunk), chunk.offset
-    if pa.types.is_boolean(t):
-        bits = np.frombuffer(chunk.buffers()[1], dtype=np.uint8)
-        return np.unpackbits(bits, bitorder="little")[offset:offset + n].astype(bool)
-    dtype = _NUMPY.get(t)
-    if dtype is None:                       # text: prices kept exact
-        return np.array(chunk.to_pylist(), dtype=object)
-    return np.frombuffer(chunk.buffers()[1], dtype=dtype, count=n, offset=offset * dtype.itemsize)
-
-
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    """A writable, contiguous numpy copy of a column without nulls."""
-    parts = [_chunk_numpy(chunk) for chunk in column.chunks]
-    if not parts:
-        return np.array([], dtype=_NUMPY.get(column.type, np.dtype(bool if pa.types.is_boolean(column.type) else object)))
-    return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
-
-
-def _labels(column: pa.ChunkedArray, yes: tuple[str, ...], no: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """(row's label is in ``yes``, row's label is in neither) of a dictionary-encoded label column,
-    looked up once per distinct label."""
-    is_yes, unknown = [np.zeros(0, dtype=bool)], [np.zeros(0, dtype=bool)]
-    for chunk in column.chunks:
-        values = chunk.dictionary.to_pylist()
-        indices = _chunk_numpy(chunk.indices.cast(pa.int64()))
-        is_yes.append(np.array([v in yes for v in values] or [False], dtype=bool)[indices])
-        unknown.append(np.array([v not in yes and v not in no for v in values] or [False], dtype=bool)[indices])
-    return np.concatenate(is_yes), np.concatenate(unknown)
-
-
-def _label_text(column: pa.ChunkedArray, row: int) -> str:
-    for chunk in column.chunks:
-        if row < len(chunk):
-            return chunk[row].as_py()
-        row -= len(chunk)
-    raise IndexError(row)
-
 
 def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lines: np.ndarray,
              on_bad_row: OnBadRow | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -686,7 +456,7 @@ def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lin
     for name, (col, found) in plan.items():
         column = table.column(found)
         if col.type == "time":
-            raw, unit = _numpy(column), col.units.get(found)
+            raw, unit = to_numpy(column), col.units.get(found)
             late = out_of_range(raw, unit)
             if late.any():
                 problems += [(int(lines[i]), f"column {found!r}: time {raw[i]} is out of range (after 2262 in ns)")
@@ -696,20 +466,15 @@ def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lin
             out[name] = timestamps_ns(raw, unit, in_place=True)
         elif col.type in _LABELS:
             yes, no, what = _LABELS[col.type]
-            is_yes, unknown = _labels(column, yes, no)
+            is_yes, unknown = labels(column, yes, no)
             if unknown.any():
-                problems += [(int(lines[i]), f"{what}, found {_label_text(column, int(i))!r}")
+                problems += [(int(lines[i]), f"{what}, found {label_text(column, int(i))!r}")
                              for i in np.flatnonzero(unknown)]
                 keep &= ~unknown
             out[name] = is_yes
         else:
-            out[name] = _numpy(column)
-    if problems:
-        problems.sort()
-        if on_bad_row is None:
-            raise CsvRowError(path, *problems[0])
-        for line, reason in problems:
-            on_bad_row(path, line, reason)
+            out[name] = to_numpy(column)
+    report(path, problems, on_bad_row)
     if "side" in out:                       # tradebus's own trades: side of the aggressor
         out.setdefault("is_buyer_maker", ~out.pop("side"))
     if "is_buy" in out:

@@ -172,7 +172,7 @@ GOOD = "1723161254087896568,1723161255343,1723161255342,{id},61837.63,0.02,true,
     ("1723161254087896568,1723161255343,1723161255342,7,61837.63,0.02,maybe,true\n",
      "column 'is_buyer_maker': 'maybe' is not true/false"),
     ("1723161254087896568,1723161255343,17231612553.5,7,61837.63,0.02,true,true\n",
-     "column 'trade_time_ms': '17231612553.5' is not an integer timestamp"),
+     "column 'trade_time_ms': '17231612553.5' is not an integer"),
     ("garbage\n", "expected 8 columns, found 1"),
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
