@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from tradebus.retry import Backoff as _Backoff
 from tradebus.retry import BackoffSettings
