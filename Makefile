@@ -12,7 +12,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
 
 # Reinstall when the build description or any Cython source changes.
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard libs/tradebus/engine/*.pyx libs/tradebus/engine/*.pxd)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard libs/tradebus/engine/*.pyx libs/tradebus/engine/*.pxd libs/tradebus/engine/include/*.h)
 	$(PY) -m pip install --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 
@@ -58,8 +58,13 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(PY) -m tradebus.proto.schema --write
 
+# ruff: style and bug patterns; mypy: types of libs/ and proto/; import-linter: the contracts
+# of .importlinter (services -> libs -> proto, no service importing another, no network in engine).
 lint: $(STAMP)
 	$(PY) -m compileall -q libs proto services tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/tradebus proto/tradebus
+	$(PY) tools/lint_imports.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

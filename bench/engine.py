@@ -38,7 +38,6 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.engine import BAR_DTYPE, Engine, permutation_paths, permutation_test  # noqa: E402
 from tradebus.engine.examples import sma_cross  # noqa: E402
 
@@ -46,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("TRADEBUS_DATA_DIR", ROOT.parent / "shared" / "data"))
 KLINES = DATA_DIR / "binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
 FLOX = {"load": 0.47, "run": 1.5, "batch": 594.0}   # ms, FLOX's C++ engine on this machine (issue 3)
-CONFIG = {"initial_capital": 100_000.0, "fee_rate": 0.0001}
+CONFIG = {"initial_capital": 100_000.0, "fee_rate": 0.0001, "fill": "close"}   # FLOX fills at the close
 
 
 def synthetic_bars(n: int = 100_000, seed: int = 42) -> np.ndarray:
@@ -81,7 +80,8 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def numpy_run(bars: np.ndarray, signals: np.ndarray, initial_capital: float, fee_rate: float) -> dict:
+def numpy_run(bars: np.ndarray, signals: np.ndarray, initial_capital: float, fee_rate: float,
+              fill: str = "close") -> dict:
     """The same run (market orders at the close) written the obvious way with numpy."""
     capital = initial_capital
     close = bars["close"]
@@ -138,7 +138,8 @@ def measure(name: str, bars: np.ndarray, paths: int, repeats: int, tmp: Path) ->
     study = permutation_test(bars, sma_cross, n=paths, seed=1, **CONFIG)
     study_ms = (time.perf_counter() - t0) * 1e3
     per_100k = 100_000 / len(bars)
-    verdict = lambda ok: "met" if ok else "missed"
+    def verdict(ok):
+        return "met" if ok else "missed"
     targets = (f"load < 0.3 ms: {verdict(load * per_100k < 0.3)}; run < 0.3 ms: "
                f"{verdict(run * per_100k < 0.3)}; 1000 runs on 2 threads < 60 ms: "
                f"{verdict(paths == 1000 and batch[2] * per_100k < 60)} (per 100K bars)")

@@ -26,22 +26,21 @@ import socket
 import sys
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import nats.errors
-from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
 from tradebus import __version__
-from tradebus.config import ConfigError, DeploymentConfig, load_deployment
+from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject
 
 from .client import Bus
-from .config import NatsConfig
 
 __all__ = ["ServiceContext", "service_main", "run_service", "base_parser"]
 
@@ -79,15 +78,7 @@ class ServiceContext:
     async def add_endpoint(self, name: str, subject: str, request_type: Any, handler: Callable[[Any], Awaitable[Any]]):
         """A request-reply endpoint listed in ``$SRV.INFO``; bad requests get a 400 service error."""
         assert self.service is not None
-
-        async def on_request(req: Request) -> None:
-            obj = self.bus.decode(req.subject, req.data, request_type)
-            if obj is None:
-                raise ServiceError("400", "bad request: message rejected, see service log")
-            reply = await handler(obj)
-            await req.respond(encode(reply))
-
-        await self.service.add_endpoint(name=name, subject=subject, handler=on_request)
+        await add_typed_endpoint(self.service, self.bus, name, subject, request_type, handler)
 
     def status(self) -> ServiceStatus:
         counters = dict(self.counters)
@@ -105,8 +96,22 @@ class ServiceContext:
             ts_init=_now_ns(),
         )
 
-    async def request_stop(self) -> None:
-        self.stopping.set()
+
+async def add_typed_endpoint(service: Service, bus: Bus, name: str, subject: str, request_type: Any,
+                             handler: Callable[[Any], Awaitable[Any]], queue_group: str | None = None) -> None:
+    """Add an endpoint to ``service`` whose requests decode as ``request_type``: one that does not
+    gets a 400 service error; the handler's return value is the reply (None: no reply, e.g. a
+    request meant for another instance)."""
+
+    async def on_request(req: Request) -> None:
+        obj = bus.decode(req.subject, req.data, request_type)
+        if obj is None:
+            raise ServiceError("400", "bad request: message rejected, see service log")
+        reply = await handler(obj)
+        if reply is not None:
+            await req.respond(encode(reply))
+
+    await service.add_endpoint(name=name, subject=subject, handler=on_request, queue_group=queue_group)
 
 
 def base_parser(name: str, description: str) -> argparse.ArgumentParser:
@@ -139,7 +144,7 @@ async def run_service(
     nats_config = msgspec.structs.replace(nats_config, **overrides)
     try:
         bus = await Bus.connect(nats_config, logger=log)
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
@@ -151,8 +156,7 @@ async def run_service(
     def stats_data(_endpoint_stats) -> dict[str, Any]:
         return ctx.status().counters
 
-    ctx.service = await add_service(
-        bus.nc,
+    ctx.service = await bus.add_service(
         name=name,
         version=__version__,
         description=description,
@@ -177,7 +181,7 @@ async def run_service(
         await bus.close()
         return 1
     ctx.state = ServiceState.RUNNING
-    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.nc.connected_url.netloc if bus.nc.connected_url else "?")
+    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.connected_url)
     if ready:
         ready(ctx)
     await ctx.stopping.wait()
@@ -192,7 +196,7 @@ async def run_service(
     await ctx.service.stop()
     try:
         await asyncio.wait_for(bus.drain(), timeout=nats_config.drain_timeout + 1)
-    except (asyncio.TimeoutError, Exception):
+    except (TimeoutError, Exception):
         await bus.close()
     log.info("%s stopped", name)
     return 0

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from tradebus.data import data_dir
-from tradebus.services.sim_exchange.config import default_config, load_config
 from tradebus.services.sim_exchange.engine import Engine
 from tradebus.services.sim_exchange.replay import DEPTH, SNAPSHOT, TRADE, parse_speed, recorded_feed
 from tradebus.services.sim_exchange.server import SimExchange
+from tradebus.services.sim_exchange.settings import default_config, load_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 from .conftest import until
@@ -132,6 +132,20 @@ async def test_symbols_without_data_get_a_seeded_synthetic_market(tmp_path):
         await sim.stop()
 
 
+async def test_no_data_folder_at_all_still_gets_a_synthetic_market(monkeypatch, tmp_path):
+    """Started where no shared/data exists and TRADEBUS_DATA_DIR is unset (a container, say)."""
+    monkeypatch.delenv("TRADEBUS_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    sim = SimExchange(default_config(speed="0"))
+    assert sim.data_dir is None
+    await sim.start()
+    try:
+        sim.step(300)
+        assert sim.engine.reference_price(sim.instrument("BTCUSDT")) > 0
+    finally:
+        await sim.stop()
+
+
 async def test_speed_max_runs_by_itself_and_zero_holds():
     async with running_sim(default_config(speed="0")) as sim:
         before = sim.replay.events_applied
@@ -152,3 +166,28 @@ async def test_real_time_speed_never_runs_ahead_of_the_data_clock():
         sim.set_speed("1")
         await until(lambda: sim.replay.last_time - first > 300_000_000)  # 0.3 s of recorded time
         assert time.monotonic() - started >= (sim.replay.last_time - first) / 1e9
+
+
+@needs_data
+async def test_a_recording_with_bad_rows_is_reported_and_replayed(tmp_path, caplog):
+    """Bad rows are logged with their file and line and skipped; the venue keeps replaying."""
+    spot = "binance_spot_BTCUSDT_20240808T2354Z_"
+    (tmp_path / (spot + "depth_snapshot.csv")).write_bytes((DATA / (spot + "depth_snapshot.csv")).read_bytes())
+    for name, keep in (("depth_updates.csv.gz", 3000), ("trades.csv.gz", 300)):
+        with gzip.open(DATA / (spot + name), "rt") as fh:
+            lines = fh.read().splitlines()[:keep]
+        lines[100] = lines[100].replace(",", ";")          # line 101: one column
+        with gzip.open(tmp_path / (spot + name), "wt") as fh:
+            fh.write("\n".join(lines) + "\n")
+    caplog.set_level("WARNING", logger="tradebus.sim_exchange.replay")
+    sim = SimExchange(default_config(speed="0"), data=tmp_path)
+    await sim.start()
+    try:
+        sim.step(400)
+        inst = sim.instrument("BTCUSDT")
+        assert len(sim.engine.trades[inst.key]) > 0
+        assert sim.engine.reference_price(inst) > Decimal("60000")   # the recorded book, not a synthetic one
+    finally:
+        await sim.stop()
+    reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert any(m.startswith(spot + "depth_updates.csv.gz line 101 skipped: expected 7 columns") for m in reports)
