@@ -53,7 +53,7 @@ async def order_events(bus: Bus, timeout: float, fills_wanted: int = 1) -> dict[
     sub = await bus.nc.subscribe("ord.evt.sim.sma_cross", cb=on_event)
     try:
         await asyncio.wait_for(enough.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await sub.unsubscribe()

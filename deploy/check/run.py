@@ -242,7 +242,7 @@ class Check:
         if done.returncode != 0:
             raise RuntimeError(f"study did not start: {done.stdout}{done.stderr}")
         study_id = done.stdout.strip().splitlines()[-1]
-        workers = self.containers(label=f"com.docker.compose.service=backtest_worker", status="running")
+        workers = self.containers(label="com.docker.compose.service=backtest_worker", status="running")
         if len(workers) != 2:
             raise RuntimeError(f"expected 2 backtest_worker containers, found {len(workers)}")
         killed, status = None, {}

@@ -176,9 +176,10 @@ async def declare_all(js, replicas: int | None = None) -> Declared:
     """
     if replicas is not None and replicas < 1:
         raise ValueError("replicas must be at least 1")
-    n = {} if replicas is None else {"num_replicas": replicas}
-    r = {} if replicas is None else {"replicas": replicas}
-    streams = {name: await declare_stream(js, replace(cfg, **n)) for name, cfg in STREAMS.items()}
-    kv = {name: await declare_kv(js, replace(cfg, **r)) for name, cfg in KV_BUCKETS.items()}
-    objects = {name: await declare_object_store(js, replace(cfg, **r)) for name, cfg in OBJECT_STORES.items()}
+    streams = {name: await declare_stream(js, cfg if replicas is None else replace(cfg, num_replicas=replicas))
+               for name, cfg in STREAMS.items()}
+    kv = {name: await declare_kv(js, cfg if replicas is None else replace(cfg, replicas=replicas))
+          for name, cfg in KV_BUCKETS.items()}
+    objects = {name: await declare_object_store(js, cfg if replicas is None else replace(cfg, replicas=replicas))
+               for name, cfg in OBJECT_STORES.items()}
     return Declared(streams, kv, objects)

@@ -27,7 +27,7 @@ async def declare(url: str | None, replicas: int) -> list[str]:
 def run(args) -> int:
     try:
         streams = asyncio.run(declare(args.nats_url or default_url(args.state_dir), args.replicas))
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         print(f"tradebus declare: {type(exc).__name__}: {exc}")
         return 1
     print("declared: " + ", ".join(streams) + " and the KV buckets and object stores")

@@ -34,7 +34,7 @@ async def check(service: str, url: str | None, host: str | None, timeout: float)
                                  initial_connect_timeout=timeout, max_reconnect_attempts=0)
     try:
         bus = await Bus.connect(config)
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         return 2, f"unhealthy: cannot reach NATS at {config.url}: {exc}"
     try:
         replies = await discover(bus.nc, "PING", service, timeout=timeout)
