@@ -4,7 +4,8 @@ the host for compose and inside a container for ``podman kube play``; it needs o
     python flow.py --nats-url URL [--timeout S] [--deny-user USER --deny-password-file FILE]
 
 Passes when every service answers ``$SRV.PING``, the sample strategy's orders were acknowledged
-by sim_exchange and fills came back on ``ord.evt.sim.sma_cross`` (through order_router), and, with
+by sim_exchange and fills came back on ``ord.evt.sim.sma_cross`` (through order_router; read from
+the ORDERS stream, so fills before the check count), and, with
 ``--deny-user``, when the server refuses that user a publish on ``md.>``. Credentials of the
 checking user come from the environment (TRADEBUS_NATS_USER, TRADEBUS_NATS_PASSWORD_FILE).
 Prints one JSON line with what it saw; exits 1 when something is missing.
@@ -19,6 +20,7 @@ import time
 
 import msgspec
 import nats
+from nats.js.api import DeliverPolicy
 
 from tradebus.bus import Bus, NatsConfig, discover
 from tradebus.proto import ServiceCommand, ServiceStatus
@@ -40,7 +42,8 @@ async def services_answering(bus: Bus, timeout: float) -> dict[str, int]:
 
 
 async def order_events(bus: Bus, timeout: float, fills_wanted: int = 1) -> dict[str, int]:
-    """Count the strategy's order events until ``fills_wanted`` fills arrived (or the timeout)."""
+    """Count the strategy's order events, from the start of the ORDERS stream (fills that came back
+    before this check began count too), until ``fills_wanted`` fills are in (or the timeout)."""
     counts: dict[str, int] = {}
     enough = asyncio.Event()
 
@@ -50,10 +53,11 @@ async def order_events(bus: Bus, timeout: float, fills_wanted: int = 1) -> dict[
         if counts.get("ord.fill", 0) >= fills_wanted:
             enough.set()
 
-    sub = await bus.nc.subscribe("ord.evt.sim.sma_cross", cb=on_event)
+    sub = await bus.js.subscribe("ord.evt.sim.sma_cross", cb=on_event, ordered_consumer=True,
+                                 deliver_policy=DeliverPolicy.ALL)
     try:
         await asyncio.wait_for(enough.wait(), timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:
         pass
     finally:
         await sub.unsubscribe()
