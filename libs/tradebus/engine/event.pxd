@@ -65,6 +65,7 @@ cdef class OrderBook:
     cdef Py_ssize_t depth(self, bint bid) noexcept
     cdef double level_price(self, bint bid, Py_ssize_t i) noexcept   # i = 0 is the best
     cdef double level_qty(self, bint bid, Py_ssize_t i) noexcept
+    cdef double qty_at(self, bint bid, double price) noexcept         # 0 when no such level
 
 
 cdef class TradeEvent:

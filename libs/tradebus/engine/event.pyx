@@ -213,6 +213,15 @@ cdef class OrderBook:
             return self._bid_qty[self._nbid - 1 - i]
         return self._ask_qty[self._nask - 1 - i]
 
+    cdef double qty_at(self, bint bid, double price) noexcept:
+        cdef bint found
+        cdef Py_ssize_t i
+        if bid:
+            i = _find(self._bid_px, self._nbid, price, True, &found)
+            return self._bid_qty[i] if found else 0.0
+        i = _find(self._ask_px, self._nask, price, False, &found)
+        return self._ask_qty[i] if found else 0.0
+
     # -- Python API --------------------------------------------------------------------------
 
     @property
