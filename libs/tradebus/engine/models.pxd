@@ -46,6 +46,7 @@ cdef class QueueModel:
     cdef void join(self, QueuePos* q, double level_qty) noexcept
     cdef double trade(self, QueuePos* q, double qty) noexcept
     cdef void depth(self, QueuePos* q, double prev_qty, double new_qty) noexcept
+    cdef void consumed(self, QueuePos* q, double qty) noexcept
 
 
 cdef class NoQueue(QueueModel):

@@ -258,8 +258,9 @@ cdef class QueueModel:
     quantity already there ahead of it; each trade at its price goes through ``trade``, which
     returns how much of our order it executes (0 if the queue ahead absorbed it; callers cap it
     at what the order has left); ``depth`` sees the level's quantity change (cancels and
-    additions by others). The state lives in the caller's QueuePos, so one model serves every
-    order."""
+    additions by others); ``consumed`` takes out quantity ahead that the venue's own takers
+    traded and the level already shows gone. The state lives in the caller's QueuePos, so one
+    model serves every order."""
 
     cdef void join(self, QueuePos* q, double level_qty) noexcept:
         q.ahead = level_qty if level_qty > 0.0 else 0.0
@@ -270,6 +271,9 @@ cdef class QueueModel:
 
     cdef void depth(self, QueuePos* q, double prev_qty, double new_qty) noexcept:
         pass
+
+    cdef void consumed(self, QueuePos* q, double qty) noexcept:
+        q.ahead = q.ahead - qty if q.ahead > qty else 0.0
 
 
 cdef class NoQueue(QueueModel):
@@ -389,6 +393,11 @@ cdef class QueuePosition:
     def depth(self, double prev_qty, double new_qty):
         """The level's quantity (others' orders) went from ``prev_qty`` to ``new_qty``."""
         self.model.depth(&self.pos, prev_qty, new_qty)
+
+    def consumed(self, double qty):
+        """``qty`` of the quantity ahead traded with the venue's own taker (already taken out
+        of the level, so no later depth() sees it)."""
+        self.model.consumed(&self.pos, qty)
 
     @property
     def ahead(self):

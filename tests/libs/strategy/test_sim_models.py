@@ -12,7 +12,7 @@ from tradebus.engine.models import (
     RecordedLatency,
     RiskAverseQueue,
 )
-from tradebus.strategy import BacktestRunner, Strategy, SymbolRegistry
+from tradebus.strategy import BacktestRunner, Strategy
 from tradebus.strategy.data import BookReplay
 
 from ..engine.test_models import splitmix64
