@@ -115,6 +115,10 @@ def test_risk_averse_queue_fills_after_the_volume_ahead_traded():
     assert pos.trade(1.0) == 1.0
     pos.join(10.0)                                         # a new price: back of the queue
     assert pos.ahead == 10.0 and pos.trade(1.0) == 0.0
+    pos.consumed(4.0)                                      # our venue's taker took 4 ahead
+    assert pos.ahead == 5.0
+    pos.consumed(9.0)
+    assert pos.ahead == 0.0
 
 
 def test_prob_queue_power_function_by_hand():
