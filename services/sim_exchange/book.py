@@ -4,8 +4,8 @@ and the prices derived from them (mark, reference, best opposite)."""
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Iterator
 
 from .records import BUY, ZERO, Instrument, Kline, Order, PublicTrade
 

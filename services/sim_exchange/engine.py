@@ -17,8 +17,8 @@ orders. Every name below stays importable from here.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 
 from tradebus.engine.models import QueueModel, RiskAverseQueue
 

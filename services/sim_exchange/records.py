@@ -72,7 +72,7 @@ class Instrument:
 class Order:
     order_id: int
     client_id: str
-    account: "Account"
+    account: Account
     inst: Instrument
     side: str
     type: str
@@ -100,7 +100,7 @@ class Order:
     actual_order_id: int | None = None  # algo order: the order it placed when triggered
     trigger_time: int = 0
     orig_type: str = ""
-    fills: list["Fill"] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
 
     @property
     def queue_ahead(self) -> Decimal:

@@ -9,7 +9,6 @@ on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -64,7 +63,7 @@ from tradebus.proto.subjects import (
 )
 from tradebus.strategy import OrderError, Runner, Signal, Strategy, StrategyContext, SymbolRegistry
 
-from .config import StrategyRunnerSettings, StrategySpec, load_class
+from .settings import StrategyRunnerSettings, StrategySpec, load_class
 
 __all__ = ["StrategyHost", "EVENT_SUBJECT"]
 
