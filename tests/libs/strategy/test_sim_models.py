@@ -18,7 +18,6 @@ from tradebus.strategy.data import BookReplay
 from ..engine.test_models import splitmix64
 from .scripted import SEC, T0, Scripted, registry, run_trades
 
-
 # -- fees ----------------------------------------------------------------------------------------
 
 def test_fee_model_charges_taker_and_maker_rates_per_symbol():

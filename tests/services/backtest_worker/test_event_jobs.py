@@ -13,7 +13,7 @@ from tradebus.study import Collector, build_jobs, make_spec, parse_grid, publish
 
 from .farm import STRATEGIES, real_bars, stored_records
 from .strategies import Quoter
-from .test_farm import COLLECT_TIMEOUT, farm, workers  # noqa: F401  (farm is a fixture)
+from .test_farm import COLLECT_TIMEOUT, workers
 
 MINUTE = 60_000_000_000
 
