@@ -13,10 +13,10 @@ from tradebus.engine.models import (
     RiskAverseQueue,
 )
 from tradebus.strategy import BacktestRunner, Strategy
-from tradebus.strategy.data import BookReplay
 
 from ..engine.test_models import splitmix64
-from .scripted import SEC, T0, Scripted, registry, run_trades
+from .scripted import SEC, T0, registry, run_trades
+from .test_sim_book import run_book as run_sim_book
 
 # -- fees ----------------------------------------------------------------------------------------
 
@@ -170,24 +170,10 @@ def test_queue_models_on_trades_at_the_resting_price():
 
 # -- queue position on a book --------------------------------------------------------------------
 
-BIDS = [(99.0, 1.0), (98.0, 2.0)]
-ASKS = [(101.0, 1.0)]
-
-
 def run_book(rows, queue_model):
-    """A limit buy 1.0 @ 99 sent at the first event (1 s after the snapshot), rows one second
-    apart: ("bid"|"ask", price, qty) level updates or ("trade", price, qty)."""
-    n = len(rows)
-    kind = np.array([1 if r[0] == "trade" else 0 for r in rows], np.uint8)
-    flag = np.array([1 if r[0] in ("bid", "trade") else 0 for r in rows], np.uint8)
-    replay = BookReplay(T0, BIDS, ASKS, kind, T0 + SEC * np.arange(1, n + 1, dtype=np.int64),
-                        np.array([r[1] for r in rows], float), np.array([r[2] for r in rows], float),
-                        flag, np.array([r[0] != "trade" for r in rows], np.uint8))
-    reg, sym = registry()
-    strategy = Scripted([sym], {0: lambda s, ctx: s.limit_buy(99.0, 1.0)})
-    bt = BacktestRunner(reg, fee_rate=0.0, queue_model=queue_model)
-    bt.set_strategy(strategy)
-    return bt.run_book(replay), strategy
+    """A limit buy 1.0 @ 99 (behind the snapshot's 1.0 there) sent at the first event; rows as
+    test_sim_book's, one second apart."""
+    return run_sim_book(rows, {0: lambda s, ctx: s.limit_buy(99.0, 1.0)}, queue_model=queue_model)
 
 
 ROWS = [("ask", 102.0, 1.0),          # event 0: the order is sent, joins behind the 1.0 at 99

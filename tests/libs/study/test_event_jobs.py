@@ -8,33 +8,12 @@ from tradebus.engine import STAT_KEYS, Engine
 from tradebus.engine.examples import sma_cross
 from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.proto.backtest import EngineMode
-from tradebus.strategy import Strategy
 from tradebus.study.datasets import DEFAULT_BARS_FILE, data_dir, read_bars
 from tradebus.study.event_jobs import EventJobError, event_options, run_event_job
 from tradebus.study.execution import run_job, run_jobs
 
-HERE = "tests.libs.study.test_event_jobs"
+QUOTER = "tests.services.backtest_worker.strategies:Quoter"   # an event-mode strategy
 MINUTE = 60_000_000_000
-
-
-class Quoter(Strategy):
-    """Every ``every`` bars: a limit buy below and a limit sell above the close (makers), and a
-    market order the other way when holding more than ``cap`` (a taker)."""
-
-    def __init__(self, symbols, every: int = 5, offset_bps: float = 5.0, qty: float = 0.1, cap: float = 0.3):
-        super().__init__(symbols)
-        self.every, self.offset, self.qty, self.cap, self.n = every, offset_bps / 1e4, qty, cap, 0
-
-    def on_bar(self, ctx, bar):
-        self.n += 1
-        if self.n % self.every:
-            return
-        self.limit_buy(round(bar.close * (1 - self.offset), 2), self.qty)
-        self.limit_sell(round(bar.close * (1 + self.offset), 2), self.qty)
-        if ctx.position > self.cap:
-            self.market_sell(self.qty)
-        elif ctx.position < -self.cap:
-            self.market_buy(self.qty)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +43,7 @@ def test_a_signal_function_gives_the_batch_engines_result(bars):
 
 
 def test_maker_and_taker_fees(bars):
-    result = run_event_job(bars, job(f"{HERE}:Quoter", taker_fee_bps=4.0, maker_fee_bps=-1.0))
+    result = run_event_job(bars, job(QUOTER, taker_fee_bps=4.0, maker_fee_bps=-1.0))
     fills = result["fills"]
     maker = fills["is_maker"] == 1
     assert maker.sum() > 10 and (~maker).sum() > 2
@@ -101,7 +80,7 @@ def test_run_jobs_runs_event_jobs_and_fails_bad_ones_alone(bars):
         job(response_latency_samples_ns=(1, 2)),
         job(latency_ns=5, latency_samples_ns=(1, 2)),
         job(taker_fee_bps=-3.0),
-        job(f"{HERE}:Quoter", seed=3, taker_fee_bps=2.0),
+        job(QUOTER, seed=3, taker_fee_bps=2.0),
     ]
     jobs = [BacktestJob(job_id=f"j{i}", study_id="s", dataset_id="d1", strategy=j.strategy, params=j.params,
                         seed=j.seed, settings=j.settings) for i, j in enumerate(jobs)]
