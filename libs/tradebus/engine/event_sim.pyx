@@ -12,6 +12,7 @@ fee_rate)``, ``ConstantLatency(latency_ns)``, ``NoQueue()``) are the rules below
 * Reports (on_order_update, on_fill, on_error of a failed request) reach the strategy the
   latency model's response latency after the venue produced them (0 by default: at once).
   The context's position and PnL are the venue's: they change at the fill, not at its report.
+  Requests and reports due after the last event of the data are never carried out.
 * Market (and close_position, and triggered stop/take-profit/trailing) orders fill against the
   book, walking the levels, when the book has that side; otherwise at the next trade's price
   (adjusted by ``slippage_bps`` against the taker). What the book's levels cannot fill of a

@@ -106,3 +106,18 @@ def test_event_options():
     assert options["bar_fill"] == "next_open"
     with pytest.raises(EventJobError, match="fill"):
         event_options(EngineSettings(mode=EngineMode.EVENT, fill="open"))
+
+
+def test_study_command_line_asks_for_event_mode():
+    import argparse
+
+    from tradebus.cli.study import _settings, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["study", "sweep", "--grid", "fast=2:4", "--mode", "event", "--fee-bps", "4",
+                              "--maker-fee-bps", "-0.5", "--latency-ns", "1000", "--response-latency-ns", "2000"])
+    assert _settings(args) == EngineSettings(mode=EngineMode.EVENT, initial_cash=100_000.0, taker_fee_bps=4.0,
+                                             maker_fee_bps=-0.5, latency_ns=1000, response_latency_ns=2000)
+    args = parser.parse_args(["study", "sweep", "--grid", "fast=2:4", "--fee-bps", "3"])
+    assert _settings(args) == EngineSettings(initial_cash=100_000.0, taker_fee_bps=3.0, maker_fee_bps=3.0)
