@@ -3,8 +3,13 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
+import msgspec
+import pytest
+
 from tradebus.engine.models import NoQueue, ProbQueue, QueuePosition, RiskAverseQueue
 from tradebus.services.sim_exchange.engine import Engine
+from tradebus.services.sim_exchange.server import SimExchange
+from tradebus.services.sim_exchange.settings import Queue, default_config
 
 from .test_engine import D, make
 
@@ -50,3 +55,11 @@ def test_no_queue_touch_fills_on_any_trade_at_the_price():
     order = engine.place(a, inst, side="BUY", type="LIMIT", qty=D("0.5"), price=D("100.00"), tif="GTC")
     engine.apply_trade(inst, D("100.00"), D("9"), buyer_maker=True)
     assert order.executed == 0
+
+
+def test_the_settings_choose_the_queue_model():
+    sim = SimExchange(default_config(speed="0", queue=Queue(model="prob", power=2.0)))
+    assert isinstance(sim.engine.queue_model, ProbQueue) and sim.engine.queue_model.power == 2.0
+    assert isinstance(SimExchange(default_config(speed="0")).engine.queue_model, RiskAverseQueue)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"model": "fifo"}, Queue)
