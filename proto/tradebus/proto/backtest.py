@@ -30,8 +30,8 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     """How the engine runs a job. Fees and slippage are in basis points of notional.
 
     ``start``/``end`` bound the dataset in ns (0 = from its start / to its end). ``fill`` is the
-    market fill rule: ``close`` (at the close of the signal's bar) or ``next_open`` (at the next
-    bar's open: no look-ahead).
+    market fill rule: ``next_open`` (the default, tradebus.engine.DEFAULT_FILL: at the next bar's
+    open, no look-ahead) or ``close`` (at the close of the signal's bar).
 
     ``mode`` BATCH runs the batch engine, which has one fee rate (``taker_fee_bps``; a different
     ``maker_fee_bps``) and no latency: it refuses the others. EVENT runs the event backtester
@@ -49,7 +49,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     latency_ns: int = 0
     start: int = 0
     end: int = 0
-    fill: str = "close"
+    fill: str = "next_open"
     response_latency_ns: int = 0
     latency_samples_ns: tuple[int, ...] = ()
     response_latency_samples_ns: tuple[int, ...] = ()
