@@ -86,6 +86,24 @@ class Faults(_Config):
     depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
 
 
+class MarketLimits(_Config):
+    """Binance's limits of one market (0: not enforced; the usage headers are sent regardless).
+    Binance: spot 6000 weight per minute, 100 orders per 10 s, 200,000 per day; USD-M 2400
+    weight per minute, 300 orders per 10 s, 1200 per minute."""
+
+    request_weight_1m: int = 0  # per IP
+    orders_10s: int = 0  # per account
+    orders_1d: int = 0  # per account (spot)
+    orders_1m: int = 0  # per account (USD-M)
+
+
+class UsageLimits(_Config):
+    spot: MarketLimits = MarketLimits()
+    usdm: MarketLimits = MarketLimits()
+    ban_after: int = 0  # 0: never; else refusals (429) of an IP before it is banned (418)
+    ban_s: int = 120  # how long a ban lasts
+
+
 class SimConfig(_Config):
     seed: int = 7
     speed: str = "1"  # replay speed: "0" paused, "1" real time, "10", ... or "max"
@@ -94,6 +112,7 @@ class SimConfig(_Config):
     instruments: list[Instrument] = []
     accounts: list[Account] = []
     faults: Faults = Faults()
+    limits: UsageLimits = UsageLimits()
 
 
 def load_config(path: str | os.PathLike | None = None) -> SimConfig:
