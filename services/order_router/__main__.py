@@ -43,6 +43,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--live", action="store_true", default=None,
                         help="trade the real venue (also TRADEBUS_LIVE=1); needs API keys in the environment")
     parser.add_argument("--sim-url", default=None, help="sim_exchange URL in paper mode")
+    parser.add_argument("--adapters", default=None,
+                        help="comma-separated venue adapters, binance:spot or BINANCE___SPOT (default: settings)")
 
 
 def _env_prefix(venue: str) -> str:
@@ -75,10 +77,12 @@ async def setup(svc: ServiceContext) -> None:
     venue = svc.args.venue or settings.venue
     live = bool(svc.args.live) or os.environ.get("TRADEBUS_LIVE", "") in ("1", "true", "yes")
     sim_url = svc.args.sim_url or settings.sim_url
+    if svc.args.adapters:
+        settings = msgspec.structs.replace(settings, adapters=tuple(a for a in svc.args.adapters.split(",") if a))
     adapters = build_adapters(settings, venue, live, sim_url)
     mode = (f"LIVE{' (testnet)' if settings.sandbox else ''} account {settings.account!r}" if live
             else f"PAPER against sim_exchange at {sim_url}")
-    banner = f"order_router: venue {venue} [{', '.join(settings.adapters)}], {mode}"
+    banner = f"order_router: venue {venue} [{', '.join(a.config.key for a in adapters)}], {mode}"
     print(banner, flush=True)
     svc.log.warning("%s", banner)
     router = OrderRouter(svc.bus, venue, adapters, RiskEngine(settings.risk), settings.router, counters=svc.counters)

@@ -43,7 +43,8 @@ from nats.js import api
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tradebus.bus.jetstream import declare_all, declare_consumer
-from tradebus.exchanges import Backoff, LocalReject, TokenBucket, VenueAdapter, is_ambiguous, is_rate_limited, reject_code
+from tradebus.exchanges import (Backoff, LocalReject, RateLimiter, RuleStatus, VenueAdapter, is_ambiguous, is_rate_limited,
+                                rate_limit_info)
 from tradebus.proto import (
     AssetBalance,
     Balance,
@@ -70,7 +71,6 @@ from tradebus.proto import (
     OrderStatus,
     OrderType,
     Position,
-    RateLimitInfo,
     RejectCode,
     ServiceCommand,
     Side,
@@ -182,14 +182,12 @@ class OrderRouter:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _bucket(self, adapter: VenueAdapter) -> TokenBucket:
-        rule = adapter.config.rate_limit
-
-        def report(used, limit, pct, weight):
-            info = RateLimitInfo(venue=self.venue, used=used, limit=limit, pct=pct, window_ms=rule.window_ms,
-                                 weight=weight, scope=adapter.config.key, ts_init=now_ns())
+    def _bucket(self, adapter: VenueAdapter) -> RateLimiter:
+        """The adapter's rate-limit rules; a report names the rule closest to its limit."""
+        def report(status: RuleStatus, weight: float):
+            info = rate_limit_info(status, venue=self.venue, scope=adapter.config.key, weight=weight)
             self._spawn(self._publish_core(account_subject(self.venue, "ratelimit"), info))
-        return TokenBucket(rule.limit, rule.window_ms, report)
+        return adapter.rate_limiter(report)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -549,8 +547,12 @@ class OrderRouter:
         if cached and time.monotonic() - cached[1] < 1.0:
             return cached[0]
         try:
-            await self._buckets[id(adapter)].acquire(adapter.config.weight("fetch_ticker"))
-            ticker = await adapter.exchange.fetch_ticker(symbol)
+            limiter = self._buckets[id(adapter)]
+            ticket = await limiter.acquire(endpoint="fetch_ticker")
+            try:
+                ticker = await adapter.exchange.fetch_ticker(symbol)
+            finally:
+                limiter.settle(ticket, adapter.usage_headers())
         except Exception:
             return cached[0] if cached else None
         price = ticker.get("last") or ticker.get("close")
@@ -564,18 +566,20 @@ class OrderRouter:
 
     async def _call(self, adapter: VenueAdapter, method: str, fn, *args):
         """One venue call under the rate limiter; 'too many requests' answers wait and retry."""
-        bucket = self._buckets[id(adapter)]
+        limiter = self._buckets[id(adapter)]
         backoff = Backoff(self.options.retry_initial_delay, self.options.retry_multiplier, self.options.retry_max_delay)
         for attempt in range(self.options.rate_limit_retries + 1):
-            await bucket.acquire(adapter.config.weight(method))
+            ticket = await limiter.acquire(endpoint=method)  # every rule of ``method``: waits, or RateLimitRejected
             try:
                 return await fn(*args)
             except Exception as exc:
                 if not is_rate_limited(exc) or attempt == self.options.rate_limit_retries:
                     raise
                 self.counters["rate_limited"] += 1
-                bucket.penalise()
+                limiter.penalise(method, headers=adapter.usage_headers())
                 await asyncio.sleep(backoff.next())
+            finally:
+                limiter.settle(ticket, adapter.usage_headers())  # the venue's usage headers correct the budgets
 
     async def new_order(self, order: NewOrder) -> None:
         coid = order.client_order_id
@@ -643,7 +647,7 @@ class OrderRouter:
                         return
                     if attempt < self.options.ambiguous_retries:
                         continue
-                await self._reject(order, reject_code(exc), f"{type(exc).__name__}: {exc}", rec)
+                await self._reject(order, adapter.reject_code(exc), f"{type(exc).__name__}: {exc}", rec)
                 return
             self.counters["orders_sent"] += 1
             if not result.get("clientOrderId"):
@@ -983,7 +987,7 @@ class OrderRouter:
             rec.cancel_requested = False
             if isinstance(exc, ccxt.OrderNotFound) or is_ambiguous(exc):
                 await self._refresh(rec)
-            await refuse(reject_code(exc), f"{type(exc).__name__}: {exc}")
+            await refuse(adapter.reject_code(exc), f"{type(exc).__name__}: {exc}")
             return
         await self._emit(CancelAck(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
                                    client_order_id=req.client_order_id, exchange_order_id=rec.status.exchange_order_id,
@@ -1068,7 +1072,7 @@ class OrderRouter:
             result = await self._call(adapter, "edit_order", adapter.modify, st.symbol, st.exchange_order_id, st.side,
                                       qty, price)
         except Exception as exc:
-            await refuse(reject_code(exc), f"{type(exc).__name__}: {exc}")
+            await refuse(adapter.reject_code(exc), f"{type(exc).__name__}: {exc}")
             return
         async with rec.lock:  # fills applied during the edit call stay in
             rec.status = msgspec.structs.replace(rec.status, qty=float(result.get("amount") or qty),
