@@ -10,6 +10,7 @@ from typing import Any, Awaitable, Callable
 import ccxt
 import ccxt.pro as ccxtpro
 
+from tradebus.exchanges.capabilities import check_subscription
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.marketdata import parse
 from tradebus.marketdata.backoff import Backoff, BackoffSettings
@@ -142,10 +143,17 @@ class VenueFeed:
                 and bool(self.exchange.has.get("watchTradesForSymbols")))
 
     def add(self, symbol: str, streams: list[str]) -> list[str]:
-        added = []
+        """Start ``streams`` of ``symbol``; UnsupportedSubscription (a ValueError saying what the
+        venue can stream) before anything starts if one of them is not possible."""
         for stream in streams:
             if stream not in KIND:
                 raise ValueError(f"unknown stream {stream!r}")
+        wanted = check_subscription(self.exchange, symbol, streams, self.settings.book_depth,
+                                    self.settings.bar_interval)
+        if len(wanted) < len(streams):
+            log.info("%s %s: no %s for a spot market", self.venue, symbol, sorted(set(streams) - set(wanted)))
+        added = []
+        for stream in wanted:
             if self._grouped(stream):
                 if symbol not in self.group:
                     self.group.add(symbol)

@@ -299,8 +299,11 @@ class RateLimiter:
     def _status(self, budget: _Budget, now: float, endpoint: str | None = None) -> RuleStatus:
         used = budget.used(now)
         rule = budget.rule
-        return RuleStatus(rule=rule.name, type=RateLimitType(rule.type), scope=RateLimitScope(rule.scope), endpoint=endpoint, used=used,
-                          limit=budget.limit, pct=100.0 * used / budget.limit, interval=rule.interval,
+        pct = 100.0 * used / budget.limit
+        if budget.blocked_until > now:  # the venue said 'too many': full until then
+            pct = max(pct, 100.0)
+        return RuleStatus(rule=rule.name, type=RateLimitType(rule.type), scope=RateLimitScope(rule.scope),
+                          endpoint=endpoint, used=used, limit=budget.limit, pct=pct, interval=rule.interval,
                           reset_s=max(budget.reset_s(now), budget.blocked_until))
 
     def statuses(self) -> list[RuleStatus]:
@@ -324,7 +327,8 @@ class RateLimiter:
     def _level(self) -> float:
         """The highest use of any budget, in percent."""
         now = self._clock()
-        return max((100.0 * b.used(now) / b.limit for b in self._budgets.values()), default=0.0)
+        return max((100.0 if b.blocked_until > now else 100.0 * b.used(now) / b.limit
+                    for b in self._budgets.values()), default=0.0)
 
     def _report(self, before: float, weight: float, force: bool = False) -> None:
         """Report the closest rule when the highest use crossed a threshold since ``before``."""
@@ -413,22 +417,24 @@ class RateLimiter:
 
     def penalise(self, endpoint: str | None = None, retry_after: float | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
-        """The venue said 'too many requests' for ``endpoint``: with ``retry_after`` (seconds, or
-        the ``Retry-After`` of ``headers``) every rule of the endpoint waits that long; without
-        it, the rule of the endpoint closest to its limit is taken as spent."""
-        if retry_after is None and headers:
+        """The venue said 'too many requests' for ``endpoint``: with ``retry_after`` seconds (or the
+        ``Retry-After`` of ``headers``, when they are a response not yet seen) every rule of the
+        endpoint is held full that long; without, nothing is held (the caller backs off). Either
+        way the closest rule of the endpoint is reported at 100%."""
+        if retry_after is None and headers and headers is not self._last_headers:
             retry_after = _number({str(k).lower(): v for k, v in headers.items()}.get("retry-after"))
-        before, now = self._level(), self._clock()
         charges = self.charges(endpoint)
         if not charges:
             return
+        now = self._clock()
         if retry_after is not None and retry_after > 0:
             for budget, _ in charges:
                 budget.blocked_until = max(budget.blocked_until, now + retry_after)
-        else:
-            budget = max((b for b, _ in charges), key=lambda b: (b.used(now) / b.limit, -b.rule.interval))
-            budget.set_used(now, budget.limit)
-        self._report(before, 0.0, force=True)
+        if self._on_report is not None:
+            slots = {id(b): slot for slot, b in self._budgets.items()}
+            closest = max((self._status(b, now, slots[id(b)][1]) for b, _ in charges if id(b) in slots),
+                          key=lambda s: s.pct)
+            self._on_report(msgspec.structs.replace(closest, pct=max(closest.pct, 100.0)), 0.0)
 
 
 def _number(value) -> float | None:

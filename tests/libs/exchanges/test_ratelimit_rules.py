@@ -253,3 +253,16 @@ async def test_waiting_requests_do_not_block_other_endpoints():
     await asyncio.wait_for(lim.acquire(endpoint="cancel_order"), 1)  # not queued behind the waiting order
     assert not waiting.done() and lim.waits == 1
     waiting.cancel()
+
+
+async def test_penalise_without_retry_after_reports_full_but_holds_nothing():
+    clock = SimClock()
+    reports: list[RuleStatus] = []
+    lim = limiter([dict(name="w", type="sliding_window", interval=60, limit=100)], clock, reports)
+    ticket = await lim.acquire()
+    seen = {"Retry-After": "30"}
+    lim.settle(ticket, seen)
+    lim.penalise(headers=seen)  # a WS answer: the REST headers are the last ones already seen, not its own
+    assert [(r.rule, r.pct) for r in reports] == [("w", 100.0)]
+    await lim.acquire()
+    assert clock.slept == []  # the caller's backoff is the pause
