@@ -134,7 +134,7 @@ def test_yaml_loads_strictly_and_holds_together(key):
     assert config == load_config(key) and config.display_name and config.legal_currency
     assert ASSET_TYPES[config.asset_type] == config.market_type, "asset type and ccxt market type disagree"
     ex = make_adapter(key, pro=False, sandbox=False).exchange
-    assert {k: ex.timeframes.get(k) for k in config.kline_periods} == config.kline_periods, \
+    assert {k: str(ex.timeframes.get(k)) for k in config.kline_periods} == config.kline_periods, \
         "kline_periods must be the venue's own interval names, as ccxt sends them"
     assert set(config.capabilities.market_data.book_depths) and config.rate_limits
     assert config.status_dict and config.error_codes
