@@ -23,7 +23,7 @@ from tradebus.exchanges import (LocalReject, VenueConfig, adapter_keys, bt_api_k
                                 make_adapter)
 from tradebus.exchanges.adapter import _CLASSES
 from tradebus.exchanges.venue_config import ASSET_TYPES, _registry
-from tradebus.proto import NewOrder, OrderType, RejectCode
+from tradebus.proto import NewOrder, RejectCode
 
 from .capture import MARKETS, Captured, capturing_adapter
 

@@ -7,9 +7,9 @@ import msgspec
 import pytest
 import pytest_asyncio
 
-from tradebus.proto import CancelAck, CancelOrder, OrderAck, OrderReject, RateLimitInfo, RejectCode
+from tradebus.proto import ORDER_EVENT_DECODER, CancelAck, CancelOrder, OrderAck, OrderReject, RateLimitInfo, RejectCode
 from tradebus.proto.codec import decoder_for
-from tradebus.proto.subjects import account_subject
+from tradebus.proto.subjects import account_subject, order_event_wildcard
 from tradebus.risk import RiskEngine
 from tradebus.services.order_router.router import OrderRouter
 from tradebus.services.sim_exchange.config import MarketLimits, UsageLimits
@@ -35,11 +35,11 @@ def with_limits(adapter, **limits):
 
 
 class LimitedHarness(Harness):
+    """The shared harness, its spot adapter's order-count rules scaled to the sim's."""
+
     async def start(self):
         async def on_evt(msg):
-            self.events.append(decoder.decode(msg.data))
-        from tradebus.proto import ORDER_EVENT_DECODER as decoder
-        from tradebus.proto.subjects import order_event_wildcard
+            self.events.append(ORDER_EVENT_DECODER.decode(msg.data))
         self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
         spot, usdm = adapters_for(self.sim, order_entry="rest")
         with_limits(spot, orders_10s=ORDERS_10S, orders_1d=ORDERS_1D)
