@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from tradebus.bus.server import detach_and_die_with_parent
 from tradebus.config import SupervisorConfig
+from tradebus.retry import backoff_delay
 
 __all__ = ["ChildSpec", "Child", "Supervisor"]
 
 log = logging.getLogger("tradebus.supervisor")
+
 
 @dataclass
 class ChildSpec:
@@ -80,10 +82,6 @@ class Supervisor:
         self.changed.set()
         log.info("started %s (pid %d)", child.spec.name, child.process.pid)
 
-    def _delay(self, restarts: int) -> float:
-        c = self.config
-        return min(c.restart_max_delay, c.restart_initial_delay * c.restart_multiplier ** max(restarts - 1, 0))
-
     async def _watch(self, child: Child) -> None:
         while True:
             assert child.process is not None
@@ -103,7 +101,7 @@ class Supervisor:
             child.restarts += 1
             child.state = "backoff"
             self.changed.set()
-            delay = self._delay(child.restarts)
+            delay = backoff_delay(self.config.backoff, child.restarts - 1)
             log.warning("%s exited with %s; restart %d in %.1fs", child.spec.name, code, child.restarts, delay)
             await asyncio.sleep(delay)
             if self._stopping:

@@ -13,7 +13,7 @@ import ccxt.pro as ccxtpro
 from tradebus.exchanges.capabilities import check_subscription
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.marketdata import parse
-from tradebus.marketdata.backoff import Backoff, BackoffSettings
+from tradebus.retry import Backoff, BackoffSettings
 from tradebus.marketdata.binance_trades import FAST_TRADE_EXCHANGES, TradeTap
 from tradebus.marketdata.book import is_crossed
 from tradebus.marketdata.emit import BarCloser, BookEmitter, status, trade_events

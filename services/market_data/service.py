@@ -34,7 +34,7 @@ class MarketData:
     async def publish(self, event: Any) -> None:
         subject = subject_for(event)
         data = encode(event)
-        await self.bus.nc.publish(subject, data)
+        await self.bus.publish_bytes(subject, data)
         self.counters["published"] += 1
         if self.recorder is not None:
             await self.recorder.add(subject, data, event)

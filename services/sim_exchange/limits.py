@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .config import MarketLimits, UsageLimits
+from .settings import MarketLimits, UsageLimits
 from .engine import SPOT, USDM, SimError
 
 __all__ = ["Usage", "LimitError", "request_weight", "ORDER_PATHS"]

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from . import wire
-from .config import UsageLimits
+from .settings import UsageLimits
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .limits import ORDER_PATHS, LimitError, Usage, request_weight
 from .ws import CLOSE_TIMEOUT_S, Conn, Hub

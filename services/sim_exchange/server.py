@@ -21,10 +21,10 @@ from typing import Awaitable, Callable
 import msgspec
 from aiohttp import web
 
-from tradebus.data import data_dir
+from tradebus.data import find_data_dir
 
 from . import wire
-from .config import Faults, SimConfig, load_config
+from .settings import Faults, SimConfig, load_config
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .replay import Replay, instrument_feed, parse_speed
 from .limits import Usage
@@ -78,7 +78,7 @@ class SimExchange:
                  data: str | Path | None = None):
         self.config = config or load_config()
         self.host, self._port = host, port
-        self.data_dir = Path(data) if data else data_dir()
+        self.data_dir = Path(data) if data else find_data_dir()  # None: synthetic markets only
         self.faults = FaultState(self.config.faults, self.config.seed)
         self.engine = self._build_engine()
         self.hub = Hub(self.engine, self.faults)

@@ -5,7 +5,7 @@ import asyncio
 import contextlib
 from typing import AsyncIterator, Callable
 
-from .config import SimConfig, default_config
+from .settings import SimConfig, default_config
 from .server import SimExchange
 
 

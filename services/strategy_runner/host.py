@@ -64,7 +64,7 @@ from tradebus.proto.subjects import (
 )
 from tradebus.strategy import OrderError, Runner, Signal, Strategy, StrategyContext, SymbolRegistry
 
-from .config import StrategyRunnerSettings, StrategySpec, load_class
+from .settings import StrategyRunnerSettings, StrategySpec, load_class
 
 __all__ = ["StrategyHost", "EVENT_SUBJECT"]
 

@@ -30,18 +30,16 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 import nats.errors
-from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
 from tradebus import __version__
-from tradebus.config import ConfigError, DeploymentConfig, load_deployment
+from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject
 
 from .client import Bus
-from .config import NatsConfig
 
 __all__ = ["ServiceContext", "service_main", "run_service", "base_parser"]
 
@@ -105,9 +103,6 @@ class ServiceContext:
             ts_init=_now_ns(),
         )
 
-    async def request_stop(self) -> None:
-        self.stopping.set()
-
 
 def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"python -m tradebus.services.{name}", description=description)
@@ -151,8 +146,7 @@ async def run_service(
     def stats_data(_endpoint_stats) -> dict[str, Any]:
         return ctx.status().counters
 
-    ctx.service = await add_service(
-        bus.nc,
+    ctx.service = await bus.add_service(
         name=name,
         version=__version__,
         description=description,
@@ -177,7 +171,7 @@ async def run_service(
         await bus.close()
         return 1
     ctx.state = ServiceState.RUNNING
-    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.nc.connected_url.netloc if bus.nc.connected_url else "?")
+    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.connected_url)
     if ready:
         ready(ctx)
     await ctx.stopping.wait()

@@ -6,15 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from tradebus.bus import Bus, NatsConfig, discover
+from tradebus.bus import Bus, NatsConfig
 
 
 async def collect(url: str | None, timeout: float) -> list[dict]:
     """One row per service instance: name, id, version, instance, endpoints and stats counters."""
     bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-status"))
     try:
-        infos = await discover(bus.nc, "INFO", timeout=timeout)
-        stats = {s["id"]: s for s in await discover(bus.nc, "STATS", timeout=timeout)}
+        infos = await bus.discover("INFO", timeout=timeout)
+        stats = {s["id"]: s for s in await bus.discover("STATS", timeout=timeout)}
     finally:
         await bus.close()
     rows = []

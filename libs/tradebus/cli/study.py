@@ -23,8 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tradebus.bus import Bus, NatsConfig, discover
-from tradebus.bus.jetstream import declare_all
+from tradebus.bus import Bus, NatsConfig
 from tradebus.cli.status import default_url
 from tradebus.engine import STAT_KEYS
 from tradebus.proto import EngineSettings
@@ -107,7 +106,7 @@ async def _start(args, kind: str) -> int:
             windows[-1] = (*windows[-1][:3], settings.end)
     bus = await _connect(args)
     try:
-        await declare_all(bus.js)
+        await bus.declare_all()
         ident = await publish_dataset(bus.js, bars)
         spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
@@ -120,7 +119,7 @@ async def _start(args, kind: str) -> int:
                           f"collect with: tradebus study results {spec.study_id}")
             out_console.print(spec.study_id)
             return 0
-        workers = await discover(bus.nc, "PING", "backtest_worker", timeout=0.5)
+        workers = await bus.discover("PING", "backtest_worker", timeout=0.5)
         if not workers:
             console.print("[yellow]no backtest_worker answered: the jobs wait in BT_JOBS until one starts "
                           "(tradebus up --workers N)[/]")

@@ -14,8 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, discover, free_port
-from tradebus.bus.jetstream import declare_all
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.subjects import service_subject
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
@@ -106,7 +105,7 @@ async def up(args) -> int:
     (state_dir / URL_FILE).write_text(url + "\n")
 
     bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-up"))
-    await declare_all(bus.js)
+    await bus.declare_all()
     only = set(args.only.split(",")) if args.only else None
     specs = child_specs(config, config_path, url, only, args.workers)
     sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
@@ -126,7 +125,7 @@ async def up(args) -> int:
     watch = [name for name in (args.watch.split(",") if args.watch else []) if name in config.services]
     try:
         while not stop.is_set():
-            pings = await discover(bus.nc, "PING", timeout=0.3)
+            pings = await bus.discover("PING", timeout=0.3)
             answering: dict[str, int] = {}
             for p in pings:
                 answering[p["name"]] = answering.get(p["name"], 0) + 1

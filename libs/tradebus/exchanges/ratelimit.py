@@ -23,7 +23,10 @@ from typing import Awaitable, Callable, Iterable, Mapping
 
 import msgspec
 
+from tradebus.config import Settings
 from tradebus.proto import RateLimitInfo, RejectCode
+from tradebus.retry import Backoff as _Backoff
+from tradebus.retry import BackoffSettings
 
 from .errors import LocalReject
 
@@ -45,7 +48,7 @@ class RateLimitScope(enum.StrEnum):
     IP = "ip"  # one budget per process for the venue, shared by every limiter of it
 
 
-class RateLimitRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RateLimitRule(Settings):
     """One venue limit. ``weight_map`` (endpoint -> weight) overrides ``weight``; a weight of 0
     leaves the endpoint out, and so does ``endpoint`` (a glob over endpoint names) when set."""
 
@@ -481,21 +484,9 @@ class TokenBucket(RateLimiter):
         return await super().acquire(weight, endpoint)
 
 
-class Backoff:
-    """Exponential backoff: ``initial`` seconds, times ``multiplier`` per failure, at most ``cap``;
-    ``reset()`` after a good message."""
+class Backoff(_Backoff):
+    """``tradebus.retry.Backoff`` built from positional (initial, multiplier, cap), for the callers
+    not yet on ``Backoff(BackoffSettings(...))`` (order_router, live); goes once they are."""
 
     def __init__(self, initial: float = 0.5, multiplier: float = 2.0, cap: float = 30.0):
-        if not (initial > 0 and cap > 0 and multiplier >= 1):
-            raise ValueError(f"backoff needs initial > 0, cap > 0 and multiplier >= 1 "
-                             f"(got initial={initial}, cap={cap}, multiplier={multiplier})")
-        self.initial, self.multiplier, self.cap = float(initial), float(multiplier), float(cap)
-        self.delay = self.initial
-
-    def next(self) -> float:
-        delay = self.delay
-        self.delay = min(self.cap, self.delay * self.multiplier)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.initial
+        super().__init__(BackoffSettings(initial=float(initial), multiplier=float(multiplier), cap=float(cap)))

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from tradebus.config import Settings
 from tradebus.proto import OrderState, OrderType, RejectCode
 
 from .ratelimit import RateLimitRule
@@ -37,11 +38,7 @@ ENDPOINTS = frozenset({"create_order", "cancel_order", "cancel_all_orders", "edi
                        "load_markets", "fetch_order_book", "fetch_ohlcv", "fetch_funding_rate"})
 
 
-class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class FeedCapabilities(_Config):
+class FeedCapabilities(Settings):
     """What the venue streams to market_data; bar intervals are the keys of ``kline_periods``."""
 
     trades: bool = True
@@ -51,7 +48,7 @@ class FeedCapabilities(_Config):
     funding: bool = False
 
 
-class Capabilities(_Config):
+class Capabilities(Settings):
     order_types: tuple[OrderType, ...] = (OrderType.MARKET, OrderType.LIMIT)
     modify: bool = False
     cancel_all: bool = False
@@ -62,19 +59,19 @@ class Capabilities(_Config):
     market_data: FeedCapabilities = FeedCapabilities()
 
 
-class LegacyRateLimit(_Config):
+class LegacyRateLimit(Settings):
     """The single weighted bucket of earlier configurations (``rate_limit: {limit, window_ms}``)."""
 
     limit: float = 1200
     window_ms: int = 60000
 
 
-class OrderRow(_Config):
+class OrderRow(Settings):
     type: str
     params: dict[str, Any] = {}
 
 
-class VenueConfig(_Config):
+class VenueConfig(Settings):
     """One venue + market type (``binance:usdm``), decoded from ``venues/<name>.yaml``."""
 
     key: str

@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.live import CcxtBroker, UnsupportedOrderType
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim
 from tradebus.strategy import Strategy
 

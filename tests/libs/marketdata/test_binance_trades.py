@@ -26,7 +26,7 @@ from tradebus.marketdata.binance_trades import TradeTap
 from tradebus.marketdata.emit import trade_events
 from tradebus.proto import Trade, TradeBatch
 from tradebus.proto.base import Side
-from tradebus.services.sim_exchange.config import default_config
+from tradebus.services.sim_exchange.settings import default_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 N = 600  # recorded rows per file

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from tradebus.marketdata import parse
-from tradebus.marketdata.backoff import Backoff, BackoffSettings
+from tradebus.retry import Backoff, BackoffSettings
 from tradebus.marketdata.book import LevelBook, delta_between, diff_levels
 from tradebus.marketdata.emit import BarCloser, BookEmitter, trade_events
 from tradebus.proto import BookDelta, BookSnapshot, FeedStatus, Trade, TradeBatch

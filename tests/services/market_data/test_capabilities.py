@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from tradebus.exchanges import UnsupportedSubscription
-from tradebus.marketdata.backoff import BackoffSettings
+from tradebus.retry import BackoffSettings
 from tradebus.services.market_data.feed import VenueFeed
 from tradebus.services.market_data.settings import VenueSettings
 

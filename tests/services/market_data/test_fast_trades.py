@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from tradebus.bus import Bus
-from tradebus.marketdata.backoff import BackoffSettings
+from tradebus.retry import BackoffSettings
 from tradebus.proto import FeedStatus, MarketDataEvent
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest_asyncio
 
 from tradebus.bus import Bus
-from tradebus.marketdata.backoff import BackoffSettings
+from tradebus.retry import BackoffSettings
 from tradebus.marketdata.emit import status
 from tradebus.proto import (BBO, Bar, BookSnapshot, FeedStatus, MarketDataEvent, ServiceCommand, Trade,
                             TradeBatch)

@@ -19,7 +19,7 @@ from tradebus.proto.codec import encode
 from tradebus.proto.subjects import order_event_wildcard, order_request_subject
 from tradebus.risk import RiskEngine
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 
 KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False, "timeout": 3000}

@@ -12,7 +12,7 @@ from tradebus.proto.codec import decoder_for
 from tradebus.proto.subjects import account_subject, order_event_wildcard
 from tradebus.risk import RiskEngine
 from tradebus.services.order_router.router import OrderRouter
-from tradebus.services.sim_exchange.config import MarketLimits, UsageLimits
+from tradebus.services.sim_exchange.settings import MarketLimits, UsageLimits
 
 from .conftest import SPOT, Harness, adapters_for, running_sim, sim_config, top, until
 
