@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import yaml
@@ -58,10 +59,14 @@ class _SettingsMeta(msgspec.StructMeta):
 
 
 class Settings(msgspec.Struct, metaclass=_SettingsMeta, frozen=True, forbid_unknown_fields=True):
-    """Base of every configuration Struct: immutable, keyword-only, unknown keys are errors."""
+    """Base of every configuration Struct: immutable, keyword-only, unknown keys are errors.
+
+    At run time subclasses inherit all three. mypy reads msgspec's dataclass_transform, which
+    does not inherit ``frozen``: modules mypy checks repeat ``frozen=True`` on each subclass.
+    """
 
 
-class BackoffSettings(Settings):
+class BackoffSettings(Settings, frozen=True):
     """Exponential backoff (see :mod:`tradebus.retry`): ``initial`` seconds, times ``multiplier``
     per failure, at most ``cap`` seconds, each delay stretched by up to ``jitter`` (a fraction)."""
 
@@ -78,7 +83,7 @@ class BackoffSettings(Settings):
             raise ValueError(f"backoff jitter must be between 0 and 1 (got {self.jitter})")
 
 
-class NatsConfig(Settings):
+class NatsConfig(Settings, frozen=True):
     """Where and how to connect to NATS; reconnects follow ``backoff``.
 
     Credentials are named here only by their source (``user``, ``*_file``); the values come from
@@ -109,14 +114,14 @@ class NatsConfig(Settings):
         return msgspec.convert(fields, cls)
 
 
-class EmbeddedNatsConfig(Settings):
+class EmbeddedNatsConfig(Settings, frozen=True):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     state_dir: str = ".state"
 
 
-class SupervisorConfig(Settings):
+class SupervisorConfig(Settings, frozen=True):
     """A child that exits is restarted after ``backoff``; ``max_restarts`` quick failures in a row
     (each within ``stable_after`` seconds of its start) and it is given up on."""
 
@@ -126,7 +131,7 @@ class SupervisorConfig(Settings):
     stop_timeout: float = 5.0
 
 
-class ServiceEntry(Settings):
+class ServiceEntry(Settings, frozen=True):
     """One supervised process: the service module plus its own settings (``settings``)."""
 
     module: str
@@ -136,7 +141,7 @@ class ServiceEntry(Settings):
     settings: dict[str, Any] = {}
 
 
-class DeploymentConfig(Settings):
+class DeploymentConfig(Settings, frozen=True):
     nats: NatsConfig = NatsConfig()
     embedded_nats: EmbeddedNatsConfig = EmbeddedNatsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()

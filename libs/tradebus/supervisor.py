@@ -46,8 +46,8 @@ class Child:
 class Supervisor:
     """Keeps every child running; gives up on one after ``max_restarts`` quick failures."""
 
-    def __init__(self, specs: list[ChildSpec], config: SupervisorConfig = SupervisorConfig(), log_dir: str | None = None):
-        self.config = config
+    def __init__(self, specs: list[ChildSpec], config: SupervisorConfig | None = None, log_dir: str | None = None):
+        self.config = config if config is not None else SupervisorConfig()
         self.children = {spec.name: Child(spec) for spec in specs}
         self.log_dir = log_dir
         self._stopping = False
@@ -112,19 +112,19 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every child, wait ``stop_timeout``, SIGKILL the rest, reap all."""
         self._stopping = True
-        running = [c for c in self.children.values() if c.process and c.process.returncode is None]
-        for child in running:
+        running = [(c, c.process) for c in self.children.values() if c.process and c.process.returncode is None]
+        for _, process in running:
             try:
-                child.process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
         if running:
-            waits = [asyncio.create_task(c.process.wait()) for c in running]
+            waits = [asyncio.create_task(process.wait()) for _, process in running]
             done, pending = await asyncio.wait(waits, timeout=self.config.stop_timeout)
-            for child in running:
-                if child.process.returncode is None:
+            for child, process in running:
+                if process.returncode is None:
                     log.warning("%s did not stop in %.1fs; killing it", child.spec.name, self.config.stop_timeout)
-                    child.process.kill()
+                    process.kill()
             if pending:
                 await asyncio.wait(pending)
         for task in self._watchers:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -29,8 +28,8 @@ from tradebus.bus.service import ServiceContext
 from tradebus.proto import BacktestDead, BacktestJob, BacktestResult
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import BT_JOBS_STREAM, BT_RESULTS_STREAM, BT_WORKER_CONSUMER, bt_dead_subject, bt_result_subject
-from tradebus.study.datasets import DatasetCache, DatasetError, declare_datasets
 from tradebus.retry import Backoff
+from tradebus.study.datasets import DatasetCache, DatasetError, declare_datasets
 from tradebus.study.execution import JobOutcome, run_jobs
 
 from .settings import CONNECTION_BACKOFF, WorkerSettings
@@ -63,16 +62,11 @@ class Worker:
         self._loop_task: asyncio.Task | None = None
         self._heartbeat_task: asyncio.Task | None = None
 
-    @property
-    def js(self):
-        """The JetStream context the dataset cache (tradebus.study.datasets) reads through."""
-        return self.svc.bus.js
-
     async def _declare(self) -> None:
         """Streams, dataset store and the shared consumer (idempotent), then bind to the consumer."""
         bus = self.svc.bus
         await bus.declare_all()
-        await declare_datasets(self.js)
+        await declare_datasets(bus)
         config = work_queue_consumer(BT_WORKER_CONSUMER, None, self.settings.ack_wait, self.settings.attempts + 1,
                                      self.settings.max_ack_pending)
         await bus.declare_consumer(BT_JOBS_STREAM, config)
@@ -111,7 +105,7 @@ class Worker:
             try:
                 msgs = await self._sub.fetch(self.settings.batch_size, timeout=self.settings.fetch_timeout)
                 failures = 0
-            except (asyncio.TimeoutError, NatsTimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 failures = 0
                 continue
             except Exception as exc:  # disconnected, server restarting, or the consumer was removed
@@ -198,7 +192,7 @@ class Worker:
         backoff = Backoff(CONNECTION_BACKOFF)
         while True:
             try:
-                return await self.cache.get(self.js, ident)
+                return await self.cache.get(self.svc.bus, ident)
             except DatasetError:
                 raise
             except Exception as exc:

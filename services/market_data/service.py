@@ -15,7 +15,7 @@ from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject, subject_for
 
 from .feed import VenueFeed
-from .settings import MarketDataSettings, STREAMS
+from .settings import STREAMS, MarketDataSettings
 
 log = logging.getLogger("tradebus.market_data")
 

@@ -437,7 +437,7 @@ class OrderRouter:
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(self.options.fetch_batch, timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             except asyncio.CancelledError:
                 raise
@@ -487,7 +487,7 @@ class OrderRouter:
         while not self.ready.is_set():  # venue down: keep JetStream from redelivering meanwhile
             try:
                 await asyncio.wait_for(self.ready.wait(), self.options.ack_wait / 3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 for msg in work.msgs:
                     try:
                         await msg.in_progress()

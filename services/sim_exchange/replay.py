@@ -17,13 +17,13 @@ import math
 import random
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
 
-from .settings import Instrument as InstrumentConfig
 from .engine import Engine, Instrument, Kline
+from .settings import Instrument as InstrumentConfig
 
 DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3
 Event = tuple[int, int, object]
@@ -47,7 +47,8 @@ def _rows(path: Path, *columns: str) -> Iterator[list[str]]:
 def load_snapshot(path: Path) -> tuple[int, int, list, list]:
     """(local_ts_ns, last_update_id, bids, asks) from a depth snapshot CSV."""
     bids, asks, ts, last_id = [], [], 0, 0
-    for ts, last_id, side, price, qty in _rows(path, "local_ts_ns", "last_update_id", "side", "price", "qty"):
+    # ts and last_id are read after the loop: every row carries them, the last one is kept
+    for ts, last_id, side, price, qty in _rows(path, "local_ts_ns", "last_update_id", "side", "price", "qty"):  # noqa: B007
         (bids if side == "bid" else asks).append((Decimal(price), Decimal(qty)))
     return int(ts), int(last_id), bids, asks
 
@@ -392,7 +393,7 @@ class Replay:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), min(delay, 1.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             now = time.monotonic()

@@ -14,9 +14,9 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -24,11 +24,11 @@ from aiohttp import web
 from tradebus.data import find_data_dir
 
 from . import wire
-from .settings import Faults, SimConfig, load_config
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .replay import Replay, instrument_feed, parse_speed
 from .limits import Usage
 from .rest import Venue, error_response
+from .settings import Faults, SimConfig, load_config
 from .ws import Hub
 
 log = logging.getLogger("tradebus.sim_exchange")
@@ -121,7 +121,7 @@ class SimExchange:
     def url(self) -> str:
         return f"http://{self.host}:{self._port}"
 
-    async def start(self) -> "SimExchange":
+    async def start(self) -> SimExchange:
         self._stopping = asyncio.Event()
         feeds = {}
         for key, inst in self.engine.instruments.items():
@@ -159,7 +159,7 @@ class SimExchange:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SimExchange":
+    async def __aenter__(self) -> SimExchange:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

@@ -9,7 +9,6 @@ on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 from typing import Any

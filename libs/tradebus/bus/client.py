@@ -19,7 +19,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
@@ -113,7 +114,7 @@ class Bus:
         self._acks: _JsAcks | None = None
 
     @classmethod
-    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> "Bus":
+    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> Bus:
         """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default)."""
         if config is None or isinstance(config, str):
             config = NatsConfig.from_env(url=config)
@@ -136,7 +137,7 @@ class Bus:
         try:
             # nats-py retries the first connection forever; a service must fail visibly instead.
             nc = await asyncio.wait_for(connecting, config.initial_connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise nats.errors.NoServersError(
                 f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
             ) from None
@@ -169,7 +170,7 @@ class Bus:
         if msg.reply:
             await self.nc.publish(msg.reply, encode(message))
 
-    async def flush(self, timeout: float = 2.0) -> None:
+    async def flush(self, timeout: int = 2) -> None:
         """Wait until the server has seen everything published so far."""
         await self.nc.flush(timeout)
 
@@ -217,9 +218,13 @@ class Bus:
     async def delete_consumer(self, stream: str, name: str) -> None:
         await self.js.delete_consumer(stream, name)
 
-    async def pull_subscribe(self, stream: str, consumer: str):
-        """Bind to the existing pull consumer ``consumer`` of ``stream``; ``fetch()`` from the result."""
-        return await self.js.pull_subscribe_bind(consumer, stream=stream)
+    async def pull_subscribe(self, stream: str, consumer: str | None = None, *, subject: str = ">",
+                             config: api.ConsumerConfig | None = None):
+        """A pull subscription on ``stream``, ``fetch()`` from it: bound to the existing consumer
+        ``consumer``, or without one a new ephemeral consumer over ``subject`` set up by ``config``."""
+        if consumer is not None:
+            return await self.js.pull_subscribe_bind(consumer, stream=stream)
+        return await self.js.pull_subscribe(subject, stream=stream, config=config)
 
     async def stream_info(self, stream: str, subjects_filter: str | None = None) -> api.StreamInfo:
         """State of ``stream``; with ``subjects_filter``, ``state.subjects`` counts per matching subject."""
@@ -230,11 +235,11 @@ class Bus:
         return await self.js.subscribe(subject, stream=stream, ordered_consumer=True)
 
     async def key_value(self, bucket: str):
-        """The KV bucket ``bucket`` (declared by :meth:`declare_all`)."""
-        return await self.js.key_value(bucket)
+        """The KV bucket ``bucket`` (one of ``jetstream.KV_BUCKETS``), created when missing."""
+        return await jetstream.declare_kv(self.js, jetstream.KV_BUCKETS[bucket])
 
     async def object_store(self, bucket: str):
-        """The object store ``bucket``, created when missing."""
+        """The object store ``bucket`` (one of ``jetstream.OBJECT_STORES``), created when missing."""
         return await jetstream.declare_object_store(self.js, jetstream.OBJECT_STORES[bucket])
 
     async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
@@ -247,7 +252,7 @@ class Bus:
             self.bad_input.report(subject, "oversized", f"{len(data)} bytes > limit {self.max_message_bytes}")
             return None
         try:
-            return decoder_for(type_).decode(data)
+            return decoder_for(type_).decode(data)  # type: ignore[arg-type]  # typeshed: type[T] is not Hashable
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
             self.bad_input.report(subject, _classify(exc), str(exc))
             return None
@@ -258,7 +263,7 @@ class Bus:
         type_: Any,
         handler: Callable[[Any, Msg], Awaitable[None]],
         queue: str = "",
-        **limits: int,
+        **limits: Any,
     ) -> Subscription:
         """Deliver each message on ``subject`` decoded as ``type_`` (a Struct or a union) to ``handler``.
 
@@ -314,7 +319,7 @@ class Bus:
         headers = msg.headers or {}
         if ERROR_CODE_HEADER in headers:
             raise RequestError(headers[ERROR_CODE_HEADER], headers.get(ERROR_HEADER, ""))
-        return decoder_for(reply_type).decode(msg.data)
+        return decoder_for(reply_type).decode(msg.data)  # type: ignore[arg-type]  # as in decode()
 
     async def drain(self) -> None:
         if not self.nc.is_closed:
@@ -324,7 +329,7 @@ class Bus:
         if not self.nc.is_closed:
             await self.nc.close()
 
-    async def __aenter__(self) -> "Bus":
+    async def __aenter__(self) -> Bus:
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -8,8 +8,9 @@ Secrets never live in the config file itself, only their source: environment var
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from tradebus.config import BackoffSettings, NatsConfig
 from tradebus.retry import backoff_delay

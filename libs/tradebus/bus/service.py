@@ -26,7 +26,8 @@ import socket
 import sys
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -134,7 +135,7 @@ async def run_service(
     nats_config = msgspec.structs.replace(nats_config, **overrides)
     try:
         bus = await Bus.connect(nats_config, logger=log)
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
@@ -186,7 +187,7 @@ async def run_service(
     await ctx.service.stop()
     try:
         await asyncio.wait_for(bus.drain(), timeout=nats_config.drain_timeout + 1)
-    except (asyncio.TimeoutError, Exception):
+    except (TimeoutError, Exception):
         await bus.close()
     log.info("%s stopped", name)
     return 0

@@ -58,7 +58,8 @@ def run(args) -> int:
     print(f"{'SERVICE':<18} {'INSTANCE':<28} {'VERSION':<8} {'RECEIVED':>9} {'BAD':>5}  ID")
     for r in rows:
         c = r["counters"]
-        print(f"{r['name']:<18} {r['instance']:<28} {r['version']:<8} {c.get('received', 0):>9} {c.get('bad_input', 0):>5}  {r['id']}")
+        print(f"{r['name']:<18} {r['instance']:<28} {r['version']:<8} {c.get('received', 0):>9} "
+              f"{c.get('bad_input', 0):>5}  {r['id']}")
     return 0
 
 

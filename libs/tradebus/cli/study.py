@@ -84,7 +84,7 @@ async def _load_data(args):
     if args.data and DATASET_ID.fullmatch(args.data):
         bus = await _connect(args)
         try:
-            return await DatasetCache().get(bus.js, args.data), args.data
+            return await DatasetCache().get(bus, args.data), args.data
         finally:
             await bus.close()
     path = Path(args.data) if args.data else data_dir() / DEFAULT_BARS_FILE
@@ -107,7 +107,7 @@ async def _start(args, kind: str) -> int:
     bus = await _connect(args)
     try:
         await bus.declare_all()
-        ident = await publish_dataset(bus.js, bars)
+        ident = await publish_dataset(bus, bars)
         spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
                          windows=windows, objective=args.objective, study_id=args.id)
@@ -153,7 +153,7 @@ async def _follow(collector: Collector, timeout: float | None) -> None:
 
 async def _dataset_bars(bus: Bus, spec: StudySpec):
     try:
-        return await DatasetCache().get(bus.js, spec.dataset_id)
+        return await DatasetCache().get(bus, spec.dataset_id)
     except (DatasetError, OSError) as exc:
         console.print(f"[yellow]dataset {spec.dataset_id} unavailable ({exc}): report without equity curves[/]")
         return None
@@ -217,7 +217,7 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
 async def _status(args) -> int:
     bus = await _connect(args)
     try:
-        spec = await load_spec(bus.js, args.study_id)
+        spec = await load_spec(bus, args.study_id)
         counts = await stored_counts(bus, spec.study_id)
         running = max(0, spec.total_jobs - counts.results - counts.dead - counts.queued)
         row = {"study": spec.study_id, "kind": spec.kind, "strategy": spec.strategy, "total": spec.total_jobs,
@@ -236,7 +236,7 @@ async def _status(args) -> int:
 async def _results(args) -> int:
     bus = await _connect(args)
     try:
-        spec = await load_spec(bus.js, args.study_id)
+        spec = await load_spec(bus, args.study_id)
         collector = await Collector(bus, spec).catch_up()
         return await _finish(bus, spec, collector, args)
     finally:
@@ -246,7 +246,7 @@ async def _results(args) -> int:
 async def _list(args) -> int:
     bus = await _connect(args)
     try:
-        specs = await list_specs(bus.js)
+        specs = await list_specs(bus)
     finally:
         await bus.close()
     table = Table(title="studies")

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
+from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.subjects import service_subject
-from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("tradebus.up")
@@ -25,7 +25,8 @@ log = logging.getLogger("tradebus.up")
 URL_FILE = "nats-url"
 
 
-def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None, workers: int | None) -> list[ChildSpec]:
+def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None,
+                workers: int | None) -> list[ChildSpec]:
     specs = []
     for name, entry in config.services.items():
         if not entry.enabled or (only and name not in only):
@@ -51,7 +52,7 @@ def _port_free(host: str, port: int) -> bool:
 
 def render(sup: Supervisor, answering: dict[str, int], started: float) -> str:
     parts = []
-    for name, state, pid, restarts, _ in sup.summary():
+    for name, state, _pid, restarts, _ in sup.summary():
         service = name.rsplit("-", 1)[0] if name[-1].isdigit() and "-" in name else name
         mark = "ok" if state == "running" and answering.get(service, 0) else state
         parts.append(f"{name}:{mark}" + (f"(r{restarts})" if restarts else ""))
@@ -65,7 +66,7 @@ async def service_messages(bus: Bus, names: list[str]) -> list[str]:
         try:
             status = await bus.request(service_subject(name, "status"), ServiceCommand(service=name, command="status"),
                                        ServiceStatus, timeout=0.5)
-        except (RequestError, asyncio.TimeoutError, Exception):
+        except (TimeoutError, RequestError, Exception):
             continue
         if status.message:
             lines.append(f"{name}: {status.message}")
@@ -149,7 +150,7 @@ async def up(args) -> int:
                 break
             try:
                 await asyncio.wait_for(stop.wait(), timeout=args.status_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         if tty:

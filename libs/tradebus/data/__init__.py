@@ -7,8 +7,8 @@ depends on where this package is installed.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 __all__ = ["DATA_DIR_ENV", "DataDirError", "data_dir", "find_data_dir"]
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import math
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ccxt
 import msgspec
@@ -41,7 +42,7 @@ from .venue_config import VenueConfig, canonical_key, load_config
 
 __all__ = ["VenueAdapter", "register", "make_adapter"]
 
-_CLASSES: dict[str, type["VenueAdapter"]] = {}
+_CLASSES: dict[str, type[VenueAdapter]] = {}
 
 
 def register(key: str):
@@ -52,7 +53,7 @@ def register(key: str):
     return wrap
 
 
-def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> "VenueAdapter":
+def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> VenueAdapter:
     """The adapter for ``key`` (``binance:spot`` or ``BINANCE___SPOT``) on ``exchange`` (a ready
     ccxt / ccxt.pro instance) or a new ccxt.pro instance built from the YAML plus ``ccxt_config``
     (apiKey, secret, ...); ``order_entry`` (``rest`` / ``ws``) overrides the YAML's."""
@@ -83,8 +84,8 @@ class VenueAdapter:
 
     @staticmethod
     def build_exchange(config: VenueConfig, sandbox: bool | None = None, pro: bool = True, **ccxt_config):
-        import ccxt.pro as ccxtpro
         import ccxt.async_support as ccxt_async
+        import ccxt.pro as ccxtpro
         module = ccxtpro if pro else ccxt_async
         cls = getattr(module, config.ccxt_id)
         options = {**config.options, **ccxt_config.pop("options", {})}
@@ -225,7 +226,7 @@ class VenueAdapter:
         """A WS-API call bounded by the exchange's timeout: ccxt.pro waits for the answer forever."""
         try:
             return await asyncio.wait_for(request, self.exchange.timeout / 1000)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ccxt.RequestTimeout(f"{self.config.key}: no WS-API answer within {self.exchange.timeout} ms") from None
 
     async def place_stop_market(self, *args) -> dict:

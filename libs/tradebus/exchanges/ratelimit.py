@@ -19,7 +19,7 @@ import fnmatch
 import math
 import time
 from collections import deque
-from typing import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 import msgspec
 

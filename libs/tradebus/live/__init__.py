@@ -103,7 +103,7 @@ class CcxtBroker:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> "CcxtBroker":
+    async def __aenter__(self) -> CcxtBroker:
         if self.exchange is None:
             import ccxt.pro as ccxtpro
             cls = getattr(ccxtpro, self.exchange_id)

@@ -17,8 +17,9 @@ import io
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 from tradebus.proto import BBO, Bar, BookSnapshot, MarketDataEvent, Trade
 from tradebus.proto.base import MdKind, Side
@@ -125,8 +126,7 @@ def detect_kind(path: Path) -> str:
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     with _open(path) as fh:
         reader = csv.reader(fh)
-        for i, row in enumerate(reader, 1):
-            yield i, row
+        yield from enumerate(reader, 1)
 
 
 def _col(header: list[str] | None, *names: str, default: int | None = None) -> int | None:
@@ -312,7 +312,7 @@ def recording_source(path: Path, bad: BadRows) -> Iterator[Item]:
     from .record import read_parquet
 
     decode = decoder_for(MarketDataEvent).decode
-    for i, (ts, subject, payload) in enumerate(read_parquet(path), 1):
+    for i, (ts, _subject, payload) in enumerate(read_parquet(path), 1):
         try:
             yield ts, decode(payload)
         except Exception as exc:  # msgspec.DecodeError / ValidationError

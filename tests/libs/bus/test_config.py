@@ -64,5 +64,6 @@ async def test_credentials_authenticate_against_a_real_server(tmp_path, monkeypa
         monkeypatch.delenv("TRADEBUS_NATS_TOKEN", raising=False)
         monkeypatch.delenv("TRADEBUS_NATS_PASSWORD", raising=False)
         monkeypatch.delenv("TRADEBUS_NATS_NKEY_SEED", raising=False)
-        with pytest.raises(Exception):
+        # refused however nats-py reports it (authorization error, closed connection, timeout)
+        with pytest.raises(Exception):  # noqa: B017
             await Bus.connect(NatsConfig(url=server.url, max_reconnect_attempts=1, connect_timeout=1.0))

@@ -211,7 +211,7 @@ async def test_a_malformed_trade_is_counted_and_skipped_and_the_next_goes_throug
     frame = dict(good[0], **change)
     # the generic path refuses it too (ccxt raises, or parse.trade does)
     ex_generic = instance(url, mkts)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017
         generic_trades(ex_generic, client_for(ex_generic, "spot"), [frame], "BTC/USDT")
     ex = instance(url, mkts)
     bad: list[str] = []

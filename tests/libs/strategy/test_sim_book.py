@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradebus.strategy import BacktestRunner, CANCEL_REASONS
+from tradebus.strategy import CANCEL_REASONS, BacktestRunner
 from tradebus.strategy.data import BookReplay, default_data_dir, load_depth, load_trades, read_csv
 
 from .scripted import SEC, T0, Scripted, registry

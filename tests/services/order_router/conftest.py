@@ -68,7 +68,8 @@ class Harness:
             async def on_evt(msg):
                 self.events.append(ORDER_EVENT_DECODER.decode(msg.data))
             self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
-        self.router = OrderRouter(self.bus, self.venue, adapters_for(self.sim, order_entry=self.order_entry, **self.ccxt_extra), self.risk, self.options)
+        adapters = adapters_for(self.sim, order_entry=self.order_entry, **self.ccxt_extra)
+        self.router = OrderRouter(self.bus, self.venue, adapters, self.risk, self.options)
         await self.router.start()
         await until(self.router.ready.is_set)
         return self.router

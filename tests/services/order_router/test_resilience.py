@@ -8,8 +8,17 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
-from tradebus.proto import (ACCOUNT_DECODER, ORDER_EVENT_DECODER, Fill, GatewayState, GatewayStatus, OrderAck,
-                            OrderState, OrderStatus, RateLimitInfo)
+from tradebus.proto import (
+    ACCOUNT_DECODER,
+    ORDER_EVENT_DECODER,
+    Fill,
+    GatewayState,
+    GatewayStatus,
+    OrderAck,
+    OrderState,
+    OrderStatus,
+    RateLimitInfo,
+)
 from tradebus.proto.subjects import EXTERNAL_STRATEGY, account_wildcard, order_event_subject
 from tradebus.services.order_router.router import RouterOptions
 

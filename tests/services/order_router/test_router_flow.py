@@ -3,9 +3,23 @@ from __future__ import annotations
 
 import pytest
 
-from tradebus.proto import (CancelAck, CancelAll, CancelAllAck, CancelOrder, CancelReject, Fill, ModifyAck,
-                            ModifyOrder, OrderAck, OrderCancelled, OrderReject, OrderState, OrderStatus, RejectCode,
-                            UnsupportedOp)
+from tradebus.proto import (
+    CancelAck,
+    CancelAll,
+    CancelAllAck,
+    CancelOrder,
+    CancelReject,
+    Fill,
+    ModifyAck,
+    ModifyOrder,
+    OrderAck,
+    OrderCancelled,
+    OrderReject,
+    OrderState,
+    OrderStatus,
+    RejectCode,
+    UnsupportedOp,
+)
 from tradebus.proto.codec import decode
 from tradebus.proto.subjects import router_order_key
 

@@ -118,7 +118,7 @@ async def test_drop_after_n_messages(sim, pro_spot):
             while True:
                 try:
                     msg = await ws.receive(timeout=0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     assert len(frames) <= 4
                     sim.step(10)
                     continue

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from tradebus.data import data_dir
-from tradebus.services.sim_exchange.settings import default_config, load_config
 from tradebus.services.sim_exchange.engine import Engine
 from tradebus.services.sim_exchange.replay import DEPTH, SNAPSHOT, TRADE, parse_speed, recorded_feed
 from tradebus.services.sim_exchange.server import SimExchange
+from tradebus.services.sim_exchange.settings import default_config, load_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 from .conftest import until
