@@ -43,8 +43,16 @@ from nats.js import api
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
 from tradebus.bus.jetstream import declare_all, declare_consumer
-from tradebus.exchanges import (Backoff, LocalReject, RateLimiter, RuleStatus, VenueAdapter, is_ambiguous, is_rate_limited,
-                                rate_limit_info)
+from tradebus.exchanges import (
+    Backoff,
+    LocalReject,
+    RateLimiter,
+    RuleStatus,
+    VenueAdapter,
+    is_ambiguous,
+    is_rate_limited,
+    rate_limit_info,
+)
 from tradebus.proto import (
     AssetBalance,
     Balance,

@@ -10,10 +10,10 @@ its ban ends. Windows are aligned to the clock (UTC minute, 10 s, day), as Binan
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from .settings import MarketLimits, UsageLimits
 from .engine import SPOT, USDM, SimError
+from .settings import MarketLimits, UsageLimits
 
 __all__ = ["Usage", "LimitError", "request_weight", "ORDER_PATHS"]
 

@@ -14,9 +14,9 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from . import wire
-from .settings import UsageLimits
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .limits import ORDER_PATHS, LimitError, Usage, request_weight
+from .settings import UsageLimits
 from .ws import CLOSE_TIMEOUT_S, Conn, Hub
 
 _encode = msgspec.json.Encoder().encode

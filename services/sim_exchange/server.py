@@ -25,8 +25,8 @@ from tradebus.data import find_data_dir
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
-from .replay import Replay, instrument_feed, parse_speed
 from .limits import Usage
+from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
 from .settings import Faults, SimConfig, load_config
 from .ws import Hub

@@ -5,10 +5,28 @@ ccxt at sim_exchange."""
 from .adapter import VenueAdapter, make_adapter, register
 from .capabilities import UnsupportedSubscription, check_subscription
 from .errors import LocalReject, is_ambiguous, is_rate_limited, reject_code
-from .ratelimit import (Backoff, RateLimiter, RateLimitRejected, RateLimitRule, RateLimitScope, RateLimitType,
-                        RuleStatus, TokenBucket, rate_limit_info)
-from .venue_config import (VENUES_DIR, Capabilities, FeedCapabilities, VenueConfig, adapter_keys, asset_types,
-                           bt_api_key, canonical_key, load_config)
+from .ratelimit import (
+                        Backoff,
+                        RateLimiter,
+                        RateLimitRejected,
+                        RateLimitRule,
+                        RateLimitScope,
+                        RateLimitType,
+                        RuleStatus,
+                        TokenBucket,
+                        rate_limit_info,
+)
+from .venue_config import (
+                        VENUES_DIR,
+                        Capabilities,
+                        FeedCapabilities,
+                        VenueConfig,
+                        adapter_keys,
+                        asset_types,
+                        bt_api_key,
+                        canonical_key,
+                        load_config,
+)
 
 __all__ = ["VENUES_DIR", "Capabilities", "FeedCapabilities", "VenueAdapter", "VenueConfig", "adapter_keys",
            "asset_types", "bt_api_key", "canonical_key", "load_config", "make_adapter", "register",

@@ -26,8 +26,8 @@ so it is handled like any ambiguous REST timeout (looked up by client id before 
 from __future__ import annotations
 
 import asyncio
-import math
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 

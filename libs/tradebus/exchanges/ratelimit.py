@@ -48,14 +48,14 @@ class RateLimitScope(enum.StrEnum):
     IP = "ip"  # one budget per process for the venue, shared by every limiter of it
 
 
-class RateLimitRule(Settings):
+class RateLimitRule(Settings, frozen=True):
     """One venue limit. ``weight_map`` (endpoint -> weight) overrides ``weight``; a weight of 0
     leaves the endpoint out, and so does ``endpoint`` (a glob over endpoint names) when set."""
 
     name: str
-    type: RateLimitType = RateLimitType.SLIDING_WINDOW
     interval: float  # seconds
     limit: float
+    type: RateLimitType = RateLimitType.SLIDING_WINDOW
     scope: RateLimitScope = RateLimitScope.GLOBAL
     weight: float = 1.0
     weight_map: dict[str, float] = {}
@@ -480,7 +480,7 @@ class TokenBucket(RateLimiter):
     def pct(self) -> float:
         return self.status("weight").pct
 
-    async def acquire(self, weight: float = 1.0, endpoint: str | None = None) -> Ticket:
+    async def acquire(self, weight: float | None = 1.0, endpoint: str | None = None) -> Ticket:
         return await super().acquire(weight, endpoint)
 
 

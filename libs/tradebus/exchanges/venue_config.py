@@ -19,7 +19,7 @@ import yaml
 from tradebus.config import Settings
 from tradebus.proto import OrderState, OrderType, RejectCode
 
-from .ratelimit import RateLimitRule
+from .ratelimit import RateLimitRule, RateLimitType
 
 __all__ = ["VENUES_DIR", "VenueConfig", "Capabilities", "FeedCapabilities", "OrderRow", "LegacyRateLimit",
            "load_config", "adapter_keys", "canonical_key", "bt_api_key", "asset_types", "VENUE_TYPES", "ASSET_TYPES",
@@ -38,7 +38,7 @@ ENDPOINTS = frozenset({"create_order", "cancel_order", "cancel_all_orders", "edi
                        "load_markets", "fetch_order_book", "fetch_ohlcv", "fetch_funding_rate"})
 
 
-class FeedCapabilities(Settings):
+class FeedCapabilities(Settings, frozen=True):
     """What the venue streams to market_data; bar intervals are the keys of ``kline_periods``."""
 
     trades: bool = True
@@ -48,7 +48,7 @@ class FeedCapabilities(Settings):
     funding: bool = False
 
 
-class Capabilities(Settings):
+class Capabilities(Settings, frozen=True):
     order_types: tuple[OrderType, ...] = (OrderType.MARKET, OrderType.LIMIT)
     modify: bool = False
     cancel_all: bool = False
@@ -59,19 +59,19 @@ class Capabilities(Settings):
     market_data: FeedCapabilities = FeedCapabilities()
 
 
-class LegacyRateLimit(Settings):
+class LegacyRateLimit(Settings, frozen=True):
     """The single weighted bucket of earlier configurations (``rate_limit: {limit, window_ms}``)."""
 
     limit: float = 1200
     window_ms: int = 60000
 
 
-class OrderRow(Settings):
+class OrderRow(Settings, frozen=True):
     type: str
     params: dict[str, Any] = {}
 
 
-class VenueConfig(Settings):
+class VenueConfig(Settings, frozen=True):
     """One venue + market type (``binance:usdm``), decoded from ``venues/<name>.yaml``."""
 
     key: str
@@ -124,14 +124,15 @@ class VenueConfig(Settings):
         """The rate-limit rules to enforce: ``rate_limits``, else the legacy bucket as one rule."""
         if self.rate_limits:
             return self.rate_limits
-        return (RateLimitRule(name="weight", type="token_bucket", interval=self.rate_limit.window_ms / 1000.0,
+        return (RateLimitRule(name="weight", type=RateLimitType.TOKEN_BUCKET, interval=self.rate_limit.window_ms / 1000.0,
                               limit=self.rate_limit.limit, weight_map=dict(self.weights)),)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _registry(venues_dir: Path = VENUES_DIR) -> tuple[dict[str, Path], dict[str, str]]:
     """(canonical key -> YAML path, every accepted spelling in upper case -> canonical key)."""
-    paths, names = {}, {}
+    paths: dict[str, Path] = {}
+    names: dict[str, str] = {}
     for path in sorted(venues_dir.glob("*.yaml")):
         raw = yaml.safe_load(path.read_text()) or {}
         key = raw.get("key")
@@ -182,7 +183,7 @@ def asset_types(exchange: str) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(key: str) -> VenueConfig:
     return msgspec.convert(yaml.safe_load(_registry()[0][key].read_text()), VenueConfig)
 

@@ -19,8 +19,7 @@ import msgspec
 import pytest
 import yaml
 
-from tradebus.exchanges import (LocalReject, VenueConfig, adapter_keys, bt_api_key, canonical_key, load_config,
-                                make_adapter)
+from tradebus.exchanges import LocalReject, VenueConfig, adapter_keys, bt_api_key, canonical_key, load_config, make_adapter
 from tradebus.exchanges.adapter import _CLASSES
 from tradebus.exchanges.venue_config import ASSET_TYPES, _registry
 from tradebus.proto import NewOrder, RejectCode

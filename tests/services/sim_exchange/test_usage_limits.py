@@ -7,8 +7,8 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import pytest
 
-from tradebus.services.sim_exchange.settings import MarketLimits, UsageLimits
 from tradebus.services.sim_exchange.limits import Usage, request_weight
+from tradebus.services.sim_exchange.settings import MarketLimits, UsageLimits
 
 from .conftest import make
 
