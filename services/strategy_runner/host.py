@@ -3,7 +3,10 @@
 Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
 ``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
 order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
-positions follow fills. A strategy that raises is logged with its traceback, told through
+positions follow fills. MLThon strategies (``kind: mlthon``) run in the same Runner through
+:class:`tradebus.mlthon.MLThonStrategy`; they also get gateway and rate-limit events
+(``acct.<venue>.*``), feed status and funding, commands (``ctl.<strategy>.<command>``) and their
+``fetch_*`` answers from the venue's order router. A strategy that raises is logged with its traceback, told through
 on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the others go on.
 """
 from __future__ import annotations
@@ -13,28 +16,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
+from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
+from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
+from tradebus.mlthon.basics.defs import Exchange
+from tradebus.mlthon.live import BusGateway, on_live_event
 from tradebus.proto import (
     BBO,
+    AccountQuery,
+    AccountSnapshot,
     Bar,
     BookDelta,
     BookSide,
     BookSnapshot,
     CancelAck,
-    CancelAll,
     CancelAllAck,
     CancelAllReject,
-    CancelOrder,
     CancelReject,
+    CommandResult,
     FeedState,
     FeedStatus,
     Fill,
-    Liquidity,
+    FundingRate,
+    Instrument,
     ModifyAck,
-    ModifyOrder,
     ModifyReject,
     NewOrder,
     OrderAck,
@@ -42,12 +49,11 @@ from tradebus.proto import (
     OrderEvent,
     OrderReject,
     OrderStatus,
-    OrderType,
     ParamsUpdate,
     ServiceState,
     ServiceStatus,
     Side,
-    TimeInForce,
+    StrategyCommand,
     Trade,
     TradeBatch,
     UnsupportedOp,
@@ -56,6 +62,7 @@ from tradebus.proto.codec import encode
 from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
     ORDERS_STREAM,
+    account_query_subject,
     order_event_subject,
     order_request_subject,
     params_key,
@@ -82,19 +89,7 @@ def _session_tag() -> str:
     return out
 
 
-def quote_fee(fill: Fill) -> float:
-    """``fill.fee`` in the symbol's quote (or settle) currency, the cash a strategy counts: a fee
-    charged in the base asset (Binance spot buys) is valued at the fill price; one in another
-    currency (e.g. BNB) has no price here and counts 0."""
-    if not fill.fee or not fill.fee_currency:
-        return fill.fee
-    base, _, rest = fill.symbol.partition("/")
-    quote, _, settle = rest.partition(":")
-    if fill.fee_currency in (quote, settle or quote):
-        return fill.fee
-    if fill.fee_currency == base:
-        return fill.fee * fill.price
-    return 0.0
+_MISSING = object()
 
 
 class StrategyHost:
@@ -115,6 +110,9 @@ class StrategyHost:
         self._events: list[ServiceStatus] = []
         self._stream_ok = True
         self.last_error = ""
+        self.mlthon: dict[str, list[MLThonStrategy]] = {}     # venue -> its MLThon strategies
+        self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
+        self._kv_params = True
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -140,13 +138,70 @@ class StrategyHost:
 
     def _add(self, spec: StrategySpec, config_dir: Path | None) -> None:
         cls = load_class(spec.cls, config_dir)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
         symbols = [self.symbols[(spec.venue, s.symbol)] for s in spec.symbol_specs()]
-        strategy = cls(symbols, **spec.params)
+        if spec.kind == "mlthon":
+            strategy = self._mlthon(spec, cls, symbols)
+        else:
+            if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+                raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
+            strategy = cls(symbols, **spec.params)
         strategy.name = spec.name
         self.runner.add_strategy(strategy)
         self.specs[spec.name] = spec
+
+    def _mlthon(self, spec: StrategySpec, cls: type, symbols: list) -> MLThonStrategy:
+        if not (isinstance(cls, type) and issubclass(cls, IStrategy)):
+            raise ValueError(f"strategy {spec.name}: {spec.cls} is not an MLThon IStrategy")
+        try:
+            exchange = Exchange.from_venue(spec.venue)
+        except ValueError:
+            exchange = Exchange.Sim
+        inner = cls(dict(spec.cfg)) if spec.cfg else cls()
+        host = MLThonStrategy(inner, symbols, exchange=exchange, name=spec.name, params=spec.params,
+                              gateway=BusGateway(self._query, spec.venue, spec.name, self._order_client.get,
+                                                 lambda coid: (self._client_ids.get(coid) or (None, None))[1]),
+                              notifier=notifier_from_env(spec.name), log_path=spec.callback_log or None)
+        self.mlthon.setdefault(spec.venue, []).append(host)
+        return host
+
+    def _query(self, query: AccountQuery, reply) -> None:
+        """An MLThon fetch_*: ask the venue's router, answer through ``reply`` when it does."""
+        asyncio.get_running_loop().create_task(self._ask(query, reply))
+
+    async def _ask(self, query: AccountQuery, reply) -> None:
+        try:
+            snapshot = await self.svc.bus.request(account_query_subject(query.venue), query, AccountSnapshot,
+                                                  timeout=self.settings.query_timeout)
+        except Exception as exc:
+            reply(None, f"no answer from the order router of {query.venue}: {type(exc).__name__} {exc}".strip())
+        else:
+            reply(snapshot, "")
+        await self.flush()
+
+    async def on_account_event(self, event, _msg=None) -> None:
+        """acct.<venue>.*: gateway status and rate-limit use, for the MLThon strategies."""
+        for host in self.mlthon.get(event.venue, ()):
+            on_live_event(host, event)
+        await self.flush()
+
+    async def on_control(self, message, msg=None) -> None:
+        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult."""
+        if isinstance(message, ParamsUpdate):
+            await self.on_params(message)
+            return
+        if not isinstance(message, StrategyCommand):
+            return
+        strategy = self.runner.strategy(message.strategy) if message.strategy in self.specs else None
+        if isinstance(strategy, MLThonStrategy):
+            params = list(message.params) or [f"{k}={v}" for k, v in message.args.items()]
+            ok = strategy.command(message.command, params)
+            text = "done" if ok else f"{message.strategy} has no hook for {message.command!r}"
+        else:
+            ok, text = False, f"{message.strategy} takes no commands (only MLThon strategies have command hooks)"
+        await self.flush()
+        if msg is not None and msg.reply:
+            await self.svc.bus.respond(msg, CommandResult(strategy=message.strategy, command=message.command, ok=ok,
+                                                          message=text, ts_init=time.time_ns()))
 
     async def start(self) -> None:
         """Load stored params, start the strategies, then give them the positions their past
@@ -157,33 +212,31 @@ class StrategyHost:
         await self.flush()
 
     async def _restore_positions(self) -> None:
-        js = self.svc.bus.js
+        bus = self.svc.bus
         for name, spec in self.specs.items():
             subject = order_event_subject(spec.venue, name)
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-                                    filter_subject=subject, inactive_threshold=30.0)
             try:
-                psub = await js.pull_subscribe(subject, stream=ORDERS_STREAM, config=config)
+                info = await bus.stream_info(ORDERS_STREAM, subjects_filter=subject)
             except Exception as exc:                      # no ORDERS stream: nothing to restore
                 self.log.info("%s: no past fills restored (%s)", name, exc)
                 return
+            remaining = (info.state.subjects or {}).get(subject, 0)
             fills = []
-            try:
-                remaining = (await psub.consumer_info()).num_pending
-                while remaining > 0:
-                    msgs = await psub.fetch(min(remaining, 1000), timeout=5.0)
-                    remaining -= len(msgs)
-                    for m in msgs:
-                        event = self.svc.bus.decode(m.subject, m.data, OrderEvent)
+            if remaining:
+                sub = await bus.read_stream(ORDERS_STREAM, subject)
+                try:
+                    for _ in range(remaining):
+                        m = await sub.next_msg(timeout=5.0)
+                        event = bus.decode(m.subject, m.data, OrderEvent)
                         if isinstance(event, Fill):
                             fills.append(event)
-            finally:
-                await psub.unsubscribe()
+                finally:
+                    await sub.unsubscribe()
             strategy = self.runner.strategy(name)
             books: dict[str, StrategyContext] = {}
             for f in fills:
                 ctx = books.setdefault(f.symbol, StrategyContext())
-                ctx._apply_fill(f.qty if f.side is Side.BUY else -f.qty, f.price, quote_fee(f))
+                ctx._apply_fill(fill_position_change(f), f.price, fill_quote_fee(f))
                 if f.trade_id:
                     self.runner._by_strategy[id(strategy)].external_trades.add(f.trade_id)
             for symbol, ctx in books.items():
@@ -197,7 +250,7 @@ class StrategyHost:
         if not self.specs:
             return
         try:
-            kv = await self.svc.bus.js.key_value(KV_STRATEGY_PARAMS)
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
         except Exception:
             return                                        # no bucket: nothing stored
         for name in self.specs:
@@ -207,7 +260,37 @@ class StrategyHost:
                 continue
             update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
             if update is not None:
+                self._stored_params[name] = (entry.revision, dict(update.params))
                 self.runner.update_params(name, update.params)
+
+    async def watch_params(self) -> None:
+        """Deliver each change of a hosted strategy's entry in the strategy_params KV bucket
+        (the keys whose values changed) until cancelled."""
+        try:
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
+            watcher = await kv.watchall()
+        except Exception as exc:
+            self.log.warning("strategy params: no KV watch (%s); updates come from ctl.<strategy>.params only", exc)
+            self._kv_params = False
+            return
+        try:
+            async for entry in watcher:
+                if entry is None or entry.value is None:
+                    continue
+                name = next((n for n in self.specs if params_key(n) == entry.key), None)
+                if name is None or entry.revision <= self._stored_params.get(name, (0, {}))[0]:
+                    continue
+                update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
+                if update is None:
+                    continue
+                before = self._stored_params.get(name, (0, {}))[1]
+                self._stored_params[name] = (entry.revision, dict(update.params))
+                changed = {k: v for k, v in update.params.items() if before.get(k, _MISSING) != v}
+                if changed:
+                    self.runner.update_params(name, changed)
+                    await self.flush()
+        finally:
+            await watcher.stop()
 
     async def stop(self) -> None:
         """on_stop for every strategy, send what it still asked for, log the summary."""
@@ -252,6 +335,9 @@ class StrategyHost:
                     runner.on_book_snapshot(sym, [], [], [], [], event.ts_init)
             case _:
                 pass
+        if isinstance(event, (FeedStatus, FundingRate, Instrument)):
+            for host in self.mlthon.get(event.venue, ()):
+                on_live_event(host, event)
         await self.flush()
 
     # -- orders out ----------------------------------------------------------------------------
@@ -262,44 +348,25 @@ class StrategyHost:
     def _on_signal(self, sig: Signal) -> None:
         """Runner callback (synchronous): turn the signal into a request, sent by flush()."""
         strategy = sig.strategy.name
-        spec = self.specs[strategy]
+        venue = self.specs[strategy].venue
         now = time.time_ns()
         kind = sig.order_type
         if kind == "cancel":
-            coid = self._order_client[sig.order_id]
-            req = CancelOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
-                              symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
+            req = orders.cancel_order(client_order_id=self._order_client[sig.order_id], strategy=strategy, venue=venue,
+                                      symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
         elif kind == "cancel_all":
-            req = CancelAll(strategy=strategy, venue=spec.venue,
-                            symbol=None if sig.symbol is None else sig.symbol.name, ts_init=now)
+            req = orders.cancel_all(sig, strategy=strategy, venue=venue, ts_init=now)
         elif kind == "modify":
-            coid = self._order_client[sig.order_id]
-            req = ModifyOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
-                              symbol=self.runner.orders[sig.order_id].symbol.name,
-                              new_price=sig.price or None, new_qty=sig.quantity or None, ts_init=now)
+            req = orders.modify_order(sig, client_order_id=self._order_client[sig.order_id], strategy=strategy,
+                                      venue=venue, symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
         else:
             coid = self.client_order_id(strategy, sig.order_id)
             sig.client_order_id = coid
-            req = self._new_order(sig, strategy, spec.venue, coid, now)
+            req = orders.new_order(sig, client_order_id=coid, strategy=strategy, venue=venue, ts_init=now)
             self._client_ids[coid] = (strategy, sig.order_id)
             self._order_client[sig.order_id] = coid
             self.svc.counters["orders"] += 1
         self._outbox.append(req)
-
-    @staticmethod
-    def _new_order(sig: Signal, strategy: str, venue: str, coid: str, now: int) -> NewOrder:
-        otype = OrderType(sig.order_type)
-        trailing = otype in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_PERCENT)
-        return NewOrder(
-            client_order_id=coid, strategy=strategy, venue=venue, symbol=sig.symbol.name,
-            side=Side(sig.side), order_type=otype, qty=sig.quantity,
-            price=sig.price or None,
-            trigger_price=sig.trigger or None,
-            trailing_offset=sig.offset if otype is OrderType.TRAILING_STOP else None,
-            trailing_bps=sig.offset if otype is OrderType.TRAILING_STOP_PERCENT else None,
-            time_in_force=TimeInForce(sig.time_in_force) if not trailing else TimeInForce.GTC,
-            post_only=sig.post_only, reduce_only=sig.reduce_only, ts_init=now,
-        )
 
     async def flush(self) -> None:
         """Send the requests and status events the last callbacks produced, in order."""
@@ -316,14 +383,14 @@ class StrategyHost:
         if self._stream_ok:
             headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
             try:
-                await self.svc.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+                await self.svc.bus.js_publish(subject, data, headers=headers, timeout=2.0)
                 return
             except NoStreamResponseError:
                 self._stream_ok = False
                 self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)", subject)
             except Exception as exc:                  # timeout or server error: still send it
                 self.log.warning("JetStream publish of %s failed (%s); sending on core NATS", subject, exc)
-        await self.svc.bus.nc.publish(subject, data)
+        await self.svc.bus.publish_bytes(subject, data)
 
     # -- order events in -----------------------------------------------------------------------
 
@@ -341,9 +408,7 @@ class StrategyHost:
                 self.svc.counters["order_events_unknown"] += 1
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
-                    if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
-                                               event.price, event.qty, quote_fee(event),
-                                               event.ts_event or event.ts_init, event.trade_id or None):
+                    if runner_external_fill(runner, runner.strategy(event.strategy), sym, event):
                         self.svc.counters["fills"] += 1
                     await self.flush()
                 return
@@ -354,8 +419,7 @@ class StrategyHost:
             case OrderReject():
                 runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
             case Fill():
-                if runner.on_fill(order_id, event.price, event.qty, quote_fee(event), event.ts_event or event.ts_init,
-                                  event.liquidity is Liquidity.MAKER, event.trade_id or None):
+                if runner_fill(runner, order_id, event):
                     self.svc.counters["fills"] += 1
             case OrderCancelled():
                 runner.on_order_cancelled(order_id, event.reason or str(event.cancel_code), event.unsolicited)
@@ -386,8 +450,18 @@ class StrategyHost:
         await self.flush()
 
     async def on_params(self, update: ParamsUpdate, _msg=None) -> None:
+        """ctl.<strategy>.params: merged into the strategy's KV entry, whose watch delivers it
+        (so a restarted runner starts from it); straight to the strategy when there is no KV."""
         if update.strategy not in self.specs:
             return
+        if self._kv_params:
+            merged = {**self._stored_params.get(update.strategy, (0, {}))[1], **update.params}
+            stored = ParamsUpdate(strategy=update.strategy, params=merged, ts_init=time.time_ns())
+            try:
+                await self.svc.bus.kv_put(KV_STRATEGY_PARAMS, params_key(update.strategy), encode(stored))
+                return
+            except Exception as exc:
+                self.log.warning("strategy params: KV put failed (%s); delivering directly", exc)
         self.runner.update_params(update.strategy, update.params)
         await self.flush()
 

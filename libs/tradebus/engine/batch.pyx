@@ -1,4 +1,6 @@
-"""Batch backtest engine: bars loaded once, signal arrays in, statistics (and fills) out.
+"""Batch backtest engine, the run API: bars loaded once, signal arrays in, statistics (and
+fills) out. Bar storage is bars.pyx, the fill search fills.pyx, accounting and statistics
+ledger.pyx, permutation paths paths.pyx; this module holds the run and the ``Engine`` class.
 
 The rules and every statistic's formula are in the docstring of :mod:`tradebus.engine`, which
 re-exports this module's public names.
@@ -18,920 +20,74 @@ costs O(signals + fills x 64 + bars / 4096): held bars inside partial blocks are
 whole blocks and flat stretches are not.
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, nextafter, sqrt
-from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint64_t
+from libc.math cimport INFINITY
+from libc.stdint cimport INT64_MAX, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 cimport numpy as cnp
 cimport openmp
 
+from tradebus.engine.bars cimport (
+    BLOCK, SUPER, Bars, BlockStats, Instrument, load_columns, range_extremes, range_moves,
+)
+from tradebus.engine.fills cimport (
+    FILL_CLOSE, FILL_NEXT_OPEN, SIG_NO_MEMORY, SIG_OK, Config, Event, Signal, as_signals,
+    fill_price, plain_signals, plan_fills,
+)
+from tradebus.engine.ledger cimport (
+    TB_NEAR, Account, Curve, Holding, Stats, ledger_fill, ledger_mark, ledger_open,
+    ledger_stats, stats_dict,
+)
+
 import numpy as np
+
+from tradebus.engine.bars import BAR_DTYPE, PyBar, frame_columns, normalize_timestamps, record_columns
+from tradebus.engine.fills import SIGNAL_DTYPE, SIGNAL_ERRORS, make_signals
+from tradebus.engine.ledger import STAT_KEYS
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stdint.h>
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    #endif
-    /* Hot kernels in C: written with SSE2 intrinsics where compilers otherwise emit
-       data-dependent branches for a max/min against zero, with plain C for other machines. */
-    #if defined(__SSE2__)
-    static inline double tb_max(double a, double b) { return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b))); }
-    static inline double tb_pos(double a) { return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_setzero_pd())); }
-    static inline double tb_neg(double a) { return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_setzero_pd())); }
-    #else
-    static inline double tb_max(double a, double b) { return a > b ? a : b; }
-    static inline double tb_pos(double a) { return a > 0.0 ? a : 0.0; }
-    static inline double tb_neg(double a) { return a < 0.0 ? a : 0.0; }
-    #endif
-
-    /* floor(x / d) for 0 <= x < 2**63 as a multiply by magic = floor(2**(63 + l) / d) + 1,
-       l = ceil(log2 d), shift = 63 + l (Granlund-Montgomery); an idiv costs several times more. */
-    static inline int64_t tb_divide(uint64_t x, uint64_t magic, int shift) {
-    #if defined(__SIZEOF_INT128__)
-        return (int64_t)(((unsigned __int128)x * magic) >> shift);
-    #else
-        return -1;
-    #endif
-    }
-    static inline int tb_has_int128(void) {
-    #if defined(__SIZEOF_INT128__)
-        return 1;
-    #else
-        return 0;
-    #endif
-    }
-
-    /* Extremes of closes a..b and the squared close-to-close moves split by sign (the move into
-       bar a counts, so a >= 1): out = {max, min, sum of up moves^2, sum of down moves^2}. */
-    static inline void tb_extremes(const double* c, int64_t a, int64_t b, double* out) {
-        int64_t t = a;
-    #if defined(__SSE2__)
-        __m128d zero = _mm_setzero_pd();
-        __m128d mx0 = _mm_set1_pd(-INFINITY), mx1 = mx0, mn0 = _mm_set1_pd(INFINITY), mn1 = mn0;
-        __m128d up0 = zero, up1 = zero, dn0 = zero, dn1 = zero;
-        for (; t + 3 <= b; t += 4) {
-            __m128d x0 = _mm_loadu_pd(c + t), x1 = _mm_loadu_pd(c + t + 2);
-            __m128d d0 = _mm_sub_pd(x0, _mm_loadu_pd(c + t - 1));
-            __m128d d1 = _mm_sub_pd(x1, _mm_loadu_pd(c + t + 1));
-            __m128d u0 = _mm_max_pd(d0, zero), u1 = _mm_max_pd(d1, zero);
-            __m128d w0 = _mm_min_pd(d0, zero), w1 = _mm_min_pd(d1, zero);
-            up0 = _mm_add_pd(up0, _mm_mul_pd(u0, u0));
-            up1 = _mm_add_pd(up1, _mm_mul_pd(u1, u1));
-            dn0 = _mm_add_pd(dn0, _mm_mul_pd(w0, w0));
-            dn1 = _mm_add_pd(dn1, _mm_mul_pd(w1, w1));
-            mx0 = _mm_max_pd(mx0, x0);
-            mx1 = _mm_max_pd(mx1, x1);
-            mn0 = _mm_min_pd(mn0, x0);
-            mn1 = _mm_min_pd(mn1, x1);
-        }
-        for (; t <= b; t++) {
-            __m128d x = _mm_load_sd(c + t);
-            __m128d d = _mm_sub_sd(x, _mm_load_sd(c + t - 1));
-            __m128d u = _mm_max_sd(d, zero), w = _mm_min_sd(d, zero);
-            up0 = _mm_add_sd(up0, _mm_mul_sd(u, u));
-            dn0 = _mm_add_sd(dn0, _mm_mul_sd(w, w));
-            mx0 = _mm_max_sd(mx0, x);
-            mn0 = _mm_min_sd(mn0, x);
-        }
-        mx0 = _mm_max_pd(mx0, mx1);
-        mn0 = _mm_min_pd(mn0, mn1);
-        up0 = _mm_add_pd(up0, up1);
-        dn0 = _mm_add_pd(dn0, dn1);
-        out[0] = _mm_cvtsd_f64(_mm_max_sd(mx0, _mm_unpackhi_pd(mx0, mx0)));
-        out[1] = _mm_cvtsd_f64(_mm_min_sd(mn0, _mm_unpackhi_pd(mn0, mn0)));
-        out[2] = _mm_cvtsd_f64(_mm_add_sd(up0, _mm_unpackhi_pd(up0, up0)));
-        out[3] = _mm_cvtsd_f64(_mm_add_sd(dn0, _mm_unpackhi_pd(dn0, dn0)));
-    #else
-        double mx = -INFINITY, mn = INFINITY, up2 = 0.0, down2 = 0.0, x, d, u, w;
-        for (; t <= b; t++) {
-            x = c[t];
-            d = x - c[t - 1];
-            u = d > 0.0 ? d : 0.0;
-            w = d < 0.0 ? d : 0.0;
-            up2 += u * u;
-            down2 += w * w;
-            mx = x > mx ? x : mx;
-            mn = x < mn ? x : mn;
-        }
-        out[0] = mx; out[1] = mn; out[2] = up2; out[3] = down2;
-    #endif
-    }
-
-    /* Largest fall and rise of the close inside two blocks of len bars starting at a0 and a1,
-       one per SSE2 lane (the running maximum is a chain, so lanes are what can be shared):
-       out = {drop0, drop1, rise0, rise1}. */
-    static inline void tb_moves_pair(const double* c, int64_t a0, int64_t a1, int64_t len, double* out) {
-    #if defined(__SSE2__)
-        __m128d x = _mm_set_pd(c[a1], c[a0]), mx = x, mn = x;
-        __m128d drop = _mm_setzero_pd(), rise = _mm_setzero_pd();
-        int64_t t;
-        for (t = 1; t < len; t++) {
-            x = _mm_set_pd(c[a1 + t], c[a0 + t]);
-            mx = _mm_max_pd(mx, x);
-            mn = _mm_min_pd(mn, x);
-            drop = _mm_max_pd(drop, _mm_sub_pd(mx, x));
-            rise = _mm_max_pd(rise, _mm_sub_pd(x, mn));
-        }
-        _mm_storeu_pd(out, drop);
-        _mm_storeu_pd(out + 2, rise);
-    #else
-        int lane;
-        for (lane = 0; lane < 2; lane++) {
-            const double* p = c + (lane ? a1 : a0);
-            double mx = p[0], mn = p[0], drop = 0.0, rise = 0.0, x;
-            int64_t t;
-            for (t = 1; t < len; t++) {
-                x = p[t];
-                mx = x > mx ? x : mx;
-                mn = x < mn ? x : mn;
-                drop = mx - x > drop ? mx - x : drop;
-                rise = x - mn > rise ? x - mn : rise;
-            }
-            out[lane] = drop;
-            out[2 + lane] = rise;
-        }
-    #endif
-    }
-
-    /* Highest high and lowest low of bars a..b: out = {max high, min low}. */
-    static inline void tb_high_low(const double* h, const double* l, int64_t a, int64_t b, double* out) {
-        int64_t t = a;
-    #if defined(__SSE2__)
-        __m128d hm = _mm_set1_pd(-INFINITY), lm = _mm_set1_pd(INFINITY);
-        for (; t + 1 <= b; t += 2) {
-            hm = _mm_max_pd(hm, _mm_loadu_pd(h + t));
-            lm = _mm_min_pd(lm, _mm_loadu_pd(l + t));
-        }
-        for (; t <= b; t++) {
-            hm = _mm_max_sd(hm, _mm_load_sd(h + t));
-            lm = _mm_min_sd(lm, _mm_load_sd(l + t));
-        }
-        out[0] = _mm_cvtsd_f64(_mm_max_sd(hm, _mm_unpackhi_pd(hm, hm)));
-        out[1] = _mm_cvtsd_f64(_mm_min_sd(lm, _mm_unpackhi_pd(lm, lm)));
-    #else
-        double hm = -INFINITY, lm = INFINITY;
-        for (; t <= b; t++) {
-            hm = h[t] > hm ? h[t] : hm;
-            lm = l[t] < lm ? l[t] : lm;
-        }
-        out[0] = hm; out[1] = lm;
-    #endif
-    }
-
-    /* Copies bars a..e-1 of o, h, l, c, v into the out arrays; 1 when all are well formed:
-       0 < low <= open, close <= high < inf and 0 <= volume < inf (a NaN fails a comparison).
-       Which row failed is left to the caller's slower row-by-row check. */
-    static inline int tb_copy_bars(const double* o, const double* h, const double* l,
-                                   const double* c, const double* v, double* oo, double* hh,
-                                   double* ll, double* cc, double* vv, int64_t a, int64_t e) {
-        int64_t t = a;
-        int good = 1;
-    #if defined(__SSE2__)
-        __m128d zero = _mm_setzero_pd(), inf = _mm_set1_pd(INFINITY);
-        __m128d ok = _mm_castsi128_pd(_mm_set1_epi32(-1));
-        for (; t + 1 < e; t += 2) {
-            __m128d O = _mm_loadu_pd(o + t), H = _mm_loadu_pd(h + t), L = _mm_loadu_pd(l + t);
-            __m128d C = _mm_loadu_pd(c + t), V = _mm_loadu_pd(v + t);
-            __m128d k1 = _mm_and_pd(_mm_cmpgt_pd(L, zero), _mm_cmplt_pd(H, inf));
-            __m128d k2 = _mm_and_pd(_mm_cmple_pd(L, O), _mm_cmple_pd(O, H));
-            __m128d k3 = _mm_and_pd(_mm_cmple_pd(L, C), _mm_cmple_pd(C, H));
-            __m128d k4 = _mm_and_pd(_mm_cmpge_pd(V, zero), _mm_cmplt_pd(V, inf));
-            ok = _mm_and_pd(ok, _mm_and_pd(_mm_and_pd(k1, k2), _mm_and_pd(k3, k4)));
-            _mm_storeu_pd(oo + t, O);
-            _mm_storeu_pd(hh + t, H);
-            _mm_storeu_pd(ll + t, L);
-            _mm_storeu_pd(cc + t, C);
-            _mm_storeu_pd(vv + t, V);
-        }
-        good = _mm_movemask_pd(ok) == 3;
-    #endif
-        for (; t < e; t++) {
-            good &= l[t] > 0.0 && h[t] < INFINITY && l[t] <= o[t] && o[t] <= h[t] && l[t] <= c[t]
-                    && c[t] <= h[t] && v[t] >= 0.0 && v[t] < INFINITY;
-            oo[t] = o[t]; hh[t] = h[t]; ll[t] = l[t]; cc[t] = c[t]; vv[t] = v[t];
-        }
-        return good;
-    }
-
-    /* Timestamps scaled to ns into out, with the smallest and largest gap; 1 when all inputs
-       lie strictly within +-lim before scaling (so no difference overflows) and increase. */
-    static inline int tb_timestamps_any(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
-                                        int64_t* out, int64_t* min_gap, int64_t* max_gap) {
-        int64_t i, x, gap, lo = INT64_MAX, hi = 0, least = in[0], most = in[0];
-        /* Unsigned arithmetic: an out-of-range value wraps instead of overflowing (and is
-           then refused below). */
-        out[0] = (int64_t)((uint64_t)in[0] * (uint64_t)scale);
-        for (i = 1; i < n; i++) {
-            x = in[i];
-            out[i] = (int64_t)((uint64_t)x * (uint64_t)scale);
-            gap = (int64_t)((uint64_t)x - (uint64_t)in[i - 1]);
-            lo = gap < lo ? gap : lo;
-            hi = gap > hi ? gap : hi;
-            least = x < least ? x : least;
-            most = x > most ? x : most;
-        }
-        if (least <= -lim || most >= lim || (n > 1 && lo <= 0))
-            return 0;
-        *min_gap = lo * scale;
-        *max_gap = hi * scale;
-        return 1;
-    }
-
-    /* tb_timestamps_any with a fast path for evenly spaced bars (the common case): one
-       branch-free pass that only checks every gap equals the first; then the gaps cannot have
-       wrapped when the first and last timestamps are in range and their distance is exactly
-       (n - 1) gaps, so every timestamp lies between them. Otherwise the general pass. */
-    static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
-                                    int64_t* out, int64_t* min_gap, int64_t* max_gap) {
-        if (n >= 2) {
-            uint64_t g0 = (uint64_t)in[1] - (uint64_t)in[0], acc = 0;
-            int64_t i, first = in[0], last = in[n - 1], span;
-            out[0] = (int64_t)((uint64_t)in[0] * (uint64_t)scale);
-            if (scale == 1) {               /* ns already: a copy (no 64-bit vector multiply) */
-                for (i = 1; i < n; i++) {
-                    out[i] = in[i];
-                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
-                }
-            } else {
-                for (i = 1; i < n; i++) {
-                    out[i] = (int64_t)((uint64_t)in[i] * (uint64_t)scale);
-                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
-                }
-            }
-            if (acc == 0 && (int64_t)g0 > 0 && first > -lim && first < lim && last > -lim
-                    && last < lim) {
-                span = last - first;            /* exact: both within +-lim <= 2**62 */
-                if (span > 0 && span % (n - 1) == 0 && (uint64_t)(span / (n - 1)) == g0) {
-                    *min_gap = (int64_t)g0 * scale;
-                    *max_gap = (int64_t)g0 * scale;
-                    return 1;
-                }
-            }
-        }
-        return tb_timestamps_any(in, n, scale, lim, out, min_gap, max_gap);
-    }
-    """
-    int64_t tb_divide(uint64_t x, uint64_t magic, int shift) noexcept nogil
-    bint tb_has_int128() noexcept nogil
-    double tb_max(double a, double b) noexcept nogil       # a > b ? a : b
-    double tb_pos(double a) noexcept nogil                 # max(a, 0)
-    double tb_neg(double a) noexcept nogil                 # min(a, 0)
-    void tb_extremes(const double* c, int64_t a, int64_t b, double* out) noexcept nogil
-    void tb_high_low(const double* h, const double* l, int64_t a, int64_t b, double* out) noexcept nogil
-    void tb_moves_pair(const double* c, int64_t a0, int64_t a1, int64_t length, double* out) noexcept nogil
-    bint tb_copy_bars(const double* o, const double* h, const double* l, const double* c,
-                      const double* v, double* oo, double* hh, double* ll, double* cc, double* vv,
-                      int64_t a, int64_t e) noexcept nogil
-    bint tb_timestamps(const int64_t* ts_in, int64_t n, int64_t scale, int64_t lim, int64_t* out,
-                       int64_t* min_gap, int64_t* max_gap) noexcept nogil
-
-
-cdef extern from "<stdlib.h>" nogil:
-    void c_qsort "qsort"(void* base, size_t count, size_t size,
-                         int (*compare)(const void*, const void*) noexcept nogil)
-
 __all__ = [
-    "BAR_DTYPE", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "Engine", "Instrument",
+    "BAR_DTYPE", "PyBar", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "DEFAULT_FILL", "Engine",
     "make_signals", "normalize_timestamps",
 ]
 
-BAR_DTYPE = np.dtype([
-    ("timestamp_ns", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"),
-    ("close", "<f8"), ("volume", "<f8"),
-])
-SIGNAL_DTYPE = np.dtype({
-    "names": ["timestamp_ns", "quantity", "price", "side", "type"],
-    "formats": ["<i8", "<f8", "<f8", "u1", "u1"],
-    "offsets": [0, 8, 16, 24, 25],
-    "itemsize": 26,
-})
+# One row of FILL_DTYPE (aligned, 64 bytes).
+cdef struct Fill:
+    int64_t timestamp_ns
+    int64_t bar
+    int64_t signal
+    double quantity
+    double price
+    double fee
+    double position
+    uint8_t side
+    uint8_t type
+
+# One run's statistics, or why its signals were refused (error_code SIG_*, error_row).
+cdef struct Outcome:
+    Stats stats
+    int error_code
+    int64_t error_row
+
 FILL_DTYPE = np.dtype([
     ("timestamp_ns", "<i8"), ("bar", "<i8"), ("signal", "<i8"), ("quantity", "<f8"),
     ("price", "<f8"), ("fee", "<f8"), ("position", "<f8"), ("side", "u1"), ("type", "u1"),
 ], align=True)
 
-if SIGNAL_DTYPE.itemsize != sizeof(Signal) or FILL_DTYPE.itemsize != sizeof(Fill):
-    raise ImportError("SIGNAL_DTYPE/FILL_DTYPE do not match the compiled structs")
+if FILL_DTYPE.itemsize != sizeof(Fill):
+    raise ImportError("FILL_DTYPE does not match the compiled Fill struct")
 
-STAT_KEYS = (
-    "total_trades", "winning_trades", "losing_trades", "net_pnl", "gross_profit", "gross_loss",
-    "total_fees", "return_pct", "sharpe", "sortino", "calmar", "max_drawdown",
-    "max_drawdown_pct", "win_rate", "profit_factor", "avg_win", "avg_loss", "final_capital",
-    "exposure_pct", "total_fills", "unfilled_orders",
-)
-
-SIGNAL_ERRORS = {
-    SIG_UNSORTED: "timestamp is earlier than the row before; signals must be sorted (make_signals sorts them)",
-    SIG_QUANTITY: "quantity must be finite and > 0",
-    SIG_SIDE: "side must be 0 (buy) or 1 (sell)",
-    SIG_TYPE: "type must be 0 (market), 1 (limit) or 2 (stop)",
-    SIG_PRICE: "a limit or stop order needs a finite price > 0",
-    SIG_NO_MEMORY: "out of memory",
-}
-
-# Timestamps are kept within +-2**62 ns (years 1824..2116) so differences never overflow.
-cdef int64_t TS_LIMIT = 4611686018427387904
-cdef double YEAR_NS = 365.0 * 86400.0 * 1e9
-# A variance this small relative to the mean square return is rounding noise: Sharpe is 0.
-cdef double ZERO_VARIANCE = 1e-12
-# Per-bar returns (fractions of the capital) whose root mean square is below this, and drawdowns
-# below this fraction of the capital, are rounding noise of the equity arithmetic: ratios of
-# them (Sharpe, Sortino, Calmar) are 0 rather than noise.
-cdef double NOISE_RETURN = 1e-12
-# x > best * peak * NEAR is a cheap, safe pre-test for x / peak > best.
-cdef double NEAR = 1.0 - 1e-12
-# A position this small relative to the one it was reduced from is closed.
-cdef double FLAT_EPSILON = 1e-9
-
-cdef enum:
-    BAR_OK = 0
-    BAR_TS_RANGE = 1
-    BAR_TS_ORDER = 2
-    BAR_OPEN = 3
-    BAR_HIGH = 4
-    BAR_LOW = 5
-    BAR_CLOSE = 6
-    BAR_VOLUME = 7
-    BAR_HIGH_LOW = 8
-    BAR_OPEN_RANGE = 9
-    BAR_CLOSE_RANGE = 10
+# Market orders fill at the next bar's open unless told otherwise: no look-ahead. The event
+# backtester (BacktestRunner's bar_fill) and the farm's EngineSettings.fill default to the same.
+from tradebus.proto.backtest import DEFAULT_FILL  # the one definition (the wire contract names it too)
+# FLOX names an instrument loaded without a symbol 1: run(symbol=1) finds it.
+FLOX_DEFAULT_SYMBOL = 1
 
 
 # ---------------------------------------------------------------------------------------------
-# Loading: validate and copy in one pass, then summarise blocks.
-
-cdef inline bint bad_price(double x) noexcept nogil:
-    return not (x > 0.0 and x < INFINITY)
-
-
-cdef int64_t check_bars(int64_t n, const int64_t* ts_in, int64_t scale, const double* o,
-                       const double* h, const double* l, const double* c, const double* v,
-                       int64_t* ts, double* oo, double* hh, double* ll, double* cc, double* vv,
-                       int* reason, int64_t* min_gap, int64_t* max_gap) noexcept nogil:
-    """Copy and check the bars row by row; return -1, or the first bad row with ``reason`` set."""
-    cdef int64_t i, t, prev = 0, gap, lo_gap = INT64_MAX, hi_gap = 0
-    cdef int64_t lim = TS_LIMIT // scale
-    cdef double oi, hi, li, ci, vi
-    for i in range(n):
-        t = ts_in[i]
-        if t >= lim or t <= -lim:
-            reason[0] = BAR_TS_RANGE
-            return i
-        t = t * scale
-        if i > 0:
-            if t <= prev:
-                reason[0] = BAR_TS_ORDER
-                return i
-            gap = t - prev
-            if gap < lo_gap:
-                lo_gap = gap
-            if gap > hi_gap:
-                hi_gap = gap
-        prev = t
-        oi = o[i]
-        hi = h[i]
-        li = l[i]
-        ci = c[i]
-        vi = v[i]
-        if bad_price(oi):
-            reason[0] = BAR_OPEN
-            return i
-        if bad_price(hi):
-            reason[0] = BAR_HIGH
-            return i
-        if bad_price(li):
-            reason[0] = BAR_LOW
-            return i
-        if bad_price(ci):
-            reason[0] = BAR_CLOSE
-            return i
-        if not (vi >= 0.0 and vi < INFINITY):
-            reason[0] = BAR_VOLUME
-            return i
-        if hi < li:
-            reason[0] = BAR_HIGH_LOW
-            return i
-        if oi > hi or oi < li:
-            reason[0] = BAR_OPEN_RANGE
-            return i
-        if ci > hi or ci < li:
-            reason[0] = BAR_CLOSE_RANGE
-            return i
-        ts[i] = t
-        oo[i] = oi
-        hh[i] = hi
-        ll[i] = li
-        cc[i] = ci
-        vv[i] = vi
-    min_gap[0] = lo_gap
-    max_gap[0] = hi_gap
-    return -1
-
-
-cdef inline void empty_stats(BlockStats* s) noexcept nogil:
-    s.cmax = -INFINITY
-    s.cmin = INFINITY
-    s.drop = 0.0
-    s.rise = 0.0
-    s.s2pos = 0.0
-    s.s2neg = 0.0
-    s.hmax = -INFINITY
-    s.lmin = INFINITY
-
-
-cdef inline void append_stats(BlockStats* acc, const BlockStats* y) noexcept nogil:
-    """Extend ``acc`` by the bars summarised in ``y``, which come right after them."""
-    cdef double fall = acc.cmax - y.cmin
-    cdef double climb = y.cmax - acc.cmin
-    if y.drop > acc.drop:
-        acc.drop = y.drop
-    if fall > acc.drop:
-        acc.drop = fall
-    if y.rise > acc.rise:
-        acc.rise = y.rise
-    if climb > acc.rise:
-        acc.rise = climb
-    if y.cmax > acc.cmax:
-        acc.cmax = y.cmax
-    if y.cmin < acc.cmin:
-        acc.cmin = y.cmin
-    if y.hmax > acc.hmax:
-        acc.hmax = y.hmax
-    if y.lmin < acc.lmin:
-        acc.lmin = y.lmin
-    acc.s2pos += y.s2pos
-    acc.s2neg += y.s2neg
-
-
-cdef inline void scan_moves(const double* c, int64_t a, int64_t b, BlockStats* out) noexcept nogil:
-    """Extremes and the largest fall and rise of the close inside bars a..b (i <= j); the sums
-    are left as they are."""
-    cdef double x, mx = c[a], mn = c[a], drop = 0.0, rise = 0.0
-    cdef int64_t t
-    for t in range(a + 1, b + 1):
-        x = c[t]
-        mx = x if x > mx else mx
-        mn = x if x < mn else mn
-        drop = mx - x if mx - x > drop else drop
-        rise = x - mn if x - mn > rise else rise
-    out.cmax = mx
-    out.cmin = mn
-    out.drop = drop
-    out.rise = rise
-
-
-cdef void summarise_block(const double* c, const double* h, const double* l, int64_t a,
-                          int64_t e, BlockStats* out, bint moves) noexcept nogil:
-    """Summary of bars a..e-1 (drop and rise only with ``moves``)."""
-    cdef double r[4]
-    if a == 0:                      # bar 0 has no move into it
-        if e > 1:
-            tb_extremes(c, 1, e - 1, r)
-        else:
-            r[0] = -INFINITY
-            r[1] = INFINITY
-            r[2] = 0.0
-            r[3] = 0.0
-        r[0] = c[0] if c[0] > r[0] else r[0]
-        r[1] = c[0] if c[0] < r[1] else r[1]
-    else:
-        tb_extremes(c, a, e - 1, r)
-    out.cmax = r[0]
-    out.cmin = r[1]
-    out.s2pos = r[2]
-    out.s2neg = r[3]
-    if moves:
-        scan_moves(c, a, e - 1, out)
-    tb_high_low(h, l, a, e - 1, r)
-    out.hmax = r[0]
-    out.lmin = r[1]
-
-
-cdef int64_t load_bars(int64_t n, const int64_t* ts_in, int64_t scale, const double* o,
-                       const double* h, const double* l, const double* c, const double* v,
-                       double* base, int64_t nblocks, int64_t nsupers, int* reason,
-                       int64_t* min_gap, int64_t* max_gap) noexcept nogil:
-    """Check and copy the bars into ``base`` (ts, open, high, low, close, volume, blocks,
-    superblocks) and summarise them; return -1, or the first bad row with ``reason`` set.
-
-    One pass, block by block while the block is in cache; the common case (all good) is checked
-    with vectorised kernels and only a failure is replayed row by row to name the row."""
-    cdef int64_t* ts = <int64_t*>base
-    cdef double* oo = base + n
-    cdef double* hh = base + 2 * n
-    cdef double* ll = base + 3 * n
-    cdef double* cc = base + 4 * n
-    cdef double* vv = base + 5 * n
-    cdef BlockStats* blocks = <BlockStats*>(base + 6 * n)
-    cdef BlockStats* supers = <BlockStats*>(base + 6 * n + 8 * nblocks)
-    cdef int64_t blk, a, e, s, last
-    cdef double pair[4]
-    cdef int64_t bad
-    cdef bint copied = False
-    if tb_timestamps(ts_in, n, scale, TS_LIMIT // scale, ts, min_gap, max_gap):
-        copied = True
-        for blk in range(nblocks):
-            a = blk * BLOCK
-            e = a + BLOCK if a + BLOCK < n else n
-            if not tb_copy_bars(o, h, l, c, v, oo, hh, ll, cc, vv, a, e):
-                copied = False
-                break
-            summarise_block(cc, hh, ll, a, e, &blocks[blk], False)
-            # Falls and rises: a whole even block waits for the whole odd block after it, and
-            # the pair is scanned together, one per vector lane; any other block alone.
-            if blk % 2 == 0:
-                if (blk + 2) * BLOCK > n:
-                    scan_moves(cc, a, e - 1, &blocks[blk])
-            elif e - a == BLOCK:
-                tb_moves_pair(cc, a - BLOCK, a, BLOCK, pair)
-                blocks[blk - 1].drop = pair[0]
-                blocks[blk].drop = pair[1]
-                blocks[blk - 1].rise = pair[2]
-                blocks[blk].rise = pair[3]
-            else:
-                scan_moves(cc, a, e - 1, &blocks[blk])
-    if not copied:
-        bad = check_bars(n, ts_in, scale, o, h, l, c, v, ts, oo, hh, ll, cc, vv, reason,
-                         min_gap, max_gap)
-        if bad >= 0:
-            return bad
-        for blk in range(nblocks):      # not reached while the two checks agree
-            a = blk * BLOCK
-            e = a + BLOCK if a + BLOCK < n else n
-            summarise_block(cc, hh, ll, a, e, &blocks[blk], True)
-    for s in range(nsupers):
-        empty_stats(&supers[s])
-        last = (s + 1) * SUPER if (s + 1) * SUPER < nblocks else nblocks
-        for blk in range(s * SUPER, last):
-            append_stats(&supers[s], &blocks[blk])
-    return -1
-
-
-cdef inline void scan_extremes(const double* c, int64_t a, int64_t b, BlockStats* out) noexcept nogil:
-    """cmax, cmin, s2pos, s2neg of bars a..b (a >= 1); drop and rise are left unset."""
-    cdef double r[4]
-    tb_extremes(c, a, b, r)
-    out.cmax = r[0]
-    out.cmin = r[1]
-    out.s2pos = r[2]
-    out.s2neg = r[3]
-
-
-cdef void range_stats(const Bars* bars, int64_t a, int64_t b, BlockStats* out,
-                      bint moves) noexcept nogil:
-    """Summary of bars a..b (a >= 1): two partial blocks scanned, whole (super)blocks looked up.
-
-    Without ``moves`` only the extremes and sums are exact (drop and rise are not)."""
-    cdef BlockStats part
-    cdef int64_t head_end, blk, last_full, tail
-    empty_stats(out)
-    empty_stats(&part)
-    head_end = ((a + BLOCK - 1) // BLOCK) * BLOCK
-    if head_end > a:
-        if moves:
-            scan_moves(bars.close, a, head_end - 1, &part)
-        else:
-            scan_extremes(bars.close, a, head_end - 1, &part)
-        append_stats(out, &part)
-    blk = head_end // BLOCK
-    last_full = (b + 1) // BLOCK
-    while blk < last_full:
-        if blk % SUPER == 0 and blk + SUPER <= last_full:
-            append_stats(out, &bars.supers[blk // SUPER])
-            blk += SUPER
-        else:
-            append_stats(out, &bars.blocks[blk])
-            blk += 1
-    tail = last_full * BLOCK
-    if tail <= b:
-        if moves:
-            scan_moves(bars.close, tail, b, &part)
-        else:
-            scan_extremes(bars.close, tail, b, &part)
-        append_stats(out, &part)
-
-
-cdef inline void range_extremes(const Bars* bars, int64_t a, int64_t b, BlockStats* out) noexcept nogil:
-    """cmax, cmin, s2pos and s2neg of bars a..b (a >= 1)."""
-    if b - a < 2 * BLOCK:
-        scan_extremes(bars.close, a, b, out)
-    else:
-        range_stats(bars, a, b, out, False)
-
-
-cdef inline void range_moves(const Bars* bars, int64_t a, int64_t b, BlockStats* out) noexcept nogil:
-    """The full summary of bars a..b (a >= 1), drop and rise included."""
-    if b - a < 2 * BLOCK:
-        scan_moves(bars.close, a, b, out)
-    else:
-        range_stats(bars, a, b, out, True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding bars: the bar a signal is stamped at, and the bar a resting order fills at.
-
-cdef inline int64_t bar_of(const Bars* bars, int64_t t, int64_t* hint) noexcept nogil:
-    """Last bar starting at or before t; -1 before the data, n after the last bar's interval."""
-    cdef int64_t n = bars.n, lo, hi, mid, step
-    if t < bars.ts[0]:
-        return -1
-    if t >= bars.end_ts:
-        return n
-    if t >= bars.ts[n - 1]:
-        return n - 1
-    if bars.uniform:
-        # A floating estimate of (t - ts[0]) // interval, corrected: cheaper than an integer divide.
-        return (t - bars.ts[0]) // bars.interval
-    # Signals are sorted: gallop forward from the previous answer, then bisect.
-    lo = hint[0]
-    if lo < 0 or lo >= n or bars.ts[lo] > t:
-        lo = 0
-    step = 1
-    hi = lo + 1
-    while hi < n and bars.ts[hi] <= t:
-        lo = hi
-        step <<= 1
-        hi = lo + step
-    if hi > n:
-        hi = n
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if bars.ts[mid] <= t:
-            lo = mid
-        else:
-            hi = mid
-    hint[0] = lo
-    return lo
-
-
-cdef int64_t first_low_below(const Bars* bars, int64_t j, double x) noexcept nogil:
-    """First bar >= j whose low is < x, or n."""
-    cdef int64_t n = bars.n, end, blk, last, sup
-    end = (j // BLOCK + 1) * BLOCK
-    if end > n:
-        end = n
-    while j < end:
-        if bars.low[j] < x:
-            return j
-        j += 1
-    if j >= n:
-        return n
-    blk = j // BLOCK
-    last = (blk // SUPER + 1) * SUPER
-    if last > bars.nblocks:
-        last = bars.nblocks
-    while blk < last and not (bars.blocks[blk].lmin < x):
-        blk += 1
-    if blk >= bars.nblocks:
-        return n
-    if blk == last:
-        sup = blk // SUPER
-        while sup < bars.nsupers and not (bars.supers[sup].lmin < x):
-            sup += 1
-        if sup >= bars.nsupers:
-            return n
-        blk = sup * SUPER
-        while not (bars.blocks[blk].lmin < x):
-            blk += 1
-    j = blk * BLOCK
-    while not (bars.low[j] < x):
-        j += 1
-    return j
-
-
-cdef int64_t first_high_above(const Bars* bars, int64_t j, double x) noexcept nogil:
-    """First bar >= j whose high is > x, or n."""
-    cdef int64_t n = bars.n, end, blk, last, sup
-    end = (j // BLOCK + 1) * BLOCK
-    if end > n:
-        end = n
-    while j < end:
-        if bars.high[j] > x:
-            return j
-        j += 1
-    if j >= n:
-        return n
-    blk = j // BLOCK
-    last = (blk // SUPER + 1) * SUPER
-    if last > bars.nblocks:
-        last = bars.nblocks
-    while blk < last and not (bars.blocks[blk].hmax > x):
-        blk += 1
-    if blk >= bars.nblocks:
-        return n
-    if blk == last:
-        sup = blk // SUPER
-        while sup < bars.nsupers and not (bars.supers[sup].hmax > x):
-            sup += 1
-        if sup >= bars.nsupers:
-            return n
-        blk = sup * SUPER
-        while not (bars.blocks[blk].hmax > x):
-            blk += 1
-    j = blk * BLOCK
-    while not (bars.high[j] > x):
-        j += 1
-    return j
-
-
-cdef int compare_events(const void* x, const void* y) noexcept nogil:
-    cdef const Event* a = <const Event*>x
-    cdef const Event* b = <const Event*>y
-    if a.bar != b.bar:
-        return -1 if a.bar < b.bar else 1
-    if a.phase != b.phase:
-        return -1 if a.phase < b.phase else 1
-    return -1 if a.signal < b.signal else (1 if a.signal > b.signal else 0)
-
-
-cdef int64_t plan_fills(const Bars* bars, const Signal* signals, int64_t nsignals,
-                        const Config* cfg, Event* events, int64_t* unfilled,
-                        int* error_code, int64_t* error_row) noexcept nogil:
-    """Check the signals and turn each into a fill event (bar, phase, pricing); return how many.
-
-    Events come out sorted by (bar, phase, signal). Market orders touch no bar data here (their
-    bar follows from the timestamp), so the run loop reads each bar once, in order."""
-    cdef int64_t n = bars.n, i, k, f, nev = 0, hint = 0, prev_ts = -INT64_MAX - 1
-    cdef int64_t last_bar = -1
-    cdef int16_t phase, kind, last_phase = -1
-    cdef bint in_order = True, buy
-    cdef double q, px
-    cdef const Signal* s
-    unfilled[0] = 0
-    for i in range(nsignals):
-        s = &signals[i]
-        if s.timestamp_ns < prev_ts:
-            error_code[0] = SIG_UNSORTED
-            error_row[0] = i
-            return -1
-        prev_ts = s.timestamp_ns
-        q = s.quantity
-        if not (q > 0.0 and q < INFINITY):
-            error_code[0] = SIG_QUANTITY
-            error_row[0] = i
-            return -1
-        if s.side > 1:
-            error_code[0] = SIG_SIDE
-            error_row[0] = i
-            return -1
-        if s.type > 2:
-            error_code[0] = SIG_TYPE
-            error_row[0] = i
-            return -1
-        if s.type != ORDER_MARKET and bad_price(s.price):
-            error_code[0] = SIG_PRICE
-            error_row[0] = i
-            return -1
-        buy = s.side == SIDE_BUY
-        k = bar_of(bars, s.timestamp_ns, &hint)
-        px = s.price
-        if s.type == ORDER_MARKET:
-            if cfg.fill_mode == FILL_CLOSE:
-                f = k if k >= 0 else 0
-                phase = 2
-                kind = FILL_AT_CLOSE
-            else:
-                f = k + 1
-                phase = 0
-                kind = FILL_AT_OPEN
-        elif k + 1 >= n:
-            f = n
-        else:
-            phase = 1
-            if s.type == ORDER_LIMIT:
-                kind = FILL_AT_LIMIT
-                f = first_low_below(bars, k + 1, px) if buy else first_high_above(bars, k + 1, px)
-            else:
-                # A stop triggers when the range reaches it: high >= trigger (buy), low <= trigger.
-                kind = FILL_AT_STOP
-                if buy:
-                    f = first_high_above(bars, k + 1, nextafter(px, -INFINITY))
-                else:
-                    f = first_low_below(bars, k + 1, nextafter(px, INFINITY))
-        if f >= n:
-            unfilled[0] += 1
-            continue
-        events[nev].bar = f
-        events[nev].phase = phase
-        events[nev].kind = kind
-        events[nev].signal = <int32_t>i
-        events[nev].price = px
-        events[nev].quantity = q if buy else -q
-        if f < last_bar or (f == last_bar and phase < last_phase):
-            in_order = False
-        last_bar = f
-        last_phase = phase
-        nev += 1
-    if not in_order:
-        c_qsort(events, <size_t>nev, sizeof(Event), compare_events)
-    return nev
-
-
-cdef inline double fill_price(const Bars* bars, const Event* ev, double slippage) noexcept nogil:
-    """Execution price of an event at its bar: market and stop fills pay slippage."""
-    cdef double px, side = 1.0 if ev.quantity > 0.0 else -1.0
-    if ev.kind == FILL_AT_CLOSE:
-        px = bars.close[ev.bar]
-    elif ev.kind == FILL_AT_OPEN:
-        px = bars.open[ev.bar]
-    elif ev.kind == FILL_AT_LIMIT:
-        return ev.price
-    elif ev.quantity > 0.0:            # stop: at the trigger, or at the open if it gapped past
-        px = bars.open[ev.bar] if bars.open[ev.bar] > ev.price else ev.price
-    else:
-        px = bars.open[ev.bar] if bars.open[ev.bar] < ev.price else ev.price
-    return px * (1.0 + side * slippage)
-
-
-# ---------------------------------------------------------------------------------------------
-# Positions, cash and round trips.
-
-cdef struct Book:
-    double cash
-    double pos
-    double trade_pnl
-    double fees
-    double gross_profit
-    double gross_loss
-    int64_t trades
-    int64_t wins
-    int64_t losses
-
-
-cdef inline void close_trade(Book* bk) noexcept nogil:
-    # Branch-free: whether a trade won is as unpredictable as the market.
-    cdef double pnl = bk.trade_pnl
-    bk.trades += 1
-    bk.wins += pnl > 0.0
-    bk.losses += pnl < 0.0
-    bk.gross_profit += tb_pos(pnl)
-    bk.gross_loss -= tb_neg(pnl)
-    bk.trade_pnl = 0.0
-
-
-cdef inline double apply_fill(Book* bk, double q, double px, double fee_rate) noexcept nogil:
-    """Trade signed quantity q at px; return the fee. A round trip runs from flat to flat (or to
-    a flip); its PnL is the cash it moved, fees included, a flip's fee split by quantity."""
-    cdef double aq = q if q > 0.0 else -q
-    cdef double fee = fee_rate * aq * px
-    cdef double pos0 = bk.pos, pos1 = pos0 + q, apos0, apos1, fee_close
-    bk.cash -= q * px + fee
-    bk.fees += fee
-    if pos0 == 0.0:
-        bk.trade_pnl = -q * px - fee
-        bk.pos = pos1
-    elif (pos0 > 0.0) == (q > 0.0):
-        bk.trade_pnl += -q * px - fee
-        bk.pos = pos1
-    else:
-        apos0 = pos0 if pos0 > 0.0 else -pos0
-        apos1 = pos1 if pos1 > 0.0 else -pos1
-        if apos1 <= FLAT_EPSILON * apos0:
-            bk.trade_pnl += -q * px - fee
-            bk.pos = 0.0
-            close_trade(bk)
-        elif aq < apos0:
-            bk.trade_pnl += -q * px - fee
-            bk.pos = pos1
-        else:
-            fee_close = fee_rate * apos0 * px
-            bk.trade_pnl += pos0 * px - fee_close
-            close_trade(bk)
-            bk.trade_pnl = -pos1 * px - (fee - fee_close)
-            bk.pos = pos1
-    return fee
-
-
-# ---------------------------------------------------------------------------------------------
-# The run.
-
-cdef struct Curve:
-    double peak             # highest equity so far (initial capital included)
-    double max_dd
-    double max_dd_frac
-    double s2               # sum of squared per-bar PnL
-    double s2neg            # the same over losing bars
-    int64_t exposure
-
-
-cdef inline void mark_bar(Curve* cv, double eq, double pnl) noexcept nogil:
-    """Account for the equity at the close of a bar with fills (branch-free where data decides)."""
-    cdef double down = tb_neg(pnl), dd, frac
-    cv.s2 += pnl * pnl
-    cv.s2neg += down * down
-    cv.peak = tb_max(eq, cv.peak)
-    dd = cv.peak - eq
-    cv.max_dd = tb_max(dd, cv.max_dd)
-    if dd > cv.max_dd_frac * cv.peak * NEAR:      # only then can the fraction be larger
-        frac = dd / cv.peak
-        if frac > cv.max_dd_frac:
-            cv.max_dd_frac = frac
-
+# The run: fills go through the ledger; stretches without fills are marked from block summaries.
 
 cdef inline bint step_over(const BlockStats* st, double p, double cash, double peak, double best,
                            double* top) noexcept nogil:
@@ -1001,7 +157,7 @@ cdef void hold(const Bars* bars, int64_t a, int64_t b, double p, double cash,
     if hi <= cv.peak:
         # No new peak inside: every bar's drawdown is measured from cv.peak, so the deepest bar
         # gives both figures exactly.
-        if dd > cv.max_dd_frac * cv.peak * NEAR and dd / cv.peak > cv.max_dd_frac:
+        if dd > cv.max_dd_frac * cv.peak * TB_NEAR and dd / cv.peak > cv.max_dd_frac:
             cv.max_dd_frac = dd / cv.peak
         cv.exposure += b - a + 1
         return
@@ -1012,73 +168,27 @@ cdef void hold(const Bars* bars, int64_t a, int64_t b, double p, double cash,
         if dd > cv.max_dd:
             cv.max_dd = dd
     top = hi
-    if top - lo > cv.max_dd_frac * cv.peak * NEAR and (top - lo) / cv.peak > cv.max_dd_frac:
+    if top - lo > cv.max_dd_frac * cv.peak * TB_NEAR and (top - lo) / cv.peak > cv.max_dd_frac:
         cv.max_dd_frac = worst_fraction(bars, a, b, p, cash, cv.peak, cv.max_dd_frac)
     cv.peak = top
     cv.exposure += b - a + 1
 
 
-cdef void finish(const Bars* bars, const Config* cfg, const Book* bk, const Curve* cv,
-                 int64_t nfills, int64_t unfilled, Stats* out) noexcept nogil:
-    cdef int64_t n = bars.n
-    cdef double cap = cfg.capital
-    cdef double final = bk.cash + bk.pos * bars.close[n - 1]
-    cdef double net = final - cap
-    cdef double mean = net / cap / n
-    cdef double s2 = cv.s2 / (cap * cap), s2neg = cv.s2neg / (cap * cap)
-    cdef double ppy = YEAR_NS / bars.interval if n >= 2 else 0.0
-    cdef double var, root = sqrt(ppy)
-    out.total_trades = bk.trades
-    out.winning_trades = bk.wins
-    out.losing_trades = bk.losses
-    out.total_fills = nfills
-    out.unfilled_orders = unfilled
-    out.exposure_bars = cv.exposure
-    out.net_pnl = net
-    out.gross_profit = bk.gross_profit
-    out.gross_loss = bk.gross_loss
-    out.total_fees = bk.fees
-    out.return_pct = net / cap * 100.0
-    out.final_capital = final
-    out.sharpe = 0.0
-    out.sortino = 0.0
-    if n >= 2 and s2 / n > NOISE_RETURN * NOISE_RETURN:
-        var = (s2 - n * mean * mean) / (n - 1)
-        if var > ZERO_VARIANCE * s2 / n:
-            out.sharpe = mean / sqrt(var) * root
-        if s2neg > 0.0:
-            out.sortino = mean / sqrt(s2neg / n) * root
-    out.max_drawdown = cv.max_dd
-    out.max_drawdown_pct = cv.max_dd_frac * 100.0
-    out.calmar = 0.0
-    if cv.max_dd > NOISE_RETURN * cap:
-        out.calmar = (out.return_pct * ppy / n) / out.max_drawdown_pct
-    out.win_rate = <double>bk.wins / bk.trades if bk.trades > 0 else 0.0
-    if bk.gross_loss > 0.0:
-        out.profit_factor = bk.gross_profit / bk.gross_loss
-    else:
-        out.profit_factor = INFINITY if bk.gross_profit > 0.0 else 0.0
-    out.avg_win = bk.gross_profit / bk.wins if bk.wins > 0 else 0.0
-    out.avg_loss = -bk.gross_loss / bk.losses if bk.losses > 0 else 0.0
-    out.exposure_pct = 100.0 * cv.exposure / n
-    out.error_code = SIG_OK
-    out.error_row = -1
-
-
 cdef void trace(const Bars* bars, const Signal* signals, const Event* events, int64_t nev,
                 const Config* cfg, double* equity, Fill* fills) noexcept nogil:
     """Per-bar equity and the fill records, replaying the same fills as the statistics."""
-    cdef Book bk
+    cdef Account acct
+    cdef Curve unused
+    cdef Holding h = Holding(pos=0.0, trade_pnl=0.0)
     cdef int64_t t, e = 0
     cdef double px, fee
     cdef const Signal* s
-    memset(&bk, 0, sizeof(Book))
-    bk.cash = cfg.capital
+    ledger_open(&acct, &unused, cfg.capital)
     for t in range(bars.n):
         while e < nev and events[e].bar == t:
             s = &signals[events[e].signal]
             px = fill_price(bars, &events[e], cfg.slippage)
-            fee = apply_fill(&bk, events[e].quantity, px, cfg.fee_rate)
+            fee = ledger_fill(&acct, &h, events[e].quantity, px, cfg.fee_rate)
             if fills != NULL:
                 fills[e].timestamp_ns = bars.ts[t]
                 fills[e].bar = t
@@ -1086,47 +196,49 @@ cdef void trace(const Bars* bars, const Signal* signals, const Event* events, in
                 fills[e].quantity = s.quantity
                 fills[e].price = px
                 fills[e].fee = fee
-                fills[e].position = bk.pos
+                fills[e].position = h.pos
                 fills[e].side = s.side
                 fills[e].type = s.type
             e += 1
         if equity != NULL:
-            equity[t] = bk.cash + bk.pos * bars.close[t]
+            equity[t] = acct.cash + h.pos * bars.close[t]
 
 
 cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, const Config* cfg,
-                  Event* scratch, Stats* out, double* equity, Fill* fills) noexcept nogil:
+                  Event* scratch, Outcome* out, double* equity, Fill* fills) noexcept nogil:
     """One backtest. ``scratch`` holds nsignals events. Returns 0, or -1 with out.error_*."""
-    cdef Book bk
+    cdef Account acct
+    cdef Holding h = Holding(pos=0.0, trade_pnl=0.0)
     cdef Curve cv
     cdef int64_t nev, unfilled, e = 0, f, prev = -1
-    cdef double q, before
-    cdef const Signal* s
+    cdef double before, eq
     cdef const double* c = bars.close
-    memset(out, 0, sizeof(Stats))
+    memset(out, 0, sizeof(Outcome))
     nev = plan_fills(bars, signals, nsignals, cfg, scratch, &unfilled, &out.error_code,
                      &out.error_row)
     if nev < 0:
         return -1
-    bk = Book(cash=cfg.capital, pos=0.0, trade_pnl=0.0, fees=0.0, gross_profit=0.0,
-              gross_loss=0.0, trades=0, wins=0, losses=0)
-    cv = Curve(peak=cfg.capital, max_dd=0.0, max_dd_frac=0.0, s2=0.0, s2neg=0.0, exposure=0)
+    ledger_open(&acct, &cv, cfg.capital)
     while e < nev:
         f = scratch[e].bar
-        if bk.pos != 0.0 and f - 1 > prev:
-            hold(bars, prev + 1, f - 1, bk.pos, bk.cash, &cv)
-        before = bk.cash + bk.pos * c[f - 1] if f > 0 else bk.cash
+        if h.pos != 0.0 and f - 1 > prev:
+            hold(bars, prev + 1, f - 1, h.pos, acct.cash, &cv)
+        before = acct.cash + h.pos * c[f - 1] if f > 0 else acct.cash
         while e < nev and scratch[e].bar == f:
-            apply_fill(&bk, scratch[e].quantity, fill_price(bars, &scratch[e], cfg.slippage),
-                       cfg.fee_rate)
+            ledger_fill(&acct, &h, scratch[e].quantity,
+                        fill_price(bars, &scratch[e], cfg.slippage), cfg.fee_rate)
             e += 1
-        mark_bar(&cv, bk.cash + bk.pos * c[f], bk.cash + bk.pos * c[f] - before)
-        if bk.pos != 0.0:
+        eq = acct.cash + h.pos * c[f]
+        ledger_mark(&cv, eq, eq - before)
+        if h.pos != 0.0:
             cv.exposure += 1
         prev = f
-    if bk.pos != 0.0 and prev < bars.n - 1:
-        hold(bars, prev + 1, bars.n - 1, bk.pos, bk.cash, &cv)
-    finish(bars, cfg, &bk, &cv, nev, unfilled, out)
+    if h.pos != 0.0 and prev < bars.n - 1:
+        hold(bars, prev + 1, bars.n - 1, h.pos, acct.cash, &cv)
+    ledger_stats(&acct, &cv, cfg.capital, acct.cash + h.pos * c[bars.n - 1], bars.n,
+                 bars.interval, nev, unfilled, &out.stats)
+    out.error_code = SIG_OK
+    out.error_row = -1
     if equity != NULL or fills != NULL:
         trace(bars, signals, scratch, nev, cfg, equity, fills)
     return 0
@@ -1135,303 +247,16 @@ cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, con
 # ---------------------------------------------------------------------------------------------
 # Python side.
 
-def _unit_scale(int64_t magnitude):
-    """ns multiplier for timestamps whose largest magnitude is ``magnitude`` (ms, us or ns)."""
-    if magnitude < 10_000_000_000_000:          # below 1e13: milliseconds
-        return 1_000_000
-    if magnitude < 10_000_000_000_000_000:      # below 1e16: microseconds
-        return 1_000
-    return 1
-
-
-def _as_int64(values, str what):
-    """int64 array from integers, datetime64 or integral floats; the row of the first bad value."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional, got shape {arr.shape}")
-    if arr.dtype.kind == "M":
-        return np.ascontiguousarray(arr.astype("datetime64[ns]").view(np.int64)), True
-    if arr.dtype.kind in "iu":
-        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
-            raise ValueError(f"{what} row {int(np.argmax(arr))}: value does not fit in int64")
-        return np.ascontiguousarray(arr, dtype=np.int64), False
-    if arr.dtype.kind == "f":
-        bad = ~(np.abs(arr) < 2.0 ** 63) | (arr != np.round(arr))     # NaN fails the first
-        if bad.any():
-            row = int(np.argmax(bad))
-            raise ValueError(f"{what} row {row}: {arr[row].item()!r} is not an integer timestamp")
-        return np.ascontiguousarray(arr, dtype=np.int64), False
-    raise ValueError(f"{what} must be integers (ms, us or ns) or datetime64, got dtype {arr.dtype}")
-
-
-def normalize_timestamps(timestamps):
-    """Timestamps in ms, us or ns (told apart by magnitude) or datetime64, as int64 ns.
-
-    >>> normalize_timestamps([1_700_000_000_000])  # ms
-    array([1700000000000000000])
-    """
-    arr, is_ns = _as_int64(timestamps, "timestamps")
-    if arr.size == 0:
-        return arr
-    magnitude = int(max(abs(int(arr.max())), abs(int(arr.min()))))
-    scale = 1 if is_ns else _unit_scale(magnitude)
-    limit = TS_LIMIT // scale
-    if magnitude >= limit:
-        bad = int(np.argmax((arr >= limit) | (arr <= -limit)))
-        raise ValueError(f"timestamps row {bad}: {arr[bad].item()} is out of range "
-                         "(|t| must stay below 2**62 ns, about 146 years from 1970)")
-    return arr * scale if scale != 1 else arr
-
-
-def _as_f8(values, str what, int64_t n):
-    arr = np.ascontiguousarray(values, dtype=np.float64)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{what} has shape {arr.shape}; expected {n} values like the timestamps")
-    return arr
-
-
-def make_signals(timestamps, sides, quantities, prices=None, types=None):
-    """Pack signal columns into a SIGNAL_DTYPE array, checked and sorted by time.
-
-    timestamps: int (ms, us or ns, told apart by magnitude) or datetime64; sides: 0 buy, 1 sell;
-    quantities: > 0; prices: the limit price or stop trigger (ignored for market orders);
-    types: 0 market (default), 1 limit, 2 stop. Rows are stably sorted by timestamp. A bad row
-    raises ValueError naming it (its position in the arrays given).
-
-    >>> sig = make_signals([1_700_000_000_000, 1_700_000_060_000], [0, 1], [0.5, 0.5])
-    >>> sig["timestamp_ns"].tolist(), sig["side"].tolist()
-    ([1700000000000000000, 1700000060000000000], [0, 1])
-    """
-    ts = normalize_timestamps(timestamps)
-    n = ts.shape[0]
-    side = np.asarray(sides)
-    qty = np.asarray(quantities, dtype=np.float64)
-    kind = np.zeros(n, dtype=np.int64) if types is None else np.asarray(types)
-    price = np.full(n, np.nan) if prices is None else np.asarray(prices, dtype=np.float64)
-    for name, arr in (("sides", side), ("quantities", qty), ("prices", price), ("types", kind)):
-        if arr.ndim != 1 or arr.shape[0] != n:
-            raise ValueError(f"{name} has shape {arr.shape}; expected {n} values like the timestamps")
-    bad = ~np.isin(side, (0, 1))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"signal row {row}: side {side[row].item()!r} must be 0 (buy) or 1 (sell)")
-    bad = ~(np.isfinite(qty) & (qty > 0))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"signal row {row}: quantity {qty[row].item()!r} must be finite and > 0")
-    bad = ~np.isin(kind, (0, 1, 2))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"signal row {row}: type {kind[row].item()!r} must be 0 (market), 1 (limit) or 2 (stop)")
-    bad = (kind != 0) & ~(np.isfinite(price) & (price > 0))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise ValueError(f"signal row {row}: a limit or stop order needs a finite price > 0, got {price[row].item()!r}")
-    out = np.empty(n, dtype=SIGNAL_DTYPE)
-    order = None
-    if n > 1 and (ts[1:] < ts[:n - 1]).any():
-        order = np.argsort(ts, kind="stable")
-    for name, arr in (("timestamp_ns", ts), ("side", side), ("quantity", qty), ("price", price),
-                      ("type", kind)):
-        out[name] = arr if order is None else arr[order]
-    return out
-
-
-cdef inline bint _plain_signals(object arr):
-    """A one-dimensional contiguous SIGNAL_DTYPE ndarray (make_signals' output): usable as is."""
-    return (type(arr) is np.ndarray and (<cnp.ndarray>arr).descr is <cnp.dtype>SIGNAL_DTYPE
-            and cnp.PyArray_NDIM(<cnp.ndarray>arr) == 1
-            and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>arr))
-
-
-def _as_signals(signals, str where):
-    arr = signals
-    if _plain_signals(arr):
-        return arr          # the common case, checked cheaply
-    if not isinstance(arr, np.ndarray) or arr.dtype != SIGNAL_DTYPE:
-        arr = np.asarray(arr)
-        if arr.dtype.names is None or set(arr.dtype.names) != set(SIGNAL_DTYPE.names):
-            raise TypeError(f"{where}: signals must be a SIGNAL_DTYPE array (use make_signals), "
-                            f"got {type(signals).__name__} of dtype {arr.dtype}")
-        arr = arr.astype(SIGNAL_DTYPE)
-    if arr.ndim != 1:
-        raise ValueError(f"{where}: signals must be one-dimensional")
-    if not arr.flags.c_contiguous:
-        arr = np.ascontiguousarray(arr)
-    return arr
-
-
-BAR_ERRORS = {
-    BAR_TS_RANGE: "timestamp is out of range (|t| must stay below 2**62 ns, about 146 years from 1970)",
-    BAR_TS_ORDER: "timestamp is not after the previous bar's; bars must be sorted with unique timestamps",
-    BAR_OPEN: "open must be finite and > 0",
-    BAR_HIGH: "high must be finite and > 0",
-    BAR_LOW: "low must be finite and > 0",
-    BAR_CLOSE: "close must be finite and > 0",
-    BAR_VOLUME: "volume must be finite and >= 0",
-    BAR_HIGH_LOW: "high is below low",
-    BAR_OPEN_RANGE: "open is outside [low, high]",
-    BAR_CLOSE_RANGE: "close is outside [low, high]",
-}
-
-
-cdef class Instrument:
-    """One loaded instrument: its bars in contiguous read-only arrays plus the block summaries.
-
-    >>> eng = Engine()
-    >>> eng.load_bars_df([0, 60_000, 180_000], [1., 2., 3.], [1., 2., 3.], [1., 2., 3.], [1., 2., 3.], [5., 5., 5.])
-    >>> inst = eng.instrument()
-    >>> len(inst), inst.bar_interval_ns, inst.uniform, inst.close.tolist()
-    (3, 60000000000, False, [1.0, 2.0, 3.0])
-    """
-    cdef Bars view
-    cdef object _buffer
-    cdef readonly object symbol
-    cdef readonly object timestamps, open, high, low, close, volume
-
-    def __len__(self):
-        return self.view.n
-
-    @property
-    def bar_interval_ns(self):
-        """Smallest gap between consecutive bars (the bar interval), in ns."""
-        return self.view.interval
-
-    @property
-    def uniform(self):
-        """True when every gap equals the bar interval."""
-        return bool(self.view.uniform)
-
-    @property
-    def nbytes(self):
-        return self._buffer.nbytes
-
-    def bars(self):
-        """A BAR_DTYPE copy of the loaded bars."""
-        out = np.empty(self.view.n, dtype=BAR_DTYPE)
-        for name in BAR_DTYPE.names:
-            out[name] = getattr(self, "timestamps" if name == "timestamp_ns" else name)
-        return out
-
-
-cdef Instrument _load(object symbol, object ts, int64_t scale, object o, object h, object l,
-                      object c, object v):
-    cdef int64_t n = ts.shape[0]
-    if n == 0:
-        raise ValueError("no bars: at least one bar is needed")
-    cdef int64_t nblocks = (n + BLOCK - 1) // BLOCK
-    cdef int64_t nsupers = (nblocks + SUPER - 1) // SUPER
-    cdef int64_t words = 6 * n + 8 * (nblocks + nsupers)
-    buf = np.empty(words, dtype=np.float64)
-    cdef double[::1] bv = buf
-    cdef double* base = &bv[0]
-    cdef const int64_t[::1] tsv = ts
-    cdef const double[::1] ov = o, hv = h, lv = l, cv = c, vv = v
-    cdef int reason = 0
-    cdef int64_t bad, min_gap = 0, max_gap = 0
-    cdef Instrument inst = Instrument.__new__(Instrument)
-    cdef Bars* bars = &inst.view
-    with nogil:
-        bad = load_bars(n, &tsv[0], scale, &ov[0], &hv[0], &lv[0], &cv[0], &vv[0], base,
-                        nblocks, nsupers, &reason, &min_gap, &max_gap)
-    if bad >= 0:
-        raise ValueError(f"bars row {bad}: {BAR_ERRORS[reason]}")
-    bars.ts = <const int64_t*>base
-    bars.open = base + n
-    bars.high = base + 2 * n
-    bars.low = base + 3 * n
-    bars.close = base + 4 * n
-    bars.blocks = <const BlockStats*>(base + 6 * n)
-    bars.supers = <const BlockStats*>(base + 6 * n + 8 * nblocks)
-    bars.n = n
-    bars.nblocks = nblocks
-    bars.nsupers = nsupers
-    bars.interval = min_gap if n > 1 else 1
-    bars.uniform = n == 1 or min_gap == max_gap
-    bars.end_ts = (INT64_MAX if bars.interval > INT64_MAX - bars.ts[n - 1]
-                   else bars.ts[n - 1] + bars.interval)
-    if tb_has_int128():
-        log2 = (bars.interval - 1).bit_length()          # ceil(log2 interval)
-        bars.magic = (1 << (63 + log2)) // bars.interval + 1
-        bars.shift = 63 + log2
-    inst._buffer = buf
-    inst.symbol = symbol
-    views = [buf[i * n:(i + 1) * n] for i in range(6)]
-    views[0] = views[0].view(np.int64)
-    for arr in views:
-        arr.flags.writeable = False
-    inst.timestamps, inst.open, inst.high, inst.low, inst.close, inst.volume = views
-    return inst
-
-
-cdef dict _stats_dict(const Stats* st):
-    return {
-        "total_trades": st.total_trades,
-        "winning_trades": st.winning_trades,
-        "losing_trades": st.losing_trades,
-        "net_pnl": st.net_pnl,
-        "gross_profit": st.gross_profit,
-        "gross_loss": st.gross_loss,
-        "total_fees": st.total_fees,
-        "return_pct": st.return_pct,
-        "sharpe": st.sharpe,
-        "sortino": st.sortino,
-        "calmar": st.calmar,
-        "max_drawdown": st.max_drawdown,
-        "max_drawdown_pct": st.max_drawdown_pct,
-        "win_rate": st.win_rate,
-        "profit_factor": st.profit_factor,
-        "avg_win": st.avg_win,
-        "avg_loss": st.avg_loss,
-        "final_capital": st.final_capital,
-        "exposure_pct": st.exposure_pct,
-        "total_fills": st.total_fills,
-        "unfilled_orders": st.unfilled_orders,
-    }
-
-
-_FRAME_COLUMNS = {
-    "timestamp": ("timestamp_ns", "timestamp", "timestamps", "ts", "time", "open_time", "datetime",
-                  "date"),
-    "open": ("open", "opens", "o"),
-    "high": ("high", "highs", "h"),
-    "low": ("low", "lows", "l"),
-    "close": ("close", "closes", "c"),
-    "volume": ("volume", "volumes", "v"),
-}
-
-
-def _frame_column(frame, str role):
-    names = list(frame.keys()) if hasattr(frame, "keys") else list(frame.columns)
-    lower = {str(name).lower(): name for name in names}
-    for candidate in _FRAME_COLUMNS[role]:
-        if candidate in lower:
-            col = frame[lower[candidate]]
-            tz = getattr(getattr(col, "dt", None), "tz", None)
-            if tz is not None:                       # tz-aware pandas column: to naive UTC
-                col = col.dt.tz_convert(None)
-            to_numpy = getattr(col, "to_numpy", None)
-            return to_numpy() if to_numpy is not None else np.asarray(col)
-    if role == "timestamp":
-        index = getattr(frame, "index", None)
-        if getattr(index, "tz", None) is not None:
-            index = index.tz_convert(None)
-        if index is not None and np.asarray(index).dtype.kind == "M":
-            return np.asarray(index)
-    raise ValueError(f"frame has no {role} column (looked for {', '.join(_FRAME_COLUMNS[role])}); "
-                     f"its columns are {names}")
-
-
 cdef class Engine:
     """Batch backtest engine: load bars once, run many signal sets against them.
 
     initial_capital: starting cash; fee_rate: fee per fill as a fraction of notional;
     slippage_bps: basis points by which market and stop fills move against the taker;
-    fill: "close" (a signal stamped at bar t fills at bar t's close, as FLOX does) or
-    "next_open" (it fills at the next bar's open: no look-ahead).
+    fill: "next_open" (the default, DEFAULT_FILL: a signal stamped at bar t fills at bar t+1's
+    open, so nothing it could not have known is used) or "close" (at bar t's close, as FLOX does).
 
     >>> import numpy as np
-    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0)
+    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0, fill="close")
     >>> ts = np.array([0, 60_000, 120_000]) + 1_700_000_000_000          # ms
     >>> eng.load_bars_df(ts, [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [1., 1., 1.])
     >>> stats = eng.run(make_signals(ts[[0, 2]], [0, 1], [100.0, 100.0]))
@@ -1442,7 +267,7 @@ cdef class Engine:
     cdef dict _instruments
     cdef double _slippage_bps
 
-    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill="close"):
+    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill=DEFAULT_FILL):
         initial_capital = float(initial_capital)
         fee_rate = float(fee_rate)
         slippage_bps = float(slippage_bps)
@@ -1477,13 +302,16 @@ cdef class Engine:
         return list(self._instruments)
 
     def instrument(self, symbol=None):
-        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded)."""
+        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded). Bars loaded
+        without a symbol also answer to FLOX's default symbol, 1."""
         if symbol is None and len(self._instruments) == 1:
             return next(iter(self._instruments.values()))
         try:
             return self._instruments[symbol]
         except (KeyError, TypeError):
             pass
+        if type(symbol) is int and symbol == FLOX_DEFAULT_SYMBOL and None in self._instruments:
+            return self._instruments[None]
         if symbol is None:
             if not self._instruments:
                 raise ValueError("no bars loaded: call load_bars_df, load_bars or load_bars_frame first")
@@ -1504,33 +332,26 @@ cdef class Engine:
         >>> eng.symbols
         ['BTC/USDT']
         """
-        ts, is_ns = _as_int64(timestamps, "timestamps")
-        n = ts.shape[0]
-        scale = 1
-        if not is_ns and n:
-            scale = _unit_scale(max(abs(int(ts[0])), abs(int(ts[n - 1]))))
-        inst = _load(symbol, ts, scale, _as_f8(opens, "opens", n), _as_f8(highs, "highs", n),
-                     _as_f8(lows, "lows", n), _as_f8(closes, "closes", n),
-                     _as_f8(volumes, "volumes", n))
+        inst = load_columns(symbol, timestamps, opens, highs, lows, closes, volumes)
         self._instruments.pop(symbol, None)
         self._instruments[symbol] = inst
 
     def load_bars(self, bars, symbol=None):
         """Load a structured array with BAR_DTYPE's fields (timestamp_ns, open, high, low, close,
-        volume). A timestamp_ns column in ms or us is normalised like load_bars_df's.
+        volume), or FLOX's PyBar (timestamp_ns and open_raw, ..., volume_raw: int64 fixed point,
+        value x 1e8). A timestamp_ns column in ms or us is normalised like load_bars_df's.
 
         >>> bars = np.zeros(2, dtype=BAR_DTYPE)
         >>> bars["timestamp_ns"] = [1_700_000_000_000_000_000, 1_700_000_060_000_000_000]
         >>> for f in ("open", "high", "low", "close"): bars[f] = 100.0
         >>> Engine().load_bars(bars)
+        >>> flox = np.zeros(2, dtype=PyBar)
+        >>> flox["timestamp_ns"] = bars["timestamp_ns"]
+        >>> for f in ("open_raw", "high_raw", "low_raw", "close_raw"): flox[f] = 100 * 10**8
+        >>> eng = Engine(); eng.load_bars(flox); eng.instrument().close.tolist()
+        [100.0, 100.0]
         """
-        bars = np.asarray(bars)
-        names = bars.dtype.names or ()
-        missing = [name for name in BAR_DTYPE.names if name not in names]
-        if missing:
-            raise ValueError(f"bars lack the fields {missing}; expected BAR_DTYPE {BAR_DTYPE.names}")
-        self.load_bars_df(bars["timestamp_ns"], bars["open"], bars["high"], bars["low"],
-                          bars["close"], bars["volume"], symbol=symbol)
+        self.load_bars_df(*record_columns(bars), symbol=symbol)
 
     def load_bars_frame(self, frame, symbol=None):
         """Load a pandas or polars DataFrame (or a mapping of columns). Columns are found by
@@ -1540,7 +361,7 @@ cdef class Engine:
         >>> Engine().load_bars_frame({"open_time": [1_700_000_000_000], "open": [1.0], "high": [1.0],
         ...                           "low": [1.0], "close": [1.0], "volume": [0.0]})
         """
-        self.load_bars_df(*(_frame_column(frame, role) for role in _FRAME_COLUMNS), symbol=symbol)
+        self.load_bars_df(*frame_columns(frame), symbol=symbol)
 
     def run(self, signals, symbol=None, equity=False):
         """Run one signal set (a SIGNAL_DTYPE array from make_signals); return the statistics.
@@ -1548,16 +369,16 @@ cdef class Engine:
         With equity=True the dict also holds "equity" (mark-to-market equity at each bar's close,
         float64) and "fills" (a FILL_DTYPE array, in execution order).
 
-        >>> eng = Engine(fee_rate=0.0)
+        >>> eng = Engine(fee_rate=0.0, fill="close")
         >>> eng.load_bars_df([0, 60_000, 120_000], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [0., 0., 0.])
         >>> out = eng.run(make_signals([0], [0], [10.0]), equity=True)
         >>> out["equity"].tolist(), out["fills"]["price"].tolist()
         ([100000.0, 100010.0, 100030.0], [1.0])
         """
         cdef Instrument inst = self.instrument(symbol)
-        arr = _as_signals(signals, "run")
+        arr = as_signals(signals, "run")
         cdef int64_t nsig = arr.shape[0]
-        cdef Stats st
+        cdef Outcome st
         cdef int rc
         cdef Event* scratch = <Event*>malloc((nsig + 1) * sizeof(Event))
         cdef const Signal* sig = <const Signal*>cnp.PyArray_DATA(<cnp.ndarray>arr)
@@ -1580,10 +401,10 @@ cdef class Engine:
             free(scratch)
         if rc != 0:
             raise ValueError(f"signal row {st.error_row}: {SIGNAL_ERRORS[st.error_code]}")
-        out = _stats_dict(&st)
+        out = stats_dict(&st.stats)
         if equity:
             out["equity"] = eq_arr
-            out["fills"] = fills_arr[:st.total_fills].copy()
+            out["fills"] = fills_arr[:st.stats.total_fills].copy()
         return out
 
     def run_batch(self, items, threads=0, symbol=None):
@@ -1604,7 +425,7 @@ cdef class Engine:
         cdef const Bars** bars_of = NULL
         cdef const Signal** sig_of = NULL
         cdef int64_t* count_of = NULL
-        cdef Stats* results = NULL
+        cdef Outcome* results = NULL
         cdef Event* scratch = NULL
         cdef int64_t most = 0
         cdef Instrument inst, last_inst = None
@@ -1617,7 +438,7 @@ cdef class Engine:
             bars_of = <const Bars**>malloc(m * sizeof(Bars*))
             sig_of = <const Signal**>malloc(m * sizeof(Signal*))
             count_of = <int64_t*>malloc(m * sizeof(int64_t))
-            results = <Stats*>malloc(m * sizeof(Stats))
+            results = <Outcome*>malloc(m * sizeof(Outcome))
             if bars_of == NULL or sig_of == NULL or count_of == NULL or results == NULL:
                 raise MemoryError()
             for i in range(m):
@@ -1634,10 +455,10 @@ cdef class Engine:
                         raise ValueError(f"batch item {i}: {exc}") from None
                     last_inst = inst
                     last_symbol = item_symbol
-                if _plain_signals(item):
+                if plain_signals(item):
                     arr = item
                 else:
-                    arr = _as_signals(item, f"batch item {i}")
+                    arr = as_signals(item, f"batch item {i}")
                 keep.append((last_inst, arr))   # alive while the threads read them
                 bars_of[i] = &last_inst.view
                 sig_of[i] = <const Signal*>cnp.PyArray_DATA(<cnp.ndarray>arr)
@@ -1661,72 +482,10 @@ cdef class Engine:
                         raise MemoryError()
                     raise ValueError(f"batch item {i}: signal row {results[i].error_row}: "
                                      f"{SIGNAL_ERRORS[results[i].error_code]}")
-                out.append(_stats_dict(&results[i]))
+                out.append(stats_dict(&results[i].stats))
             return out
         finally:
             free(bars_of)
             free(sig_of)
             free(count_of)
             free(results)
-
-
-# ---------------------------------------------------------------------------------------------
-# Permutation paths (tradebus.engine.permutation): one pass writing a BAR_DTYPE path.
-
-cdef extern from *:
-    """
-    #if defined(__GNUC__)
-    #define tb_prefetch(p) __builtin_prefetch(p)
-    #else
-    #define tb_prefetch(p) ((void)0)
-    #endif
-    """
-    void tb_prefetch(const void* p) noexcept nogil
-
-
-cdef packed struct BarRow:
-    int64_t timestamp_ns
-    double open
-    double high
-    double low
-    double close
-    double volume
-
-
-def _permuted_path(const int64_t[::1] ts, const double[::1] first, const double[::1] closes,
-                   const int64_t[::1] order, const double[:, ::1] shape):
-    """BAR_DTYPE path: bar 0 is ``first`` (open, high, low, close, volume); bar i >= 1 has the
-    close closes[i - 1], open, high and low closes[i - 1] x shape[order[i - 1], 0..2] and the
-    volume shape[order[i - 1], 3]. ``shape`` rows are bars 1..n-1's (open, high, low) / close
-    and volume, side by side so each shuffled row is one cache line; timestamps are ``ts``."""
-    cdef Py_ssize_t n = ts.shape[0], i, k
-    if (closes.shape[0] != n - 1 or order.shape[0] != n - 1 or shape.shape[0] != n - 1
-            or shape.shape[1] != 4 or first.shape[0] != 5):
-        raise ValueError("_permuted_path: inconsistent lengths")
-    for i in range(n - 1):
-        if order[i] < 0 or order[i] >= n - 1:
-            raise ValueError("_permuted_path: order out of range")
-    out = np.empty(n, dtype=BAR_DTYPE)
-    cdef BarRow* row = <BarRow*>cnp.PyArray_DATA(<cnp.ndarray>out)
-    cdef double x
-    cdef const double* r
-    with nogil:
-        row[0].timestamp_ns = ts[0]
-        row[0].open = first[0]
-        row[0].high = first[1]
-        row[0].low = first[2]
-        row[0].close = first[3]
-        row[0].volume = first[4]
-        for i in range(1, n):
-            k = order[i - 1]
-            if i + 15 < n - 1:              # the shuffled rows are random reads: ask early
-                tb_prefetch(&shape[order[i + 15], 0])
-            x = closes[i - 1]
-            r = &shape[k, 0]
-            row[i].timestamp_ns = ts[i]
-            row[i].open = x * r[0]
-            row[i].high = x * r[1]
-            row[i].low = x * r[2]
-            row[i].close = x
-            row[i].volume = r[3]
-    return out

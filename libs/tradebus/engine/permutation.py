@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine, _permuted_path  # noqa: F401  BAR_DTYPE: the doctests
+from tradebus.engine.bars import BAR_DTYPE  # noqa: F401  BAR_DTYPE: the doctests
+from tradebus.engine.batch import Engine
+from tradebus.engine.ledger import STAT_KEYS
+from tradebus.engine.paths import permuted_path
 
 __all__ = ["PermutationResult", "permutation_paths", "permutation_test"]
 
@@ -75,7 +78,7 @@ def permutation_paths(bars, n: int, seed: int | None = None) -> Iterator[np.ndar
     for _ in range(int(n)):
         order = rng.permutation(log_returns.shape[0])
         closes = close[0] * np.exp(np.cumsum(log_returns[order]))
-        yield _permuted_path(inst.timestamps, first, closes, order, shape)
+        yield permuted_path(inst.timestamps, first, closes, order, shape)
 
 
 def permutation_test(
@@ -104,7 +107,7 @@ def permutation_test(
     >>> bars["timestamp_ns"] = np.arange(4) * 60_000_000_000
     >>> for f in ("open", "high", "low", "close"): bars[f] = [10.0, 11.0, 10.5, 12.0]
     >>> buy_and_hold = lambda b: make_signals(b["timestamp_ns"][:1], [0], [1.0])
-    >>> result = permutation_test(bars, buy_and_hold, n=20, seed=7, fee_rate=0.0)
+    >>> result = permutation_test(bars, buy_and_hold, n=20, seed=7, fee_rate=0.0, fill="close")
     >>> round(result.real["net_pnl"], 6), len(result.distribution["net_pnl"]), 0 < result.p_value <= 1
     (2.0, 20, True)
     """

@@ -129,15 +129,9 @@ class JetStreamRecorder:
         self.bus, self.stream, self.venues, self.retention_hours = bus, stream, venues, retention_hours
 
     async def start(self) -> None:
-        from nats.js.api import StreamConfig
+        from tradebus.bus.jetstream import md_record_stream
 
-        subjects = [f"md.{v}.>" for v in sorted(set(self.venues))] or ["md.>"]
-        config = StreamConfig(name=self.stream, subjects=subjects,
-                              max_age=self.retention_hours * 3600 if self.retention_hours > 0 else None)
-        try:
-            await self.bus.js.add_stream(config)
-        except Exception:  # already there with another config: update it
-            await self.bus.js.update_stream(config)
+        await self.bus.declare_stream(md_record_stream(self.stream, self.venues, self.retention_hours))
 
     async def add(self, subject: str, data: bytes, event: Any) -> None:
         return None
@@ -148,11 +142,11 @@ class JetStreamRecorder:
 
 async def read_jetstream(bus, stream: str, idle: float = 1.0) -> AsyncIterator[tuple[int, str, bytes]]:
     """(ts, subject, payload) of every message in ``stream``, oldest first (stops when idle)."""
-    info = await bus.js.stream_info(stream)
+    info = await bus.stream_info(stream)
     last = info.state.last_seq
     if not info.state.messages:
         return
-    sub = await bus.js.subscribe(">", stream=stream, ordered_consumer=True)
+    sub = await bus.read_stream(stream)
     try:
         while True:
             try:

@@ -1,6 +1,7 @@
 """Pre-trade risk limits and the kill switch (a control command on svc.order_router.kill)."""
 from __future__ import annotations
 
+from tradebus.execution import RiskEngine, RiskLimits
 from tradebus.proto import (
     CancelAll,
     CancelAllAck,
@@ -13,7 +14,6 @@ from tradebus.proto import (
     ServiceCommand,
 )
 from tradebus.proto.subjects import service_subject
-from tradebus.risk import RiskEngine, RiskLimits
 
 from .conftest import PERP, top, until
 
