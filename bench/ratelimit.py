@@ -7,7 +7,6 @@ import asyncio
 import time
 
 from _results import record
-
 from tradebus.exchanges import TokenBucket, load_config
 
 N = 100_000

@@ -32,9 +32,11 @@ def _env_prefix(venue: str) -> str:
     return "TRADEBUS_" + "".join(c if c.isalnum() else "_" for c in venue.upper())
 
 
-def build_adapters(settings: RouterSettings, venue: str, live: bool, sim_url: str) -> list[VenueAdapter]:
+def build_adapters(settings: RouterSettings, venue: str, live: bool, sim_url: str,
+                   names: tuple[str, ...] | None = None) -> list[VenueAdapter]:
+    """The venue adapters ``names`` (default: the settings'), in either spelling."""
     adapters = []
-    for key in settings.adapters:
+    for key in names or settings.adapters:
         config = load_config(key)
         ccxt_config = {"enableRateLimit": False, "timeout": settings.timeout_ms}
         if live:
@@ -58,9 +60,8 @@ async def setup(svc: ServiceContext) -> None:
     venue = svc.args.venue or settings.venue
     live = bool(svc.args.live) or os.environ.get("TRADEBUS_LIVE", "") in ("1", "true", "yes")
     sim_url = svc.args.sim_url or settings.sim_url
-    if svc.args.adapters:
-        settings = msgspec.structs.replace(settings, adapters=tuple(a for a in svc.args.adapters.split(",") if a))
-    adapters = build_adapters(settings, venue, live, sim_url)
+    names = tuple(a.strip() for a in svc.args.adapters.split(",") if a.strip()) if svc.args.adapters else None
+    adapters = build_adapters(settings, venue, live, sim_url, names)
     mode = (f"LIVE{' (testnet)' if settings.sandbox else ''} account {settings.account!r}" if live
             else f"PAPER against sim_exchange at {sim_url}")
     banner = f"order_router: venue {venue} [{', '.join(a.config.key for a in adapters)}], {mode}"

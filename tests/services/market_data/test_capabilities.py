@@ -21,6 +21,6 @@ async def test_unsupported_subscription_is_refused_with_a_reason():
             feed.add("BTC/USDT:USDT", ["trades", "book"])
         with pytest.raises(UnsupportedSubscription, match="no '8h' bars"):
             feed.add("BTC/USDT:USDT", ["bars"])
-        assert not feed.tasks and not feed.group and not feed.groups  # nothing started, not even the trades
+        assert not feed.tasks and not feed.trade_group.symbols and not feed.groups  # nothing started, not even the trades
     finally:
         await feed.exchange.close()

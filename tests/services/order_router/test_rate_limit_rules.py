@@ -10,7 +10,6 @@ import pytest_asyncio
 from tradebus.proto import ORDER_EVENT_DECODER, CancelAck, CancelOrder, OrderAck, OrderReject, RateLimitInfo, RejectCode
 from tradebus.proto.codec import decoder_for
 from tradebus.proto.subjects import account_subject, order_event_wildcard
-from tradebus.risk import RiskEngine
 from tradebus.services.order_router.router import OrderRouter
 from tradebus.services.sim_exchange.settings import MarketLimits, UsageLimits
 
@@ -43,7 +42,7 @@ class LimitedHarness(Harness):
         self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
         spot, usdm = adapters_for(self.sim, order_entry="rest")
         with_limits(spot, orders_10s=ORDERS_10S, orders_1d=ORDERS_1D)
-        self.router = OrderRouter(self.bus, self.venue, [spot, usdm], RiskEngine(), self.options)
+        self.router = OrderRouter(self.bus, self.venue, [spot, usdm], self.risk, self.options)
         await self.router.start()
         await until(self.router.ready.is_set)
         return self.router

@@ -13,3 +13,12 @@ async def test_settings_take_bt_api_py_names():
     finally:
         for a in adapters:
             await a.exchange.close()
+
+
+async def test_adapters_argument_overrides_the_settings():
+    adapters = build_adapters(RouterSettings(), "sim", False, "http://127.0.0.1:9", ("OKX___SWAP", "bybit:linear"))
+    try:
+        assert [a.config.key for a in adapters] == ["okx:swap", "bybit:linear"]
+    finally:
+        for a in adapters:
+            await a.exchange.close()
