@@ -25,6 +25,7 @@ from tradebus.data import find_data_dir
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
+from .limits import Usage
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
 from .settings import Faults, SimConfig, load_config
@@ -82,7 +83,7 @@ class SimExchange:
         self.engine = self._build_engine()
         self.hub = Hub(self.engine, self.faults)
         self.engine.sink = self.hub
-        self.venue = Venue(self.engine, self.hub, self.config.recv_window_max_ms)
+        self.venue = Venue(self.engine, self.hub, self.config.recv_window_max_ms, Usage(self.config.limits))
         self.replay: Replay | None = None
         self._runner: web.ServerRunner | None = None
         self._tasks: list[asyncio.Task] = []
@@ -108,7 +109,8 @@ class SimExchange:
             self._inst_cfg[inst.key] = item
         accounts = [Account(a.api_key, a.secret, {k: Decimal(v) for k, v in a.spot.items()},
                             {k: Decimal(v) for k, v in a.futures.items()}, a.leverage) for a in cfg.accounts]
-        return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000)
+        return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000,
+                      queue_model=cfg.queue.build())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -202,7 +204,7 @@ class SimExchange:
                 "replay_events": self.replay.events_applied if self.replay else 0,
                 "faults": self.faults.as_dict(), "accounts": accounts,
                 "counters": {**self.engine.counters, **self.hub.counters, **self.venue.counters,
-                             **self.counters}}
+                             **self.venue.usage.counters, **self.counters}}
 
     # ------------------------------------------------------------------ HTTP dispatch
 

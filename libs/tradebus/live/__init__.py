@@ -72,6 +72,9 @@ class CcxtBroker:
             raise ValueError(f"retry_max_delay {retry_max_delay} < retry_initial_delay {retry_initial_delay}")
         if int(book_depth) <= 0:
             raise ValueError(f"book_depth must be > 0, got {book_depth}")
+        if adapters is None and (":" in exchange_id or "___" in exchange_id):  # a venue: binance:usdm / BINANCE___SWAP
+            config = load_config(exchange_id)
+            exchange_id, adapters = config.ccxt_id, (config.key,)
         self.exchange_id = exchange_id
         self.sandbox = sandbox
         self.book_depth = int(book_depth)
