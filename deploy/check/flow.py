@@ -57,7 +57,7 @@ async def order_events(bus: Bus, timeout: float, fills_wanted: int = 1) -> dict[
                                  deliver_policy=DeliverPolicy.ALL)
     try:
         await asyncio.wait_for(enough.wait(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         await sub.unsubscribe()
