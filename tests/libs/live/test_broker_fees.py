@@ -62,3 +62,4 @@ async def test_broker_fills_carry_trade_ids_and_quote_valued_fees(sim):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    await exchange.close()
