@@ -3,7 +3,7 @@ and its routing table (:mod:`tradebus.live.routing`).
 
     from tradebus.live import CcxtBroker          # FLOX: from flox_py.ccxt import CcxtBroker
 """
-from .broker import ADAPTERS_BY_EXCHANGE, STREAMS, CcxtBroker, UnsupportedOrderType
+from .broker import ADAPTERS_BY_EXCHANGE, SANDBOX_URL_ENV, STREAMS, CcxtBroker, UnsupportedOrderType
 from .routing import UNIFIED_ORDERS
 
-__all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE", "STREAMS", "UNIFIED_ORDERS"]
+__all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE", "STREAMS", "SANDBOX_URL_ENV", "UNIFIED_ORDERS"]

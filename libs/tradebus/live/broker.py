@@ -10,7 +10,8 @@ Orders are sent when credentials are given (``api_key``/``secret``, or an ``exch
 them); ``dry_run=True`` logs them instead, and a broker without credentials is always a dry run.
 One log line says which mode the broker is in. ``async with`` is optional: without it the broker
 gets ready on first use and ``await broker.close()`` releases it. An ``exchange=`` passed in stays
-the caller's: the broker never closes it.
+the caller's: the broker never closes it. With ``TRADEBUS_SANDBOX_URL`` set (a sim_exchange URL),
+``sandbox=True`` means the local paper venue instead of the exchange's testnet.
 
 Lifecycle (FLOX's): ``run`` starts the runner, reconciles (fetch_balance, fetch_positions; each
 non-zero position reaches ``on_initial_position(ccxt_symbol, qty, avg)``), then runs one task per
@@ -38,16 +39,20 @@ import ccxt
 
 from tradebus.engine.event import OrderError
 from tradebus.exchanges import Backoff, LocalReject, VenueAdapter, reject_code
+from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.proto import NewOrder, OrderType, TimeInForce
 from tradebus.strategy import Runner, Strategy, Symbol, SymbolRegistry
 
 from .routing import broker_adapter, default_adapter
 
-__all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE", "STREAMS"]
+__all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE", "STREAMS", "SANDBOX_URL_ENV"]
 
 log = logging.getLogger("tradebus.live")
 
 STREAMS = ("trades", "book", "orders")
+SANDBOX_URL_ENV = "TRADEBUS_SANDBOX_URL"
+"""When set, a ``sandbox=True`` broker that builds its own exchange trades on this paper venue (a
+sim_exchange URL, e.g. ``make run``'s) instead of the venue's testnet."""
 
 ADAPTERS_BY_EXCHANGE: dict[str, tuple[str, ...]] = {
     "binance": ("binance:spot", "binance:usdm"),
@@ -149,7 +154,10 @@ class CcxtBroker:
             import ccxt.pro as ccxtpro
             cls = getattr(ccxtpro, self.exchange_id)
             self.exchange = cls({**self._credentials, "enableRateLimit": True, "options": self._options})
-            if self.sandbox:
+            paper = os.environ.get(SANDBOX_URL_ENV)
+            if self.sandbox and paper:
+                point_ccxt_at_sim(self.exchange, paper)
+            elif self.sandbox:
                 self.exchange.set_sandbox_mode(True)
         self.adapters = [broker_adapter(key, self.exchange) for key in self._adapter_keys]
         if not self.adapters:  # a ccxt venue with no YAML file: ccxt's unified rows
