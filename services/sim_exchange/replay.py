@@ -10,9 +10,8 @@ which it is published.
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import heapq
+import logging
 import math
 import random
 import time
@@ -22,6 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+
+from tradebus.data.binance import BadRowLog, BinanceFrame, read_binance_csv
+
 from .config import Instrument as InstrumentConfig
 from .engine import Engine, Instrument, Kline
 
@@ -29,73 +32,66 @@ DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3
 Event = tuple[int, int, object]
 
 
-def _open(path: Path):
-    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="")
+_bad_rows = BadRowLog(logging.getLogger("tradebus.sim_exchange.replay"), key="bad.replay")
 
 
-def _rows(path: Path, *columns: str) -> Iterator[list[str]]:
-    """The named columns of every CSV row (plain csv.reader: DictReader is several times slower)."""
-    with _open(path) as fh:
-        reader = csv.reader(fh)
-        header = next(reader)
-        index = [header.index(c) for c in columns]
-        for row in reader:
-            yield [row[i] for i in index]
+def _read(path: Path, kind: str) -> BinanceFrame:
+    """The file's rows with prices and quantities as decimal text; bad rows are logged and skipped."""
+    return read_binance_csv(path, kind, exact=True, on_bad_row=_bad_rows)
+
+
+def _decimals(texts) -> list[Decimal]:
+    return [Decimal(t) for t in texts]
 
 
 @lru_cache(maxsize=16)
 def load_snapshot(path: Path) -> tuple[int, int, list, list]:
     """(local_ts_ns, last_update_id, bids, asks) from a depth snapshot CSV."""
-    bids, asks, ts, last_id = [], [], 0, 0
-    for ts, last_id, side, price, qty in _rows(path, "local_ts_ns", "last_update_id", "side", "price", "qty"):
-        (bids if side == "bid" else asks).append((Decimal(price), Decimal(qty)))
-    return int(ts), int(last_id), bids, asks
+    f = _read(path, "depth_snapshot")
+    levels = list(zip(_decimals(f["price"]), _decimals(f["qty"])))
+    is_bid = f["is_bid"].tolist()
+    bids = [lv for lv, b in zip(levels, is_bid) if b]
+    asks = [lv for lv, b in zip(levels, is_bid) if not b]
+    if not len(f):
+        return 0, 0, bids, asks
+    return int(f["recv_ts_ns"][-1]), int(f["last_update_id"][-1]), bids, asks
 
 
 @lru_cache(maxsize=16)
 def load_depth_updates(path: Path, last_update_id: int, futures: bool) -> tuple[Event, ...]:
     """Diff-depth events after a snapshot, kept by Binance's own synchronisation rule."""
+    f = _read(path, "depth_updates")
+    first, last, ts = f["first_update_id"], f["last_update_id"], f["recv_ts_ns"]
+    starts = np.flatnonzero(np.r_[True, (first[1:] != first[:-1]) | (last[1:] != last[:-1])]).tolist()
+    changes = list(zip(f["is_bid"].tolist(), _decimals(f["price"]), _decimals(f["qty"])))
     events: list[Event] = []
-    current_key, changes, first_ts = None, [], 0
-    started = False
-
-    def close():
-        nonlocal started
-        if current_key is None:
-            return
-        first, last = current_key
-        if futures:
-            if last < last_update_id or (not started and not first <= last_update_id <= last):
-                return
-        else:
-            if last <= last_update_id or (not started and not first <= last_update_id + 1 <= last):
-                return
-        started = True
-        events.append((first_ts, DEPTH, tuple(changes)))
-
-    raw_key = None
-    for ts, first, last, side, price, qty in _rows(path, "local_ts_ns", "first_update_id", "last_update_id",
-                                                   "side", "price", "qty"):
-        if (first, last) != raw_key:
-            close()
-            raw_key = (first, last)
-            current_key, changes, first_ts = (int(first), int(last)), [], int(ts)
-        changes.append((side == "bid", Decimal(price), Decimal(qty)))
-    close()
+    for a, b in zip(starts, starts[1:] + [len(f)]):
+        u_first, u_last = int(first[a]), int(last[a])
+        if not events:
+            if futures:
+                if u_last < last_update_id or not u_first <= last_update_id <= u_last:
+                    continue
+            elif u_last <= last_update_id or not u_first <= last_update_id + 1 <= u_last:
+                continue
+        elif u_last < last_update_id if futures else u_last <= last_update_id:
+            continue
+        events.append((int(ts[a]), DEPTH, tuple(changes[a:b])))
     return tuple(events)
 
 
 @lru_cache(maxsize=16)
 def load_trades(path: Path) -> tuple[Event, ...]:
-    return tuple((int(ts), TRADE, (Decimal(price), Decimal(qty), maker == "true"))
-                 for ts, price, qty, maker in _rows(path, "local_ts_ns", "price", "qty", "is_buyer_maker"))
+    f = _read(path, "trades")
+    return tuple((t, TRADE, (p, q, m)) for t, p, q, m in zip(
+        f["recv_ts_ns"].tolist(), _decimals(f["price"]), _decimals(f["qty"]), f["is_buyer_maker"].tolist()))
 
 
 @lru_cache(maxsize=8)
 def load_klines(path: Path) -> tuple[tuple[int, float, float, float, float, float], ...]:
     """1m OHLCV rows: (open_time_ms, open, high, low, close, volume)."""
-    return tuple((int(t), float(o), float(h), float(lo), float(c), float(v))
-                 for t, o, h, lo, c, v in _rows(path, "open_time", "open", "high", "low", "close", "volume"))
+    f = read_binance_csv(path, "klines", on_bad_row=_bad_rows)
+    return tuple(zip((f["ts_ns"] // 1_000_000).tolist(),
+                     *(f[n].tolist() for n in ("open", "high", "low", "close", "volume"))))
 
 
 def recorded_feed(cfg: InstrumentConfig, data: Path) -> Iterator[Event] | None:

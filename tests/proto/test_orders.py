@@ -151,3 +151,19 @@ def test_modify_needs_a_change():
 def test_cancel_checks_the_client_order_id():
     with pytest.raises(ValueError, match="client_order_id"):
         CancelOrder(client_order_id="a b", strategy="s", venue="binance", symbol="BTC/USDT", ts_init=1)
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("sma-000001", True), ("a", True), ("A_b-9" * 12 + "abcd", True), ("x" * 65, False), ("", False),
+    ("has space", False), ("dot.ted", False), ("abc\n", False), ("naïve", False), (12, False), (None, False)])
+def test_one_client_order_id_rule(value, ok):
+    """is_client_order_id is the rule NewOrder enforces (and what the router checks ids with)."""
+    from tradebus.proto import is_client_order_id
+
+    assert is_client_order_id(value) is ok
+    if isinstance(value, str):
+        if ok:
+            assert order(T.MARKET, client_order_id=value).client_order_id == value
+        else:
+            with pytest.raises(ValueError, match="client_order_id"):
+                order(T.MARKET, client_order_id=value)

@@ -13,6 +13,8 @@ server refuses changes it cannot apply, such as a new retention policy, with a c
 | router_state     | KV     | order router state (client -> exchange ids, positions)   |
 | bt_studies       | KV     | backtest study specs by study id                         |
 | bt_datasets      | object | backtest bar datasets by content hash                    |
+| MD_RECORD (name  | stream | md.<venue>.> captured by market_data's JetStream         |
+|  from settings)  |        | recorder (``md_record_stream``), max_age = retention     |
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ __all__ = [
     "OBJECT_STORES",
     "declare_consumer",
     "work_queue_consumer",
+    "md_record_stream",
 ]
 
 DAY = 24 * 3600.0
@@ -77,6 +80,19 @@ OBJECT_STORES: dict[str, api.ObjectStoreConfig] = {
 }
 
 _STREAM_NAME_IN_USE = 10058
+
+
+def md_record_stream(name: str, venues: list[str], retention_hours: float) -> api.StreamConfig:
+    """The stream market_data records ``md.<venue>.>`` into (every venue's md when ``venues`` is
+    empty); its name and retention are deployment settings, so it is declared by the recorder
+    with :func:`declare_stream` rather than by :func:`declare_all`."""
+    return api.StreamConfig(
+        name=name,
+        description="market data recorded by market_data",
+        subjects=[f"md.{v}.>" for v in sorted(set(venues))] or ["md.>"],
+        max_age=retention_hours * 3600 if retention_hours > 0 else None,
+        storage=api.StorageType.FILE,
+    )
 
 
 def _same(wanted: api.StreamConfig, have: api.StreamConfig) -> bool:

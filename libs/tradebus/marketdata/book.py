@@ -1,6 +1,7 @@
 """Price-level deltas between consecutive book snapshots, and the book a consumer rebuilds from them."""
 from __future__ import annotations
 
+from tradebus.engine.event import OrderBook
 from tradebus.proto import BookDelta, BookSnapshot
 from tradebus.proto.market import BookAction, BookSide, LevelChange
 
@@ -42,31 +43,35 @@ def is_crossed(snap: BookSnapshot) -> bool:
 
 
 class LevelBook:
-    """A consumer's price-level book: reset from a BookSnapshot, then apply BookDeltas."""
+    """A consumer's price-level book: reset from a BookSnapshot, then apply BookDeltas.
+
+    The levels live in the engine's compiled ``OrderBook`` (the one price-level book of tradebus,
+    also behind strategies' ``ctx.book``); this adds the bus side: snapshots, deltas, sequence.
+    """
 
     def __init__(self) -> None:
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
+        self.levels = OrderBook()
         self.sequence = 0
 
     def reset(self, snap: BookSnapshot) -> None:
-        self.bids, self.asks, self.sequence = dict(snap.bids), dict(snap.asks), snap.sequence
+        self.levels.set_snapshot(snap.bids, snap.asks)
+        self.sequence = snap.sequence
 
     def clear(self) -> None:
-        self.bids.clear()
-        self.asks.clear()
+        self.levels.reset()
         self.sequence = 0
 
+    def set_level(self, is_bid: bool, price: float, qty: float) -> None:
+        """One level; qty 0 removes it."""
+        self.levels.update(is_bid, price, qty)
+
     def apply(self, delta: BookDelta) -> None:
+        update = self.levels.update
         for ch in delta.changes:
-            levels = self.bids if ch.side == BookSide.BID else self.asks
-            if ch.action == BookAction.DELETE or ch.qty == 0:
-                levels.pop(ch.price, None)
-            else:
-                levels[ch.price] = ch.qty
+            update(ch.side == BookSide.BID, ch.price, 0.0 if ch.action == BookAction.DELETE else ch.qty)
         self.sequence = delta.sequence
 
     def top(self, n: int = 0) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-        bids = sorted(self.bids.items(), key=lambda kv: -kv[0])
-        asks = sorted(self.asks.items())
-        return (bids[:n], asks[:n]) if n else (bids, asks)
+        """The best ``n`` levels of each side, best first (0: all)."""
+        depth = n or None
+        return self.levels.bids(depth), self.levels.asks(depth)

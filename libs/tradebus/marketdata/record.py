@@ -128,15 +128,9 @@ class JetStreamRecorder:
         self.bus, self.stream, self.venues, self.retention_hours = bus, stream, venues, retention_hours
 
     async def start(self) -> None:
-        from nats.js.api import StreamConfig
+        from tradebus.bus.jetstream import declare_stream, md_record_stream
 
-        subjects = [f"md.{v}.>" for v in sorted(set(self.venues))] or ["md.>"]
-        config = StreamConfig(name=self.stream, subjects=subjects,
-                              max_age=self.retention_hours * 3600 if self.retention_hours > 0 else None)
-        try:
-            await self.bus.js.add_stream(config)
-        except Exception:  # already there with another config: update it
-            await self.bus.js.update_stream(config)
+        await declare_stream(self.bus.js, md_record_stream(self.stream, self.venues, self.retention_hours))
 
     async def add(self, subject: str, data: bytes, event: Any) -> None:
         return None

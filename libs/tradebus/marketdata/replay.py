@@ -5,26 +5,28 @@ timestamps), the hftbacktest-style captures of ../shared/data (trades, bookTicke
 plus diffs), files written by ``tradebus data download``, and the project's own Parquet recordings.
 Each source yields ``(key_ns, event)`` in time order; sources are merged on the key (the local
 receive time when the file has one) and published at 1x, Nx or as fast as possible (speed 0).
-A row that does not parse is logged with the reason, counted and skipped.
+Files are read by ``tradebus.data.binance``; a row that does not parse (or holds impossible
+values: a crossed quote, inconsistent OHLC) is logged with its file and line, counted and skipped.
 """
 from __future__ import annotations
 
 import asyncio
-import csv
-import gzip
 import heapq
-import io
 import logging
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
+import numpy as np
+
+from tradebus.data import binance
 from tradebus.proto import BBO, Bar, BookSnapshot, MarketDataEvent, Trade
 from tradebus.proto.base import MdKind, Side
 from tradebus.proto.codec import decoder_for
 from tradebus.proto.market import FeedState
 
+from .book import LevelBook
 from .emit import BookEmitter, status
 from .parse import timeframe_ms
 
@@ -35,209 +37,89 @@ __all__ = ["open_sources", "Replayer", "Source", "detect_kind", "BadRows"]
 Item = tuple[int, Any]
 
 
-class BadRows:
-    """Counts and logs (rate-limited) rows that do not parse."""
+class BadRows(binance.BadRowLog):
+    """Counts (``bad.replay``) and logs, rate-limited, the rows that do not parse."""
 
     def __init__(self, counters: Counter | None = None) -> None:
-        self.counters = counters if counters is not None else Counter()
-        self._last = 0.0
-
-    def __call__(self, path: Path, line: int, reason: str) -> None:
-        self.counters["bad.replay"] += 1
-        now = time.monotonic()
-        if now - self._last >= 5.0:
-            self._last = now
-            log.warning("%s line %d skipped: %s [%d bad rows so far]", path.name, line, reason,
-                        self.counters["bad.replay"])
-
-
-def _open(path: Path) -> io.TextIOBase:
-    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else path.open(newline="")
-
-
-def _header(path: Path) -> list[str] | None:
-    with _open(path) as fh:
-        first = next(csv.reader(fh), None)
-    if not first:
-        return None
-    try:
-        float(first[0])
-        return None  # official Binance files have no header
-    except ValueError:
-        return [c.strip() for c in first]
-
-
-def _ts_ns(value: str) -> int:
-    """Binance time in ms (or us since 2025 for spot archives, or ns) -> ns."""
-    t = int(value)
-    if t >= 10 ** 17:
-        return t
-    if t >= 10 ** 14:
-        return t * 1000
-    return t * 1_000_000
-
-
-def _bool(value: str) -> bool:
-    v = value.strip().lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
+        super().__init__(log, counters, "bad.replay")
 
 
 def detect_kind(path: Path) -> str:
-    """trades | aggtrades | klines | bookticker | depth_snapshot | depth_updates | recording."""
+    """trades | aggtrades | klines | bookticker | depth_snapshot | depth_updates | t_depth | recording."""
     if path.is_dir() or path.suffix == ".parquet":
         return "recording"
-    name = path.name.lower()
-    header = _header(path)
-    cols = set(header or ())
-    if header is None:
-        with _open(path) as fh:
-            n = len(next(csv.reader(fh)))
-        if "aggtrade" in name or n == 8 and "trade" in name and "agg" in name:
-            return "aggtrades"
-        if n == 12 or n == 6:
-            return "klines"
-        if n == 7:
-            return "trades"
-        if n == 8:
-            return "aggtrades"
-        raise ValueError(f"{path}: cannot tell the file kind ({n} columns, no header)")
-    if "update_type" in cols:
-        return "t_depth"
-    if {"level", "side", "last_update_id"} <= cols:
-        return "depth_snapshot"
-    if {"first_update_id", "last_update_id", "side"} <= cols:
-        return "depth_updates"
-    if {"bid_price", "ask_price"} <= cols:
-        return "bookticker"
-    if "agg_trade_id" in cols:
-        return "aggtrades"
-    if "open_time" in cols:
-        return "klines"
-    if {"price", "qty"} <= cols or {"price", "quantity"} <= cols:
-        return "trades"
-    raise ValueError(f"{path}: cannot tell the file kind from header {header}")
+    return binance.detect_kind(path)
 
 
-def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    with _open(path) as fh:
-        reader = csv.reader(fh)
-        for i, row in enumerate(reader, 1):
-            yield i, row
+def _read(path: Path, kind: str, bad: BadRows) -> binance.BinanceFrame:
+    return binance.read_binance_csv(path, kind, on_bad_row=bad)
 
 
-def _col(header: list[str] | None, *names: str, default: int | None = None) -> int | None:
-    if header is None:
-        return default
-    for n in names:
-        if n in header:
-            return header.index(n)
-    return default
+def _refuse(frame: binance.BinanceFrame, ok: np.ndarray, bad: BadRows, why: Callable[[int], str]) -> np.ndarray:
+    """Report the rows where ``ok`` is False; the indices of the others."""
+    for i in np.flatnonzero(~ok):
+        bad(frame.path, int(frame.lines[i]), why(int(i)))
+    return np.flatnonzero(ok)
 
 
 def trades_source(path: Path, venue: str, symbol: str, bad: BadRows, agg: bool = False) -> Iterator[Item]:
-    header = _header(path)
-    if header is None:  # official: id,price,qty,quote_qty,time,m,M / agg: a,p,q,f,l,T,m,M
-        i_id, i_p, i_q, i_t, i_m, i_recv = (0, 1, 2, 5, 6, None) if agg else (0, 1, 2, 4, 5, None)
-    else:
-        i_id = _col(header, "trade_id", "agg_trade_id", "id")
-        i_p = _col(header, "price")
-        i_q = _col(header, "qty", "quantity")
-        i_t = _col(header, "trade_time_ms", "transact_time", "time", "event_time_ms")
-        i_m = _col(header, "is_buyer_maker")
-        i_recv = _col(header, "local_ts_ns")
-        if None in (i_p, i_q, i_t, i_m):
-            raise ValueError(f"{path}: trades header lacks price/qty/time/is_buyer_maker: {header}")
-    for line, row in _rows(path):
-        if header is not None and line == 1:
-            continue
-        try:
-            ts = _ts_ns(row[i_t])
-            recv = int(row[i_recv]) if i_recv is not None else ts
-            price, qty = float(row[i_p]), float(row[i_q])
-            if not (price > 0 and qty >= 0):
-                raise ValueError(f"price/qty out of range {price} {qty}")
-            t = Trade(venue=venue, symbol=symbol, price=price, qty=qty,
-                      side=Side.SELL if _bool(row[i_m]) else Side.BUY,
-                      trade_id=row[i_id] if i_id is not None else "", ts_event=ts, ts_recv=recv)
-        except (ValueError, IndexError) as exc:
-            bad(path, line, f"{exc}")
-            continue
-        yield recv, t
+    f = _read(path, "aggtrades" if agg else "trades", bad)
+    price, qty = f["price"], f["qty"]
+    rows = _refuse(f, (price > 0) & (qty >= 0), bad, lambda i: f"price/qty out of range {price[i]} {qty[i]}")
+    ts = f["ts_ns"][rows].tolist()
+    recv = f["recv_ts_ns"][rows].tolist() if "recv_ts_ns" in f else ts
+    ids = f["trade_id"][rows].astype(str).tolist() if "trade_id" in f else [""] * len(rows)
+    sides = [Side.SELL if m else Side.BUY for m in f["is_buyer_maker"][rows].tolist()]
+    for t, r, p, q, side, tid in zip(ts, recv, price[rows].tolist(), qty[rows].tolist(), sides, ids):
+        yield r, Trade(venue=venue, symbol=symbol, price=p, qty=q, side=side, trade_id=tid, ts_event=t, ts_recv=r)
 
 
 def klines_source(path: Path, venue: str, symbol: str, bad: BadRows, interval: str = "1m") -> Iterator[Item]:
-    header = _header(path)
+    f = _read(path, "klines", bad)
     span = timeframe_ms(interval) * 1_000_000
-    idx = [_col(header, n, default=d) for n, d in
-           (("open_time", 0), ("open", 1), ("high", 2), ("low", 3), ("close", 4), ("volume", 5))]
-    for line, row in _rows(path):
-        if header is not None and line == 1:
-            continue
-        try:
-            t, o, h, low, c, v = (row[i] for i in idx)
-            ts_open = _ts_ns(t)
-            o, h, low, c, v = float(o), float(h), float(low), float(c), float(v)
-            if not (low <= min(o, c) and h >= max(o, c)):
-                raise ValueError(f"inconsistent OHLC {row}")
-            close_ts = ts_open + span - 1_000_000
-            bar = Bar(venue=venue, symbol=symbol, interval=interval, ts_open=ts_open, open=o, high=h, low=low,
-                      close=c, volume=v, closed=True, ts_event=close_ts, ts_recv=close_ts)
-        except (ValueError, IndexError) as exc:
-            bad(path, line, f"{exc}")
-            continue
-        yield close_ts, bar
+    o, h, low, c = f["open"], f["high"], f["low"], f["close"]
+    rows = _refuse(f, (low <= np.minimum(o, c)) & (h >= np.maximum(o, c)), bad,
+                   lambda i: f"inconsistent OHLC {o[i]} {h[i]} {low[i]} {c[i]}")
+    opens = f["ts_ns"][rows]
+    for ts_open, close_ts, *ohlcv in zip(opens.tolist(), (opens + span - 1_000_000).tolist(),
+                                         *(f[n][rows].tolist() for n in ("open", "high", "low", "close", "volume"))):
+        yield close_ts, Bar(venue=venue, symbol=symbol, interval=interval, ts_open=ts_open, open=ohlcv[0],
+                            high=ohlcv[1], low=ohlcv[2], close=ohlcv[3], volume=ohlcv[4], closed=True,
+                            ts_event=close_ts, ts_recv=close_ts)
 
 
 def bookticker_source(path: Path, venue: str, symbol: str, bad: BadRows) -> Iterator[Item]:
-    header = _header(path) or []
-    i_recv, i_e = _col(header, "local_ts_ns"), _col(header, "event_time_ms")
-    i = [_col(header, n) for n in ("bid_price", "bid_qty", "ask_price", "ask_qty")]
+    f = _read(path, "bookticker", bad)
+    recv = f.get("recv_ts_ns", f.get("event_ts_ns"))
+    if recv is None:
+        raise ValueError(f"{path}: a book ticker file needs local_ts_ns or event_time_ms")
+    bid, ask = f["bid_price"], f["ask_price"]
+    rows = _refuse(f, bid < ask, bad, lambda i: f"crossed bid/ask {bid[i]} {ask[i]}")
+    event = f["event_ts_ns"][rows].tolist() if "event_ts_ns" in f else [0] * len(rows)
     last = None
-    for line, row in _rows(path):
-        if line == 1:
-            continue
-        try:
-            recv = int(row[i_recv]) if i_recv is not None else _ts_ns(row[i_e])
-            top = tuple(float(row[k]) for k in i)
-            if top[0] >= top[2]:
-                raise ValueError(f"crossed bid/ask {top}")
-        except (ValueError, IndexError, TypeError) as exc:
-            bad(path, line, f"{exc}")
-            continue
+    for r, e, *top in zip(recv[rows].tolist(), event, *(f[n][rows].tolist() for n in
+                                                        ("bid_price", "bid_qty", "ask_price", "ask_qty"))):
         if top == last:
             continue
         last = top
-        yield recv, BBO(venue=venue, symbol=symbol, bid_price=top[0], bid_qty=top[1], ask_price=top[2],
-                        ask_qty=top[3], ts_event=_ts_ns(row[i_e]) if i_e is not None else 0, ts_recv=recv)
+        yield r, BBO(venue=venue, symbol=symbol, bid_price=top[0], bid_qty=top[1], ask_price=top[2],
+                     ask_qty=top[3], ts_event=e, ts_recv=r)
 
 
 def book_source(snapshot: Path, updates: Path, venue: str, symbol: str, depth: int, bad: BadRows) -> Iterator[Item]:
     """Snapshot + diffs with Binance's sync rule -> the live book event sequence (top ``depth``)."""
-    bids: dict[float, float] = {}
-    asks: dict[float, float] = {}
-    header = _header(snapshot) or []
-    i_recv, i_id, i_side = (_col(header, n) for n in ("local_ts_ns", "last_update_id", "side"))
-    i_p, i_q, i_e = _col(header, "price"), _col(header, "qty"), _col(header, "event_time_ms")
-    snap_ts, last_id, snap_event = 0, 0, 0
-    for line, row in _rows(snapshot):
-        if line == 1:
-            continue
-        try:
-            snap_ts, last_id = int(row[i_recv]), int(row[i_id])
-            snap_event = _ts_ns(row[i_e]) if i_e is not None else 0
-            (bids if row[i_side] == "bid" else asks)[float(row[i_p])] = float(row[i_q])
-        except (ValueError, IndexError) as exc:
-            bad(snapshot, line, f"{exc}")
+    snap = _read(snapshot, "depth_snapshot", bad)
+    book = LevelBook()
+    for is_bid, price, qty in zip(snap["is_bid"].tolist(), snap["price"].tolist(), snap["qty"].tolist()):
+        book.set_level(is_bid, price, qty)
+    snap_ts = int(snap["recv_ts_ns"][-1]) if len(snap) and "recv_ts_ns" in snap else 0
+    last_id = int(snap["last_update_id"][-1]) if len(snap) else 0
+    snap_event = int(snap["event_ts_ns"][-1]) if len(snap) and "event_ts_ns" in snap else 0
     emitter = BookEmitter(venue, symbol)
 
     def top(seq: int, ts_event: int, recv: int) -> BookSnapshot:
-        b = heapq.nlargest(depth, bids.items())
-        a = heapq.nsmallest(depth, asks.items())
-        return BookSnapshot(venue=venue, symbol=symbol, bids=b, asks=a, depth=depth, sequence=seq,
+        bids, asks = book.top(depth)
+        return BookSnapshot(venue=venue, symbol=symbol, bids=bids, asks=asks, depth=depth, sequence=seq,
                             ts_event=ts_event, ts_recv=recv)
 
     for ev in emitter.start(snap_ts):
@@ -245,67 +127,46 @@ def book_source(snapshot: Path, updates: Path, venue: str, symbol: str, depth: i
     for ev in emitter.on_snapshot(top(last_id, snap_event, snap_ts)):
         yield snap_ts, ev
 
-    uh = _header(updates) or []
-    c = {n: _col(uh, n) for n in ("local_ts_ns", "event_time_ms", "first_update_id", "last_update_id",
-                                   "prev_last_update_id", "side", "price", "qty")}
-    futures = c["prev_last_update_id"] is not None
+    upd = _read(updates, "depth_updates", bad)
+    futures = "prev_last_update_id" in upd
+    first, last = upd["first_update_id"], upd["last_update_id"]
+    pu = upd["prev_last_update_id"] if futures else np.zeros(len(upd), dtype=np.int64)
+    recv_col = upd.get("recv_ts_ns", upd.get("event_ts_ns"))
+    event_col = upd.get("event_ts_ns", recv_col)
+    # one event = a run of rows with the same (U, u, pu)
+    change = np.r_[True, (first[1:] != first[:-1]) | (last[1:] != last[:-1]) | (pu[1:] != pu[:-1])]
+    starts = np.flatnonzero(change).tolist() + [len(upd)]
+    is_bid, price, qty = upd["is_bid"].tolist(), upd["price"].tolist(), upd["qty"].tolist()
     prev_u: int | None = None
-    group: list[tuple[bool, float, float]] = []
-    key = None
-    meta = (0, 0)
-
-    def apply() -> Iterator[Item]:
-        nonlocal prev_u
-        first, last, pu = key
-        recv, ev_ts = meta
+    for a, b in zip(starts[:-1], starts[1:]):
+        ev_first, ev_last, ev_pu = int(first[a]), int(last[a]), int(pu[a])
+        line = int(upd.lines[a])
+        recv, ev_ts = int(recv_col[b - 1]), int(event_col[b - 1])
         if prev_u is None:  # the first applied event straddles the snapshot
-            stale = last < last_id if futures else last <= last_id
+            stale = ev_last < last_id if futures else ev_last <= last_id
             if stale:
-                return
-            ok = first <= last_id <= last if futures else first <= last_id + 1 <= last
+                continue
+            ok = ev_first <= last_id <= ev_last if futures else ev_first <= last_id + 1 <= ev_last
             if not ok:
-                bad(updates, 0, f"first event {first}..{last} does not follow snapshot {last_id}")
-                return
+                bad(updates, line, f"first event {ev_first}..{ev_last} does not follow snapshot {last_id}")
+                continue
         else:
-            gap = (pu != prev_u) if futures else (first != prev_u + 1)
+            gap = (ev_pu != prev_u) if futures else (ev_first != prev_u + 1)
             if gap:
-                bad(updates, 0, f"sequence gap: {first}..{last} after {prev_u}")
+                bad(updates, line, f"sequence gap: {ev_first}..{ev_last} after {prev_u}")
                 yield recv, status(venue, symbol, MdKind.BOOK, FeedState.DISCONNECTED,
                                    f"sequence gap after {prev_u}", ts=recv)
                 for ev in emitter.start(recv):
                     yield recv, ev
-        for is_bid, price, qty in group:
-            levels = bids if is_bid else asks
-            if qty == 0:
-                levels.pop(price, None)
-            else:
-                levels[price] = qty
-        prev_u = last
-        snap = top(last, ev_ts, recv)
-        if snap.bids and snap.asks and snap.bids[0][0] >= snap.asks[0][0]:
-            bad(updates, 0, f"crossed book after {last}")
-            return
-        for ev in emitter.on_snapshot(snap):
+        for i in range(a, b):
+            book.set_level(is_bid[i], price[i], qty[i])
+        prev_u = ev_last
+        snap_now = top(ev_last, ev_ts, recv)
+        if snap_now.bids and snap_now.asks and snap_now.bids[0][0] >= snap_now.asks[0][0]:
+            bad(updates, line, f"crossed book after {ev_last}")
+            continue
+        for ev in emitter.on_snapshot(snap_now):
             yield recv, ev
-
-    for line, row in _rows(updates):
-        if line == 1:
-            continue
-        try:
-            k = (int(row[c["first_update_id"]]), int(row[c["last_update_id"]]),
-                 int(row[c["prev_last_update_id"]]) if futures else 0)
-            change = (row[c["side"]] == "bid", float(row[c["price"]]), float(row[c["qty"]]))
-            m = (int(row[c["local_ts_ns"]]), _ts_ns(row[c["event_time_ms"]]))
-        except (ValueError, IndexError, TypeError) as exc:
-            bad(updates, line, f"{exc}")
-            continue
-        if k != key and key is not None:
-            yield from apply()
-            group = []
-        key, meta = k, m
-        group.append(change)
-    if key is not None:
-        yield from apply()
 
 
 def recording_source(path: Path, bad: BadRows) -> Iterator[Item]:

@@ -1,29 +1,23 @@
 """Market-data files for backtests: trades, klines and L2 depth, as numpy columns.
 
-Formats read (plain or ``.gz``; the header, when present, decides; without one, the column
-count does):
+Files are read by ``tradebus.data.binance`` (plain or ``.gz``, with or without a header):
 
-* **Trades** — the recorder layout of ``../shared/data`` (``local_ts_ns, event_time_ms,
-  trade_time_ms, trade_id, price, qty, is_buyer_maker, ...``), Binance's public trade archive
-  (``id, price, qty, quote_qty, time, is_buyer_maker, is_best_match``), Binance aggTrades
-  (``agg_trade_id, price, quantity, first_trade_id, last_trade_id, transact_time,
-  is_buyer_maker, is_best_match``) and tradebus's own ``ts_ns, price, qty, side[, trade_id]``
-  (side ``buy``/``sell``, the aggressor).
-* **Klines** — ``open_time, open, high, low, close, volume`` (the shared files), Binance's
-  12-column kline archive, and tradebus's own ``ts_ns, open, high, low, close, volume``.
-* **Depth** — a REST snapshot (``local_ts_ns, last_update_id, [event_time_ms,
-  transaction_time_ms,] side, level, price, qty``) plus diff-depth updates, spot (``U``/``u``)
-  or USD-M (``U``/``u``/``pu``), checked and trimmed with Binance's rules for joining them.
+* **Trades** — the recorder layout of ``../shared/data``, Binance's public trade and aggTrades
+  archives, ``tradebus data download`` files and tradebus's own ``ts_ns, price, qty, side``
+  (side ``buy``/``sell``, the aggressor; written by :func:`write_trades_csv`).
+* **Klines** — ``open_time, open, high, low, close, volume``, Binance's 12-column archive, and
+  tradebus's own ``ts_ns, open, high, low, close, volume``.
+* **Depth** — a REST snapshot plus diff-depth updates, spot (``U``/``u``) or USD-M
+  (``U``/``u``/``pu``), checked and trimmed with Binance's rules for joining them.
 
-Timestamps become int64 nanoseconds (ms/us/ns told apart by magnitude). Trade files give the
-exchange's trade time as ``ts_ns`` and, when recorded, the local receive time as ``recv_ts``:
-book replays order everything by receive time, the only clock common to all streams.
+Timestamps are int64 nanoseconds. Trade files give the exchange's trade time as ``ts_ns`` and,
+when recorded, the local receive time as ``recv_ts``: book replays order everything by receive
+time, the only clock common to all streams.
 """
 from __future__ import annotations
 
 import csv
 import gzip
-import io
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tradebus.data import data_dir
-from tradebus.engine import normalize_timestamps
+from tradebus.data.binance import BinanceFrame, read_binance_csv
 
 __all__ = [
     "TradeData",
@@ -40,7 +34,6 @@ __all__ = [
     "BookData",
     "BookReplay",
     "default_data_dir",
-    "read_csv",
     "load_trades",
     "load_klines",
     "load_depth",
@@ -130,165 +123,27 @@ class BookReplay:
 
 
 # ---------------------------------------------------------------------------------------------
-# CSV reading
+# Trades and klines (files read by tradebus.data.binance)
 
-def _open_text(path: Path):
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+TRADE_KINDS = ("trades", "aggtrades")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _trades(frame: BinanceFrame) -> TradeData:
+    ids = frame.get("trade_id")
+    return TradeData(frame["ts_ns"], frame["price"], frame["qty"], (~frame["is_buyer_maker"]).view(np.uint8),
+                     frame.get("recv_ts_ns"), ids)
 
 
-def read_csv(path: str | os.PathLike) -> tuple[list[str] | None, list[list[str]]]:
-    """(header or None, rows) of a CSV file, gzip or not. A first row with a field that is
-    neither a number nor true/false is the header; names are lower-cased and stripped."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such data file: {path}")
-    with _open_text(path) as fh:
-        rows = [row for row in csv.reader(fh) if row]
-    if not rows:
-        raise ValueError(f"{path}: empty file")
-    first = rows[0]
-    if any(not _is_number(x) and x.strip().lower() not in ("true", "false") for x in first):
-        return [x.strip().lower() for x in first], rows[1:]
-    return None, rows
-
-
-def _column(rows: list[list[str]], i: int, dtype, path: Path, name: str) -> np.ndarray:
-    try:
-        return np.array([r[i] for r in rows], dtype=dtype)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: column {name!r} (#{i}) is not {np.dtype(dtype).name}: {exc}") from None
-
-
-def _bools(rows: list[list[str]], i: int, path: Path, name: str) -> np.ndarray:
-    try:
-        return np.array([_BOOL[r[i].strip().lower()] for r in rows], dtype=np.uint8)
-    except (KeyError, IndexError) as exc:
-        raise ValueError(f"{path}: column {name!r} must be true/false, found {exc}") from None
-
-
-_BOOL = {"true": 1, "false": 0, "1": 1, "0": 0, "t": 1, "f": 0, "yes": 1, "no": 0}
-
-
-def _ns(values: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(normalize_timestamps(values), dtype=np.int64)
-
-
-def _pick(header: list[str], *names: str) -> int | None:
-    for name in names:
-        if name in header:
-            return header.index(name)
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# Trades and klines
-
-_TRADE_TIME = ("trade_time_ms", "time", "transact_time", "timestamp", "ts_ns", "timestamp_ns", "ts")
-_PRICE = ("price", "p")
-_QTY = ("qty", "quantity", "amount", "q", "size")
-
-
-def _trades_from_header(header, rows, path) -> TradeData:
-    it = _pick(header, *_TRADE_TIME)
-    ip = _pick(header, *_PRICE)
-    iq = _pick(header, *_QTY)
-    if it is None or ip is None or iq is None:
-        raise ValueError(f"{path}: a trade file needs time, price and qty columns; found {header}")
-    ts = _ns(_column(rows, it, np.int64, path, header[it]))
-    price = _column(rows, ip, np.float64, path, header[ip])
-    qty = _column(rows, iq, np.float64, path, header[iq])
-    im = _pick(header, "is_buyer_maker", "m", "isbuyermaker")
-    iside = _pick(header, "side", "taker_side", "is_buy")
-    if im is not None:
-        is_buy = 1 - _bools(rows, im, path, header[im])
-    elif iside is not None and header[iside] == "is_buy":
-        is_buy = _bools(rows, iside, path, "is_buy")
-    elif iside is not None:
-        sides = [r[iside].strip().lower() for r in rows]
-        bad = {s for s in sides if s not in ("buy", "sell", "b", "s")}
-        if bad:
-            raise ValueError(f"{path}: side must be buy/sell, found {sorted(bad)[:3]}")
-        is_buy = np.array([s in ("buy", "b") for s in sides], dtype=np.uint8)
-    else:
-        raise ValueError(f"{path}: a trade file needs is_buyer_maker or side; found {header}")
-    recv = None
-    ir = _pick(header, "local_ts_ns", "recv_ts", "ts_recv")
-    if ir is not None:
-        recv = _column(rows, ir, np.int64, path, header[ir])
-    iid = _pick(header, "trade_id", "id", "agg_trade_id", "a")
-    ids = _column(rows, iid, np.int64, path, header[iid]) if iid is not None else None
-    return TradeData(ts, price, qty, np.ascontiguousarray(is_buy, dtype=np.uint8), recv, ids)
-
-
-def _trades_headerless(rows, path) -> TradeData:
-    width = len(rows[0])
-    if width == 7:        # id, price, qty, quote_qty, time, is_buyer_maker, is_best_match
-        it, ip, iq, im, iid = 4, 1, 2, 5, 0
-    elif width == 8:      # agg_id, price, qty, first_id, last_id, time, is_buyer_maker, best_match
-        it, ip, iq, im, iid = 5, 1, 2, 6, 0
-    else:
-        raise ValueError(f"{path}: a headerless trade file has 7 (trades) or 8 (aggTrades) "
-                         f"columns, this one has {width}")
-    return TradeData(
-        _ns(_column(rows, it, np.int64, path, "time")),
-        _column(rows, ip, np.float64, path, "price"),
-        _column(rows, iq, np.float64, path, "qty"),
-        np.ascontiguousarray(1 - _bools(rows, im, path, "is_buyer_maker"), dtype=np.uint8),
-        None,
-        _column(rows, iid, np.int64, path, "id"),
-    )
-
-
-def _bars(header, rows, path) -> BarData:
-    if header is None:
-        if len(rows[0]) < 6:
-            raise ValueError(f"{path}: a kline file needs open time, open, high, low, close, volume")
-        idx = [0, 1, 2, 3, 4, 5]
-    else:
-        it = _pick(header, "open_time", "ts_ns", "timestamp_ns", "timestamp", "time", "ts", "date")
-        idx = [it] + [_pick(header, name, name[0]) for name in ("open", "high", "low", "close", "volume")]
-        if any(i is None for i in idx):
-            raise ValueError(f"{path}: a kline file needs open_time, open, high, low, close, volume; "
-                             f"found {header}")
-    names = ("open_time", "open", "high", "low", "close", "volume")
-    cols = [_column(rows, i, np.int64 if k == 0 else np.float64, path, names[k]) for k, i in enumerate(idx)]
-    return BarData(_ns(cols[0]), *cols[1:])
-
-
-def _kind(header: list[str] | None, rows: list[list[str]]) -> str:
-    if header is None:
-        return "bars" if len(rows[0]) in (6, 12) else "trades"
-    if "open" in header and "close" in header:
-        return "bars"
-    if _pick(header, *_PRICE) is not None:
-        return "trades"
-    raise ValueError(f"not a trade or kline file; columns: {header}")
+def _bars(frame: BinanceFrame) -> BarData:
+    return BarData(frame["ts_ns"], frame["open"], frame["high"], frame["low"], frame["close"], frame["volume"])
 
 
 def load_csv(path: str | os.PathLike) -> TradeData | BarData:
     """Trades or bars, whichever the file holds."""
-    path = Path(path)
-    header, rows = read_csv(path)
-    if not rows:
+    frame = read_binance_csv(path, kinds=TRADE_KINDS + ("klines",))
+    if not len(frame):
         raise ValueError(f"{path}: no data rows")
-    if _kind(header, rows) == "bars":
-        data = _bars(header, rows, path)
-    elif header is None:
-        data = _trades_headerless(rows, path)
-    else:
-        data = _trades_from_header(header, rows, path)
+    data = _bars(frame) if frame.kind == "klines" else _trades(frame)
     data.symbol = symbol_from_filename(path)
     return data
 
@@ -328,15 +183,6 @@ def symbol_from_filename(path: str | os.PathLike) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Depth
 
-def _side_is_bid(value: str) -> int:
-    v = value.strip().lower()
-    if v in ("bid", "b", "buy", "bids"):
-        return 1
-    if v in ("ask", "a", "sell", "asks"):
-        return 0
-    raise ValueError(f"depth side must be bid/ask, got {value!r}")
-
-
 def load_depth(snapshot: str | os.PathLike, updates: str | os.PathLike) -> BookData:
     """A depth snapshot plus the diff updates after it, joined by Binance's rules.
 
@@ -345,38 +191,22 @@ def load_depth(snapshot: str | os.PathLike, updates: str | os.PathLike) -> BookD
     ``prev_last_update_id``): drop ``u < lastUpdateId``; the first has ``U <= lastUpdateId <=
     u``; each next has ``pu = previous u``. A gap raises ValueError.
     """
-    snap_path, upd_path = Path(snapshot), Path(updates)
-    header, rows = read_csv(snap_path)
-    if header is None or _pick(header, "last_update_id") is None:
-        raise ValueError(f"{snap_path}: a depth snapshot needs a header with last_update_id, side, price, qty")
-    i_ts = _pick(header, "local_ts_ns", "ts_ns", "timestamp")
-    i_id, i_side = header.index("last_update_id"), header.index("side")
-    i_px, i_qty = header.index("price"), header.index("qty")
-    ids = {int(r[i_id]) for r in rows}
+    snap = read_binance_csv(snapshot, "depth_snapshot")
+    snap_path, upd_path = snap.path, Path(updates)
+    ids = np.unique(snap["last_update_id"])
     if len(ids) != 1:
         raise ValueError(f"{snap_path}: a snapshot has one last_update_id, found {len(ids)}")
-    last_id = ids.pop()
-    bids, asks = [], []
-    for r in rows:
-        level = (float(r[i_px]), float(r[i_qty]))
-        (bids if _side_is_bid(r[i_side]) else asks).append(level)
-    snap_ts = int(normalize_timestamps(np.array([int(rows[0][i_ts])]))[0]) if i_ts is not None else 0
+    last_id = int(ids[0])
+    is_bid = snap["is_bid"]
+    bids = list(zip(snap["price"][is_bid].tolist(), snap["qty"][is_bid].tolist()))
+    asks = list(zip(snap["price"][~is_bid].tolist(), snap["qty"][~is_bid].tolist()))
+    snap_times = snap.get("recv_ts_ns")
+    snap_ts = int(snap_times[0]) if snap_times is not None and len(snap_times) else 0
 
-    header, rows = read_csv(upd_path)
-    if header is None:
-        raise ValueError(f"{upd_path}: depth updates need a header")
-    need = ("first_update_id", "last_update_id", "side", "price", "qty")
-    if any(n not in header for n in need):
-        raise ValueError(f"{upd_path}: depth updates need columns {need}; found {header}")
-    i_ts = _pick(header, "local_ts_ns", "ts_ns", "event_time_ms", "timestamp")
-    i_first, i_last = header.index("first_update_id"), header.index("last_update_id")
-    i_prev = _pick(header, "prev_last_update_id", "pu")
-    i_side, i_px, i_qty = header.index("side"), header.index("price"), header.index("qty")
-    futures = i_prev is not None
-
-    first = _column(rows, i_first, np.int64, upd_path, "first_update_id")
-    last = _column(rows, i_last, np.int64, upd_path, "last_update_id")
-    prev = _column(rows, i_prev, np.int64, upd_path, header[i_prev]) if futures else None
+    upd = read_binance_csv(upd_path, "depth_updates")
+    futures = "prev_last_update_id" in upd
+    first, last = upd["first_update_id"], upd["last_update_id"]
+    prev = upd["prev_last_update_id"] if futures else None
     keep = last >= last_id if futures else last > last_id
     kept_rows = np.flatnonzero(keep)
     if not len(kept_rows):
@@ -401,16 +231,12 @@ def load_depth(snapshot: str | os.PathLike, updates: str | os.PathLike) -> BookD
             raise ValueError(f"{upd_path}: sequence gap after update id {last[a]} (next event "
                              f"U={first[b]}{f', pu={prev[b]}' if futures else ''}): the book cannot be rebuilt")
     sel = kept_rows
-    ts = _ns(_column(rows, i_ts, np.int64, upd_path, header[i_ts])[sel]) if i_ts is not None \
-        else np.zeros(len(sel), dtype=np.int64)
+    times = upd.get("recv_ts_ns", upd.get("event_ts_ns"))
+    ts = times[sel] if times is not None else np.zeros(len(sel), dtype=np.int64)
     ts = np.maximum(ts, snap_ts)          # buffered before the snapshot: applied right after it
-    sides = np.array([r[i_side] for r in rows])[sel]
-    is_bid = np.isin(sides, ("bid", "b", "BID", "buy")).astype(np.uint8)
-    unknown = ~(is_bid.astype(bool) | np.isin(sides, ("ask", "a", "ASK", "sell")))
-    if unknown.any():
-        raise ValueError(f"{upd_path}: depth side must be bid/ask, got {sides[np.argmax(unknown)]!r}")
-    price = _column(rows, i_px, np.float64, upd_path, "price")[sel]
-    qty = _column(rows, i_qty, np.float64, upd_path, "qty")[sel]
+    is_bid = upd["is_bid"][sel].view(np.uint8)
+    price = upd["price"][sel]
+    qty = upd["qty"][sel]
     ev = event_of_row[sel]
     last_of_event = np.r_[ev[1:] != ev[:-1], True].astype(np.uint8)
     return BookData(snap_ts, last_id, bids, asks, ts, is_bid, price, qty, last_of_event,

@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from tradebus.bus.jetstream import OBJECT_STORES, declare_object_store
 from tradebus.data import data_dir
+from tradebus.data.binance import read_binance_csv
 from tradebus.engine import BAR_DTYPE, Engine
 from tradebus.proto.subjects import OBJECT_BT_DATASETS
 
@@ -61,8 +62,9 @@ def default_cache_dir() -> Path:
 def read_bars(path: str | os.PathLike) -> np.ndarray:
     """Bars from a CSV (optionally gzipped), Parquet or ``.npy`` file, validated by the engine.
 
-    CSV and Parquet columns are found by name like ``Engine.load_bars_frame`` does (open_time,
-    timestamp, ... and open, high, low, close, volume); timestamps in ms, us or ns.
+    CSV files are klines read by ``tradebus.data.binance`` (a header or Binance's headerless
+    archive layout); Parquet columns are found by name like ``Engine.load_bars_frame`` does
+    (open_time, timestamp, ... and open, high, low, close, volume); timestamps in ms, us or ns.
     """
     path = Path(path)
     if not path.is_file():
@@ -72,16 +74,16 @@ def read_bars(path: str | os.PathLike) -> np.ndarray:
     try:
         if name.endswith(".npy"):
             engine.load_bars(np.load(path, allow_pickle=False))
-        else:
+        elif name.endswith(".csv") or name.endswith(".csv.gz"):
+            frame = read_binance_csv(path, "klines")
+            engine.load_bars_frame({"timestamp_ns": frame["ts_ns"],
+                                    **{c: frame[c] for c in ("open", "high", "low", "close", "volume")}})
+        elif name.endswith(".parquet") or name.endswith(".pq"):
             import pandas as pd
 
-            if name.endswith(".parquet") or name.endswith(".pq"):
-                frame = pd.read_parquet(path)
-            elif name.endswith(".csv") or name.endswith(".csv.gz"):
-                frame = pd.read_csv(path)
-            else:
-                raise DatasetError(f"{path}: unknown data format (expected .csv, .csv.gz, .parquet or .npy)")
-            engine.load_bars_frame(frame)
+            engine.load_bars_frame(pd.read_parquet(path))
+        else:
+            raise DatasetError(f"{path}: unknown data format (expected .csv, .csv.gz, .parquet or .npy)")
     except (ValueError, TypeError, OSError) as exc:
         if isinstance(exc, DatasetError):
             raise

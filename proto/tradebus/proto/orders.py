@@ -10,7 +10,9 @@ import msgspec
 from .base import OrderType, Request, Side, TimeInForce
 
 __all__ = [
+    "CLIENT_ORDER_ID_PATTERN",
     "ClientOrderId",
+    "is_client_order_id",
     "NewOrder",
     "CancelOrder",
     "CancelAll",
@@ -40,8 +42,13 @@ def _positive(name: str, value: float | None) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
+def is_client_order_id(value: object) -> bool:
+    """Whether ``value`` is a valid client order id (the one rule: ``CLIENT_ORDER_ID_PATTERN``)."""
+    return isinstance(value, str) and _CLIENT_ORDER_ID.fullmatch(value) is not None
+
+
 def _check_client_order_id(name: str, value: str) -> None:
-    if not _CLIENT_ORDER_ID.match(value):
+    if not is_client_order_id(value):
         raise ValueError(f"{name} must be 1-64 of [A-Za-z0-9_-], got {value!r}")
 
 

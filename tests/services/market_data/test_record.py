@@ -99,3 +99,23 @@ async def test_parquet_retention_removes_old_files(tmp_path):
     await rec.add("md.v.S.status", b"y", FeedStatus(venue="v", symbol="S", state="connected", ts_init=2))
     await rec.close()
     assert [f.name for f in recording_files(tmp_path)] == ["md-00000000000000000002-000002.parquet"]
+
+
+async def test_jetstream_recorder_declares_its_stream_through_bus_jetstream(nats_server):
+    """The recorder's stream comes from ``md_record_stream``; a restart with another retention
+    updates it in place and keeps what was recorded."""
+    from tradebus.bus.jetstream import md_record_stream
+    from tradebus.marketdata.record import JetStreamRecorder
+
+    bus = await Bus.connect(nats_server.url)
+    try:
+        await JetStreamRecorder(bus, "MD_REC_DECL", ["venue_a", "venue_b"], 2).start()
+        await bus.js.publish("md.venue_a.BTC-USDT.trade", b"x")
+        await JetStreamRecorder(bus, "MD_REC_DECL", ["venue_b", "venue_a"], 3).start()
+        info = await bus.js.stream_info("MD_REC_DECL")
+        want = md_record_stream("MD_REC_DECL", ["venue_a", "venue_b"], 3)
+        assert info.config.subjects == want.subjects == ["md.venue_a.>", "md.venue_b.>"]
+        assert info.config.max_age == want.max_age == 3 * 3600 and info.state.messages == 1
+        assert md_record_stream("X", [], 0).subjects == ["md.>"] and md_record_stream("X", [], 0).max_age is None
+    finally:
+        await bus.close()

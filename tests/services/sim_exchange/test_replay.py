@@ -152,3 +152,28 @@ async def test_real_time_speed_never_runs_ahead_of_the_data_clock():
         sim.set_speed("1")
         await until(lambda: sim.replay.last_time - first > 300_000_000)  # 0.3 s of recorded time
         assert time.monotonic() - started >= (sim.replay.last_time - first) / 1e9
+
+
+@needs_data
+async def test_a_recording_with_bad_rows_is_reported_and_replayed(tmp_path, caplog):
+    """Bad rows are logged with their file and line and skipped; the venue keeps replaying."""
+    spot = "binance_spot_BTCUSDT_20240808T2354Z_"
+    (tmp_path / (spot + "depth_snapshot.csv")).write_bytes((DATA / (spot + "depth_snapshot.csv")).read_bytes())
+    for name, keep in (("depth_updates.csv.gz", 3000), ("trades.csv.gz", 300)):
+        with gzip.open(DATA / (spot + name), "rt") as fh:
+            lines = fh.read().splitlines()[:keep]
+        lines[100] = lines[100].replace(",", ";")          # line 101: one column
+        with gzip.open(tmp_path / (spot + name), "wt") as fh:
+            fh.write("\n".join(lines) + "\n")
+    caplog.set_level("WARNING", logger="tradebus.sim_exchange.replay")
+    sim = SimExchange(default_config(speed="0"), data=tmp_path)
+    await sim.start()
+    try:
+        sim.step(400)
+        inst = sim.instrument("BTCUSDT")
+        assert len(sim.engine.trades[inst.key]) > 0
+        assert sim.engine.reference_price(inst) > Decimal("60000")   # the recorded book, not a synthetic one
+    finally:
+        await sim.stop()
+    reports = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert any(m.startswith(spot + "depth_updates.csv.gz line 101 skipped: expected 7 columns") for m in reports)
