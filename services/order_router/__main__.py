@@ -9,33 +9,14 @@ from __future__ import annotations
 import os
 import sys
 
-import msgspec
-
 from tradebus.bus.service import ServiceContext, service_main
 from tradebus.config import service_section
 from tradebus.exchanges import VenueAdapter, load_config, make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
-from tradebus.risk import RiskEngine, RiskLimits
+from tradebus.execution import RiskEngine
 
-from .router import OrderRouter, RouterOptions
-
-DESCRIPTION = "Order router: ord.req.<venue> -> venue; ord.evt.<venue>.<strategy> out"
-
-
-class RouterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``services.order_router.settings`` of the deployment file."""
-
-    venue: str = "sim"
-    adapters: tuple[str, ...] = ("binance:spot", "binance:usdm")
-    account: str = "paper"  # label printed before trading; never a key
-    sim_url: str = "http://127.0.0.1:8765"
-    sim_api_key: str = "sim-key"  # the sim's paper account (public test keys of sim_exchange)
-    sim_secret: str = "sim-secret"
-    sandbox: bool = True  # live only: use the venue's testnet
-    timeout_ms: int = 10000
-    order_entry: str | None = None  # rest | ws (the venue's WebSocket API); None: each adapter's YAML
-    risk: dict[str, RiskLimits] = {}
-    router: RouterOptions = RouterOptions()
+from .router import DESCRIPTION, OrderRouter
+from .settings import RouterSettings
 
 
 def add_arguments(parser) -> None:
@@ -82,7 +63,7 @@ async def setup(svc: ServiceContext) -> None:
     print(banner, flush=True)
     svc.log.warning("%s", banner)
     router = OrderRouter(svc.bus, venue, adapters, RiskEngine(settings.risk), settings.router, counters=svc.counters)
-    await router.start()
+    await router.start(svc.service)
     svc.on_stop(router.stop)
     svc.message = banner
 

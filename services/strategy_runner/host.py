@@ -18,6 +18,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
+from tradebus.execution import fill_position_change, fill_quote_fee, orders
 from tradebus.proto import (
     BBO,
     Bar,
@@ -25,17 +26,14 @@ from tradebus.proto import (
     BookSide,
     BookSnapshot,
     CancelAck,
-    CancelAll,
     CancelAllAck,
     CancelAllReject,
-    CancelOrder,
     CancelReject,
     FeedState,
     FeedStatus,
     Fill,
     Liquidity,
     ModifyAck,
-    ModifyOrder,
     ModifyReject,
     NewOrder,
     OrderAck,
@@ -43,12 +41,10 @@ from tradebus.proto import (
     OrderEvent,
     OrderReject,
     OrderStatus,
-    OrderType,
     ParamsUpdate,
     ServiceState,
     ServiceStatus,
     Side,
-    TimeInForce,
     Trade,
     TradeBatch,
     UnsupportedOp,
@@ -81,21 +77,6 @@ def _session_tag() -> str:
         n, r = divmod(n, 36)
         out = digits[r] + out
     return out
-
-
-def quote_fee(fill: Fill) -> float:
-    """``fill.fee`` in the symbol's quote (or settle) currency, the cash a strategy counts: a fee
-    charged in the base asset (Binance spot buys) is valued at the fill price; one in another
-    currency (e.g. BNB) has no price here and counts 0."""
-    if not fill.fee or not fill.fee_currency:
-        return fill.fee
-    base, _, rest = fill.symbol.partition("/")
-    quote, _, settle = rest.partition(":")
-    if fill.fee_currency in (quote, settle or quote):
-        return fill.fee
-    if fill.fee_currency == base:
-        return fill.fee * fill.price
-    return 0.0
 
 
 class StrategyHost:
@@ -184,7 +165,7 @@ class StrategyHost:
             books: dict[str, StrategyContext] = {}
             for f in fills:
                 ctx = books.setdefault(f.symbol, StrategyContext())
-                ctx._apply_fill(f.qty if f.side is Side.BUY else -f.qty, f.price, quote_fee(f))
+                ctx._apply_fill(fill_position_change(f), f.price, fill_quote_fee(f))
                 if f.trade_id:
                     self.runner._by_strategy[id(strategy)].external_trades.add(f.trade_id)
             for symbol, ctx in books.items():
@@ -263,44 +244,25 @@ class StrategyHost:
     def _on_signal(self, sig: Signal) -> None:
         """Runner callback (synchronous): turn the signal into a request, sent by flush()."""
         strategy = sig.strategy.name
-        spec = self.specs[strategy]
+        venue = self.specs[strategy].venue
         now = time.time_ns()
         kind = sig.order_type
         if kind == "cancel":
-            coid = self._order_client[sig.order_id]
-            req = CancelOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
-                              symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
+            req = orders.cancel_order(client_order_id=self._order_client[sig.order_id], strategy=strategy, venue=venue,
+                                      symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
         elif kind == "cancel_all":
-            req = CancelAll(strategy=strategy, venue=spec.venue,
-                            symbol=None if sig.symbol is None else sig.symbol.name, ts_init=now)
+            req = orders.cancel_all(sig, strategy=strategy, venue=venue, ts_init=now)
         elif kind == "modify":
-            coid = self._order_client[sig.order_id]
-            req = ModifyOrder(client_order_id=coid, strategy=strategy, venue=spec.venue,
-                              symbol=self.runner.orders[sig.order_id].symbol.name,
-                              new_price=sig.price or None, new_qty=sig.quantity or None, ts_init=now)
+            req = orders.modify_order(sig, client_order_id=self._order_client[sig.order_id], strategy=strategy,
+                                      venue=venue, symbol=self.runner.orders[sig.order_id].symbol.name, ts_init=now)
         else:
             coid = self.client_order_id(strategy, sig.order_id)
             sig.client_order_id = coid
-            req = self._new_order(sig, strategy, spec.venue, coid, now)
+            req = orders.new_order(sig, client_order_id=coid, strategy=strategy, venue=venue, ts_init=now)
             self._client_ids[coid] = (strategy, sig.order_id)
             self._order_client[sig.order_id] = coid
             self.svc.counters["orders"] += 1
         self._outbox.append(req)
-
-    @staticmethod
-    def _new_order(sig: Signal, strategy: str, venue: str, coid: str, now: int) -> NewOrder:
-        otype = OrderType(sig.order_type)
-        trailing = otype in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_PERCENT)
-        return NewOrder(
-            client_order_id=coid, strategy=strategy, venue=venue, symbol=sig.symbol.name,
-            side=Side(sig.side), order_type=otype, qty=sig.quantity,
-            price=sig.price or None,
-            trigger_price=sig.trigger or None,
-            trailing_offset=sig.offset if otype is OrderType.TRAILING_STOP else None,
-            trailing_bps=sig.offset if otype is OrderType.TRAILING_STOP_PERCENT else None,
-            time_in_force=TimeInForce(sig.time_in_force) if not trailing else TimeInForce.GTC,
-            post_only=sig.post_only, reduce_only=sig.reduce_only, ts_init=now,
-        )
 
     async def flush(self) -> None:
         """Send the requests and status events the last callbacks produced, in order."""
@@ -343,8 +305,9 @@ class StrategyHost:
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
                     if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
-                                               event.price, event.qty, quote_fee(event),
-                                               event.ts_event or event.ts_init, event.trade_id or None):
+                                               event.price, event.qty, fill_quote_fee(event),
+                                               event.ts_event or event.ts_init, event.trade_id or None,
+                                               fill_position_change(event)):
                         self.svc.counters["fills"] += 1
                     await self.flush()
                 return
@@ -355,8 +318,9 @@ class StrategyHost:
             case OrderReject():
                 runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
             case Fill():
-                if runner.on_fill(order_id, event.price, event.qty, quote_fee(event), event.ts_event or event.ts_init,
-                                  event.liquidity is Liquidity.MAKER, event.trade_id or None):
+                if runner.on_fill(order_id, event.price, event.qty, fill_quote_fee(event),
+                                  event.ts_event or event.ts_init, event.liquidity is Liquidity.MAKER,
+                                  event.trade_id or None, fill_position_change(event)):
                     self.svc.counters["fills"] += 1
             case OrderCancelled():
                 runner.on_order_cancelled(order_id, event.reason or str(event.cancel_code), event.unsolicited)

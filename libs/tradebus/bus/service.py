@@ -79,15 +79,7 @@ class ServiceContext:
     async def add_endpoint(self, name: str, subject: str, request_type: Any, handler: Callable[[Any], Awaitable[Any]]):
         """A request-reply endpoint listed in ``$SRV.INFO``; bad requests get a 400 service error."""
         assert self.service is not None
-
-        async def on_request(req: Request) -> None:
-            obj = self.bus.decode(req.subject, req.data, request_type)
-            if obj is None:
-                raise ServiceError("400", "bad request: message rejected, see service log")
-            reply = await handler(obj)
-            await req.respond(encode(reply))
-
-        await self.service.add_endpoint(name=name, subject=subject, handler=on_request)
+        await add_typed_endpoint(self.service, self.bus, name, subject, request_type, handler)
 
     def status(self) -> ServiceStatus:
         counters = dict(self.counters)
@@ -107,6 +99,23 @@ class ServiceContext:
 
     async def request_stop(self) -> None:
         self.stopping.set()
+
+
+async def add_typed_endpoint(service: Service, bus: Bus, name: str, subject: str, request_type: Any,
+                             handler: Callable[[Any], Awaitable[Any]], queue_group: str | None = None) -> None:
+    """Add an endpoint to ``service`` whose requests decode as ``request_type``: one that does not
+    gets a 400 service error; the handler's return value is the reply (None: no reply, e.g. a
+    request meant for another instance)."""
+
+    async def on_request(req: Request) -> None:
+        obj = bus.decode(req.subject, req.data, request_type)
+        if obj is None:
+            raise ServiceError("400", "bad request: message rejected, see service log")
+        reply = await handler(obj)
+        if reply is not None:
+            await req.respond(encode(reply))
+
+    await service.add_endpoint(name=name, subject=subject, handler=on_request, queue_group=queue_group)
 
 
 def base_parser(name: str, description: str) -> argparse.ArgumentParser:

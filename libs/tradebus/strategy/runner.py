@@ -455,20 +455,24 @@ class Runner:
         self._call(hosted, record.symbol, "on_error", record.strategy.on_error, self._named(record.symbol), error)
 
     def on_fill(self, order_id: int, price: float, qty: float, fee: float = 0.0, ts_ns: int | None = None,
-                is_maker: bool = False, trade_id: str | None = None) -> bool:
+                is_maker: bool = False, trade_id: str | None = None, position_change: float | None = None) -> bool:
         """An execution of order ``order_id``: the strategy's position moves here. A fill whose
-        trade_id was already seen for the order is ignored (redelivery)."""
+        trade_id was already seen for the order is ignored (redelivery). ``fee`` is in the quote
+        currency; ``position_change`` (signed) is what the position moves when it is not the
+        executed quantity (a spot fee charged in the base asset: ``tradebus.execution``)."""
         return self._event(self._fill, order_id, float(price), float(qty), float(fee),
-                           time.time_ns() if ts_ns is None else int(ts_ns), bool(is_maker), trade_id)
+                           time.time_ns() if ts_ns is None else int(ts_ns), bool(is_maker), trade_id,
+                           position_change)
 
-    def _fill(self, record: OrderRecord, price, qty, fee, ts_ns, is_maker, trade_id) -> None:
+    def _fill(self, record: OrderRecord, price, qty, fee, ts_ns, is_maker, trade_id, position_change) -> None:
         if trade_id:
             if trade_id in record.trade_ids:
                 return
             record.trade_ids.add(trade_id)
         hosted = self._by_strategy[id(record.strategy)]
         ctx = hosted.contexts[record.symbol]
-        ctx._apply_fill(qty if record.side == "buy" else -qty, price, fee)
+        signed = qty if record.side == "buy" else -qty
+        ctx._apply_fill(signed if position_change is None else float(position_change), price, fee)
         record.filled += qty
         record.notional += qty * price
         done = record.filled >= record.qty * (1 - 1e-9) or (record.flags & 2 and ctx.position == 0)
@@ -480,9 +484,11 @@ class Runner:
         self._update(record)
 
     def on_external_fill(self, strategy: Strategy, symbol, side: str, price: float, qty: float,
-                         fee: float = 0.0, ts_ns: int | None = None, trade_id: str | None = None) -> bool:
+                         fee: float = 0.0, ts_ns: int | None = None, trade_id: str | None = None,
+                         position_change: float | None = None) -> bool:
         """An execution of an order this runner did not send (one of a previous session): the
-        position moves and on_fill gets order_id 0. A trade_id seen before is ignored."""
+        position moves and on_fill gets order_id 0. A trade_id seen before is ignored.
+        ``fee`` and ``position_change`` as in ``on_fill``."""
         hosted = self._by_strategy[id(strategy)]
         sym = self._symbol(symbol)
         if side not in ("buy", "sell"):
@@ -492,12 +498,14 @@ class Runner:
                 return False
             hosted.external_trades.add(trade_id)
         self._dispatch(self._external_fill, hosted, sym, side, float(price), float(qty), float(fee),
-                       time.time_ns() if ts_ns is None else int(ts_ns), trade_id)
+                       time.time_ns() if ts_ns is None else int(ts_ns), trade_id, position_change)
         return True
 
-    def _external_fill(self, hosted: _Hosted, sym: Symbol, side, price, qty, fee, ts_ns, trade_id) -> None:
+    def _external_fill(self, hosted: _Hosted, sym: Symbol, side, price, qty, fee, ts_ns, trade_id,
+                       position_change) -> None:
         ctx = hosted.contexts[sym]
-        ctx._apply_fill(qty if side == "buy" else -qty, price, fee)
+        signed = qty if side == "buy" else -qty
+        ctx._apply_fill(signed if position_change is None else float(position_change), price, fee)
         hosted.fills += 1
         fill = Fill(0, sym, side, price, qty, fee, ts_ns, False, ctx.position, 0.0, "market", trade_id)
         self._call(hosted, sym, "on_fill", hosted.strategy.on_fill, fill)

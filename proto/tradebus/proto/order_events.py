@@ -196,6 +196,8 @@ class OrderStatus(_OrderEvent, tag="ord.status", kw_only=True):
     trade_ids: tuple[str, ...] = ()
     """Venue trade ids of the executions counted in ``filled_qty`` (empty where fills are counted
     from the venue's cumulative quantity)."""
+    fees: dict[str, float] = {}
+    """Fees charged so far, by currency (as the venue charged them; negative for a rebate)."""
 
 
 class UnsupportedOp(_OrderEvent, tag="ord.unsupported", kw_only=True):

@@ -17,7 +17,7 @@ from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import order_event_wildcard, order_request_subject
-from tradebus.risk import RiskEngine
+from tradebus.execution import RiskEngine
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.config import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)

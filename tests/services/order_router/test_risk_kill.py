@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from tradebus.proto import (CancelAll, CancelAllAck, CommandResult, Fill, OrderAck, OrderCancelled, OrderReject, RejectCode, ServiceCommand)
 from tradebus.proto.subjects import service_subject
-from tradebus.risk import RiskEngine, RiskLimits
+from tradebus.execution import RiskEngine, RiskLimits
 
 from .conftest import PERP, top, until
 

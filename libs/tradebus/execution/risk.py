@@ -1,21 +1,33 @@
 """Pre-trade risk per strategy and venue: size, notional, position, open orders, price band, kill switch.
 
+``RiskEngine.pre_trade`` is the one gate every order passes before it is sent (order_router,
+the in-process broker): the kill switch first, then the limits.
+
 Limits are looked up most specific first: ``"<strategy>@<venue>"``, ``"<strategy>"``,
 ``"*@<venue>"``, ``"*"``; a missing limit (None) is not checked::
 
     risk = RiskEngine({"*": RiskLimits(max_notional=50_000), "sma@sim": RiskLimits(max_position=1.0)})
     reason = risk.check(order, last_price=30_000, position=0.2, open_orders=3)   # None = pass
     risk.kill("sma")   # reject everything sma sends until risk.release("sma")
+    refusal = risk.pre_trade(order, last_price=30_000)   # Refusal(KILL_SWITCH, ...) now
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import msgspec
 
-from tradebus.proto import NewOrder, OrderType, Side
+from tradebus.proto import NewOrder, OrderType, RejectCode, Side
 
-__all__ = ["RiskLimits", "RiskEngine"]
+__all__ = ["RiskLimits", "RiskEngine", "Refusal"]
+
+
+class Refusal(NamedTuple):
+    """Why an order may not be sent: the reject code and a reason for the strategy."""
+
+    code: RejectCode
+    reason: str
 
 
 class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -66,6 +78,18 @@ class RiskEngine:
         return set(self._killed)
 
     # --- checks ------------------------------------------------------------------------------
+
+    def pre_trade(self, order: NewOrder, *, last_price: float | None = None, position: float = 0.0,
+                  open_orders: int = 0) -> Refusal | None:
+        """The kill switch, then the limits (see ``check``): a Refusal, or None to send the order."""
+        if self.killed(order.strategy):
+            return Refusal(RejectCode.KILL_SWITCH, "kill switch engaged")
+        reason = self.check(order, last_price=last_price, position=position, open_orders=open_orders)
+        return Refusal(RejectCode.RISK_LIMIT, reason) if reason else None
+
+    def counts_open_orders(self, strategy: str, venue: str) -> bool:
+        """Whether ``pre_trade`` needs the strategy's open-order count."""
+        return self.limits_for(strategy, venue).max_open_orders is not None
 
     def needs_price(self, strategy: str, venue: str) -> bool:
         lim = self.limits_for(strategy, venue)

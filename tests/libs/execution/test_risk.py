@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from tradebus.proto import NewOrder
-from tradebus.risk import RiskEngine, RiskLimits
+from tradebus.execution import RiskEngine, RiskLimits
 
 
 def order(**kw):

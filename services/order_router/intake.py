@@ -1,0 +1,144 @@
+"""Request intake: ``ord.req.<venue>`` from the ORDERS stream (durable pull consumer) to the
+request handlers, and the acks back to JetStream.
+
+A request is acked only after its handler stored the outcome event in ORDERS; a handler that
+fails (outcome unknown, e.g. NATS down) naks it for redelivery. Requests about one client order
+id run in arrival order, a CancelAll after everything before it; a redelivery that arrives while
+the first copy of a NewOrder is still being handled waits on that copy's outcome. While the
+venue is not ready, requests in hand are kept from redelivery with ``in_progress``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from nats.js import api
+
+from tradebus.bus.jetstream import declare_consumer
+from tradebus.proto import CancelAll, CancelOrder, ModifyOrder, NewOrder, OrderRequest
+from tradebus.proto.subjects import ORDERS_STREAM, order_request_subject, router_consumer
+
+__all__ = ["Intake"]
+
+log = logging.getLogger("tradebus.order_router")
+
+
+@dataclass
+class _Work:
+    """Messages waiting on one outcome: the first request plus any redeliveries of it."""
+
+    msgs: list = field(default_factory=list)
+
+
+class Intake:
+    """Part of OrderRouter: the consumer of its venue's order requests."""
+
+    async def _open_intake(self) -> None:
+        await declare_consumer(self.bus.js, ORDERS_STREAM, api.ConsumerConfig(
+            durable_name=router_consumer(self.venue),
+            filter_subject=order_request_subject(self.venue),
+            ack_policy=api.AckPolicy.EXPLICIT,
+            deliver_policy=api.DeliverPolicy.ALL,
+            ack_wait=self.options.ack_wait,
+            max_deliver=self.options.max_deliver,
+            max_ack_pending=self.options.max_ack_pending,
+        ))
+        self._sub = await self.bus.js.pull_subscribe_bind(durable=router_consumer(self.venue), stream=ORDERS_STREAM)
+
+    @staticmethod
+    async def _nak_all(msgs: list) -> None:
+        """At stop: requests still in hand go back to JetStream at once, for a successor."""
+        for msg in msgs:
+            try:
+                await msg.nak()
+            except Exception:
+                pass
+
+    async def _consume_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(self.options.fetch_batch, timeout=1.0)
+            except asyncio.TimeoutError:
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                log.warning("fetch failed: %s", exc)
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                self._intake(msg)
+
+    def _intake(self, msg) -> None:
+        self.bus.received += 1
+        request = self.bus.decode(msg.subject, msg.data, OrderRequest)
+        if request is None:
+            self._spawn(msg.term() if hasattr(msg, "term") else msg.ack())
+            return
+        self.counters["order_requests"] += 1
+        if isinstance(request, CancelAll):
+            key = f"*all*{request.strategy}"
+            depends = [f for k, f in self._chains.items() if not f.done()]
+        else:
+            key = request.client_order_id
+            depends = [self._chains[key]] if key in self._chains and not self._chains[key].done() else []
+            if isinstance(request, NewOrder):
+                work = self._inflight.get(key)
+                if work is not None:  # a redelivery while the first copy is still being handled
+                    work.msgs.append(msg)
+                    self._unacked[id(msg)] = msg
+                    self.counters["duplicates"] += 1
+                    return
+        work = _Work([msg])
+        self._unacked[id(msg)] = msg
+        if isinstance(request, NewOrder):
+            self._inflight[request.client_order_id] = work
+        task = self._spawn(self._handle(request, work, depends))
+        self._chains[key] = task
+        task.add_done_callback(lambda t, k=key: self._chains.get(k) is t and self._chains.pop(k, None))
+
+    async def _handle(self, request, work: _Work, depends) -> None:
+        for dep in depends:
+            try:
+                await asyncio.shield(dep)
+            except Exception:
+                pass
+        while not self.ready.is_set():  # venue down: keep JetStream from redelivering meanwhile
+            try:
+                await asyncio.wait_for(self.ready.wait(), self.options.ack_wait / 3)
+            except asyncio.TimeoutError:
+                for msg in work.msgs:
+                    try:
+                        await msg.in_progress()
+                    except Exception:
+                        pass
+        try:
+            match request:
+                case NewOrder():
+                    await self.new_order(request)
+                case CancelOrder():
+                    await self.cancel_order(request)
+                case CancelAll():
+                    await self.cancel_all(request)
+                case ModifyOrder():
+                    await self.modify_order(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # outcome unknown (e.g. NATS down): no ack, JetStream redelivers after ack_wait
+            self.bus.handler_errors += 1
+            log.exception("request %s failed", type(request).__name__)
+            if isinstance(request, NewOrder):
+                self._inflight.pop(request.client_order_id, None)
+            for msg in work.msgs:
+                self._unacked.pop(id(msg), None)
+                await msg.nak(delay=self.options.retry_initial_delay)
+            return
+        if isinstance(request, NewOrder):
+            self._inflight.pop(request.client_order_id, None)
+        for msg in work.msgs:
+            self._unacked.pop(id(msg), None)
+            await msg.ack()
