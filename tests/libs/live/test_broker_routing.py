@@ -11,6 +11,7 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from tradebus.exchanges import adapter_keys, load_config
+from tradebus.execution import RiskEngine, RiskLimits
 from tradebus.live import ADAPTERS_BY_EXCHANGE, CcxtBroker, UnsupportedOrderType
 from tradebus.strategy import OrderError, Strategy
 
@@ -110,7 +111,7 @@ async def test_every_routing_row_goes_out_with_ccxts_unified_params():
     # every order carries our client order id
     assert all(q["newClientOrderId"].startswith("tb") for q in venue.orders())
     # modify: edit_order on the tracked venue id (MEXC spot edits as cancel + new order)
-    exchange_id = broker._exchange_ids[limit_id]
+    exchange_id = broker._exchange_id(limit_id)
     _, edit = await sent(lambda: hands.modify(limit_id, price=50500.0, qty=0.03), n=2)
     assert edit[0][0] == "DELETE" and edit[0][2]["orderId"] == exchange_id
     assert (edit[1][2]["type"], edit[1][2]["price"], edit[1][2]["quantity"]) == ("LIMIT", "50500", "0.03")
@@ -129,12 +130,12 @@ async def test_cancel_all_cancels_every_tracked_order_of_the_symbol():
     hands = broker.add_strategy(Hands([btc]))
     broker.runner.start()
     ids = [hands.limit_buy(40000.0 + i, 0.01) for i in range(3)]
-    await until(lambda: len(broker._exchange_ids) == 3)
+    await until(lambda: all(broker._exchange_id(i) for i in ids))
     before = len(venue.requests)
     hands.cancel_all()
     await until(lambda: len(venue.requests) == before + 3)
     cancelled = {q["orderId"] for m, _, q in venue.requests[before:] if m == "DELETE"}
-    assert cancelled == {broker._exchange_ids[i] for i in ids}
+    assert cancelled == {broker._exchange_id(i) for i in ids}
     await broker.close()
     await venue.exchange.close()
 
@@ -193,5 +194,44 @@ async def test_unknown_symbol_is_a_value_error_naming_it():
     broker = CcxtBroker("mexc", exchange=venue.exchange)
     with pytest.raises(ValueError, match="DOGE/EUR"):
         await broker.add_symbol("DOGE/EUR")
+    await broker.close()
+    await venue.exchange.close()
+
+
+async def test_pre_trade_risk_checks_refuse_before_anything_is_sent():
+    venue = Captured()
+    risk = RiskEngine({"*": RiskLimits(max_order_qty=0.05)})
+    broker = CcxtBroker("mexc", exchange=venue.exchange, risk=risk)
+    btc = await broker.add_symbol("BTC/USDT")
+    hands = broker.add_strategy(Hands([btc]))
+    broker.runner.start()
+    big = hands.market_buy(0.06)
+    await until(lambda: hands.errors)
+    assert not venue.requests and broker.runner.orders[big].status == "rejected"
+    assert hands.errors[0][1].code == "risk_limit" and "max_order_qty" in str(hands.errors[0][1])
+    hands.market_buy(0.05)
+    await until(lambda: len(venue.orders()) == 1)
+    await broker.close()
+    await venue.exchange.close()
+
+
+async def test_kill_switch_cancels_open_orders_and_refuses_new_ones_until_released():
+    venue = Captured()
+    broker = CcxtBroker("mexc", exchange=venue.exchange)
+    btc = await broker.add_symbol("BTC/USDT")
+    hands = broker.add_strategy(Hands([btc]))
+    broker.runner.start()
+    resting = hands.limit_buy(40000.0, 0.01)
+    await until(lambda: broker._exchange_id(resting))
+    assert await broker.kill(hands.name) == 1
+    assert venue.requests[-1][0] == "DELETE" and venue.requests[-1][2]["orderId"] == broker._exchange_id(resting)
+    sent = len(venue.orders())
+    refused = hands.market_buy(0.01)
+    await until(lambda: hands.errors)
+    assert hands.errors[0][1].code == "kill_switch" and broker.runner.orders[refused].status == "rejected"
+    assert len(venue.orders()) == sent
+    broker.release(hands.name)
+    hands.market_buy(0.01)
+    await until(lambda: len(venue.orders()) == sent + 1)
     await broker.close()
     await venue.exchange.close()
