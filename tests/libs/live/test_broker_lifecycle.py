@@ -8,27 +8,23 @@ import logging
 import re
 
 import ccxt
-import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxtpro
-import msgspec
 import pytest
 import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.live import CcxtBroker
-from tradebus.services.sim_exchange.config import Account, default_config
-from tradebus.services.sim_exchange.testing import running_sim, until
+from tradebus.services.sim_exchange.testing import until
 from tradebus.strategy import Strategy
+
+from .venue import open_perp_position, sim_with_account
 
 KEYS = {"apiKey": "life-key", "secret": "life-secret", "enableRateLimit": False}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sim():
-    config = default_config(speed="0")
-    mine = Account(api_key="life-key", secret="life-secret", spot={"USDT": "100000", "BTC": "1"},
-                   futures={"USDT": "100000"})
-    async with running_sim(msgspec.structs.replace(config, accounts=[*config.accounts, mine])) as venue:
+    async with sim_with_account("life-key", "life-secret") as venue:
         yield venue
 
 
@@ -112,12 +108,7 @@ async def test_without_async_with_orders_reach_the_venue_and_the_exchange_stays_
 
 
 async def test_lifecycle_runner_first_then_initial_positions_then_streams(sim):
-    rest = point_ccxt_at_sim(ccxt_async.binanceusdm(KEYS), sim.url)
-    try:
-        await rest.load_markets()
-        await rest.create_order("BTC/USDT:USDT", "market", "buy", 0.02)
-    finally:
-        await rest.close()
+    await open_perp_position(sim.url, KEYS, 0.02)
     async with CcxtBroker("binanceusdm", exchange=perp(sim), dry_run=True, retry_initial_delay=0.05) as broker:
         sym = await broker.add_symbol("BTC/USDT:USDT")
         journal = broker.add_strategy(Journal([sym]))

@@ -61,6 +61,21 @@ class Hands(Strategy):
         self.errors.append((symbol, error))
 
 
+async def started(cls=CcxtBroker, **kwargs):
+    """A broker of ``cls`` on a captured MEXC, with BTC/USDT and a started Hands strategy."""
+    venue = Captured()
+    broker = cls("mexc", exchange=venue.exchange, **kwargs)   # no async with: ready on first use
+    btc = await broker.add_symbol("BTC/USDT")
+    hands = broker.add_strategy(Hands([btc]))
+    broker.runner.start()
+    return venue, broker, btc, hands
+
+
+async def close(venue, broker):
+    await broker.close()
+    await venue.exchange.close()
+
+
 async def until(predicate, timeout=5.0):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -75,12 +90,8 @@ def test_mexc_has_no_venue_yaml():
 
 
 async def test_every_routing_row_goes_out_with_ccxts_unified_params():
-    venue = Captured()
-    broker = CcxtBroker("mexc", exchange=venue.exchange)   # no async with: ready on first use
+    venue, broker, btc, hands = await started()
     assert broker.live
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
 
     async def sent(call, n=1):
         before = len(venue.requests)
@@ -119,16 +130,11 @@ async def test_every_routing_row_goes_out_with_ccxts_unified_params():
     _, [(method, _, q)] = await sent(lambda: hands.cancel(limit_id))
     assert method == "DELETE" and q["orderId"] == exchange_id
     assert not hands.errors
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 async def test_cancel_all_cancels_every_tracked_order_of_the_symbol():
-    venue = Captured()
-    broker = CcxtBroker("mexc", exchange=venue.exchange)
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
+    venue, broker, btc, hands = await started()
     ids = [hands.limit_buy(40000.0 + i, 0.01) for i in range(3)]
     await until(lambda: all(broker._exchange_id(i) for i in ids))
     before = len(venue.requests)
@@ -136,8 +142,7 @@ async def test_cancel_all_cancels_every_tracked_order_of_the_symbol():
     await until(lambda: len(venue.requests) == before + 3)
     cancelled = {q["orderId"] for m, _, q in venue.requests[before:] if m == "DELETE"}
     assert cancelled == {broker._exchange_id(i) for i in ids}
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 class BybitBroker(CcxtBroker):   # FLOX's subclassing example, as written there
@@ -149,11 +154,7 @@ class BybitBroker(CcxtBroker):   # FLOX's subclassing example, as written there
 
 
 async def test_place_override_example_refines_its_row_only():
-    venue = Captured()
-    broker = BybitBroker("mexc", exchange=venue.exchange)
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
+    venue, broker, btc, hands = await started(BybitBroker)
     hands.stop_market("sell", 49000.12, 0.0123)
     await until(lambda: len(venue.orders()) == 1)
     q = venue.orders()[0]
@@ -162,8 +163,7 @@ async def test_place_override_example_refines_its_row_only():
     hands.take_profit_market("sell", 52000.0, 0.01)      # not overridden: the default row
     await until(lambda: len(venue.orders()) == 2)
     assert "triggerBy" not in venue.orders()[1] and venue.orders()[1]["type"] == "TAKE_PROFIT_MARKET"
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 class NoTrailing(CcxtBroker):
@@ -172,12 +172,8 @@ class NoTrailing(CcxtBroker):
 
 
 async def test_a_row_the_venue_cannot_do_reaches_on_error_as_unsupported_and_nothing_is_sent():
-    venue = Captured()
     errors = []
-    broker = NoTrailing("mexc", exchange=venue.exchange, on_error=lambda sym, exc: errors.append((sym, exc)))
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
+    venue, broker, btc, hands = await started(NoTrailing, on_error=lambda sym, exc: errors.append((sym, exc)))
     oid = hands.trailing_stop("sell", 25.0, 0.01)
     await until(lambda: hands.errors and errors)
     assert not venue.requests
@@ -185,8 +181,7 @@ async def test_a_row_the_venue_cannot_do_reaches_on_error_as_unsupported_and_not
     assert symbol == "BTC/USDT" and isinstance(error, UnsupportedOrderType) and error.order_id == oid
     assert errors[0][0] == "BTC/USDT" and isinstance(errors[0][1], OrderError)
     assert broker.runner.orders[oid].status == "rejected"
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 async def test_unknown_symbol_is_a_value_error_naming_it():
@@ -194,33 +189,23 @@ async def test_unknown_symbol_is_a_value_error_naming_it():
     broker = CcxtBroker("mexc", exchange=venue.exchange)
     with pytest.raises(ValueError, match="DOGE/EUR"):
         await broker.add_symbol("DOGE/EUR")
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 async def test_pre_trade_risk_checks_refuse_before_anything_is_sent():
-    venue = Captured()
     risk = RiskEngine({"*": RiskLimits(max_order_qty=0.05)})
-    broker = CcxtBroker("mexc", exchange=venue.exchange, risk=risk)
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
+    venue, broker, btc, hands = await started(risk=risk)
     big = hands.market_buy(0.06)
     await until(lambda: hands.errors)
     assert not venue.requests and broker.runner.orders[big].status == "rejected"
     assert hands.errors[0][1].code == "risk_limit" and "max_order_qty" in str(hands.errors[0][1])
     hands.market_buy(0.05)
     await until(lambda: len(venue.orders()) == 1)
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)
 
 
 async def test_kill_switch_cancels_open_orders_and_refuses_new_ones_until_released():
-    venue = Captured()
-    broker = CcxtBroker("mexc", exchange=venue.exchange)
-    btc = await broker.add_symbol("BTC/USDT")
-    hands = broker.add_strategy(Hands([btc]))
-    broker.runner.start()
+    venue, broker, btc, hands = await started()
     resting = hands.limit_buy(40000.0, 0.01)
     await until(lambda: broker._exchange_id(resting))
     assert await broker.kill(hands.name) == 1
@@ -233,5 +218,4 @@ async def test_kill_switch_cancels_open_orders_and_refuses_new_ones_until_releas
     broker.release(hands.name)
     hands.market_buy(0.01)
     await until(lambda: len(venue.orders()) == sent + 1)
-    await broker.close()
-    await venue.exchange.close()
+    await close(venue, broker)

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxtpro
-import msgspec
 import pytest
 import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.live import CcxtBroker, UnsupportedOrderType
-from tradebus.services.sim_exchange.config import Account, default_config
-from tradebus.services.sim_exchange.testing import running_sim
 from tradebus.strategy import OrderError, Strategy
+
+from .venue import open_perp_position, sim_with_account
 
 KEYS = {"apiKey": "broker-key", "secret": "broker-secret", "enableRateLimit": False}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sim():
-    config = default_config(speed="0")
-    mine = Account(api_key="broker-key", secret="broker-secret", spot={"USDT": "100000", "BTC": "1"},
-                   futures={"USDT": "100000"})
-    async with running_sim(msgspec.structs.replace(config, accounts=[*config.accounts, mine])) as venue:
+    async with sim_with_account("broker-key", "broker-secret") as venue:
         yield venue
 
 
@@ -106,12 +101,7 @@ async def test_broker_trades_the_sim_through_the_routing_table(sim):
 
 
 async def test_reconcile_reports_initial_positions_and_dry_run_sends_nothing(sim):
-    rest = point_ccxt_at_sim(ccxt_async.binanceusdm(KEYS), sim.url)
-    try:
-        await rest.load_markets()
-        await rest.create_order("BTC/USDT:USDT", "market", "buy", 0.01)
-    finally:
-        await rest.close()
+    await open_perp_position(sim.url, KEYS, 0.01)
     exchange = point_ccxt_at_sim(ccxtpro.binanceusdm(KEYS), sim.url)
     before = len(sim.account("broker-key").orders)
     async with CcxtBroker("binanceusdm", exchange=exchange, dry_run=True, retry_initial_delay=0.05) as broker:
