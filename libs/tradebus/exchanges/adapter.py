@@ -81,7 +81,6 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     orders: dict[str, OrderRow] = {}
     order_entry: str = "rest"
     ignored_user_events: tuple[str, ...] = ()  # user-stream event types a router does not read
-    book_depth: int | None = None  # depth asked of watch_order_book when the venue refuses others
 
     def __post_init__(self) -> None:
         if self.order_entry not in ORDER_ENTRY:

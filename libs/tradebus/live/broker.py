@@ -42,7 +42,7 @@ from typing import Any
 
 import ccxt
 
-from tradebus.exchanges import Backoff, VenueAdapter
+from tradebus.exchanges import Backoff, VenueAdapter, load_config
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.execution import RiskEngine
 from tradebus.strategy import Runner, Strategy, Symbol, SymbolRegistry
@@ -82,6 +82,9 @@ class CcxtBroker(OrderFlow):
             raise ValueError(f"retry_max_delay {retry_max_delay} < retry_initial_delay {retry_initial_delay}")
         if int(book_depth) <= 0:
             raise ValueError(f"book_depth must be > 0, got {book_depth}")
+        if adapters is None and (":" in exchange_id or "___" in exchange_id):  # a venue: binance:usdm / BINANCE___SWAP
+            config = load_config(exchange_id)
+            exchange_id, adapters = config.ccxt_id, (config.key,)
         if dry_run is not None and live is not None and dry_run == live:
             raise ValueError(f"dry_run={dry_run} contradicts live={live}: pass one of them")
         self.exchange_id = exchange_id
@@ -262,8 +265,8 @@ class CcxtBroker(OrderFlow):
     # ------------------------------------------------------------------ streams
 
     def book_limit(self, symbol: str) -> int:
-        """Depth asked of ``watch_order_book``: the venue's ``book_depth`` override, else ours."""
-        return self.adapter_for(symbol).config.book_depth or self.book_depth
+        """Depth asked of ``watch_order_book`` (FLOX passes ``book_depth`` as its ``limit``)."""
+        return self.book_depth
 
     async def _stream(self, kind: str, name: str, sym: Symbol) -> None:
         backoff = Backoff(*self.retry)

@@ -204,12 +204,6 @@ async def test_book_depth_reaches_watch_order_book(sim):
     assert all("limit=5" in url for url in asked)
 
 
-def test_venue_config_overrides_the_book_depth():
-    bybit = CcxtBroker("bybit", book_depth=20)
-    assert bybit.book_limit("BTC/USDT:USDT") == 50        # bybit_linear.yaml: the venue refuses 20
-    assert CcxtBroker("binance", book_depth=20).book_limit("BTC/USDT") == 20
-
-
 async def test_two_brokers_on_two_venues_at_once(sim):
     async with CcxtBroker("binance", exchange=spot(sim), retry_initial_delay=0.05) as a, \
             CcxtBroker("binanceusdm", exchange=perp(sim), retry_initial_delay=0.05) as b:
