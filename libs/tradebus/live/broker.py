@@ -67,6 +67,7 @@ ADAPTERS_BY_EXCHANGE: dict[str, tuple[str, ...]] = {
 }
 """ccxt exchange id -> the registry adapters (venue YAML) a broker on it uses, by market type."""
 
+
 class CcxtBroker(OrderFlow):
     """A ccxt.pro exchange wired to a Runner (FLOX's CcxtBroker, see the module docstring)."""
 
@@ -93,10 +94,10 @@ class CcxtBroker(OrderFlow):
         self.retry = (float(retry_initial_delay), float(retry_multiplier), float(retry_max_delay))
         self._credentials = {k: v for k, v in (("apiKey", api_key), ("secret", secret), ("password", password)) if v}
         has_keys = bool(self._credentials) or bool(exchange is not None and getattr(exchange, "apiKey", None))
-        if dry_run is None:
-            dry_run = (not live) if live is not None else not has_keys
-        self.dry_run = bool(dry_run) or not has_keys
+        if live is not None:  # tradebus's earlier spelling: live=True is dry_run=False
+            dry_run = not live
         self._no_keys = not has_keys
+        self.dry_run = self._no_keys or bool(dry_run)  # nothing to sign orders with: always a dry run
         self._options = dict(options or {})
         self._adapter_keys = adapters if adapters is not None else ADAPTERS_BY_EXCHANGE.get(exchange_id, ())
         self._on_error_hook = on_error
@@ -133,7 +134,9 @@ class CcxtBroker(OrderFlow):
             return
         if self.exchange is None:
             import ccxt.pro as ccxtpro
-            cls = getattr(ccxtpro, self.exchange_id)
+            cls = getattr(ccxtpro, self.exchange_id, None)
+            if cls is None:
+                raise ValueError(f"unknown exchange {self.exchange_id!r}: not a ccxt.pro exchange id")
             self.exchange = cls({**self._credentials, "enableRateLimit": True, "options": self._options})
             paper = os.environ.get(SANDBOX_URL_ENV)
             if self.sandbox and paper:
