@@ -12,7 +12,7 @@ $(PY):
 	$(PY) -m pip install --upgrade pip "setuptools>=68" wheel "Cython>=3.0" "numpy>=1.26"
 
 # Reinstall when the build description or any Cython source changes.
-$(STAMP): $(PY) pyproject.toml setup.py $(wildcard libs/tradebus/engine/*.pyx libs/tradebus/engine/*.pxd)
+$(STAMP): $(PY) pyproject.toml setup.py $(wildcard libs/tradebus/engine/*.pyx libs/tradebus/engine/*.pxd libs/tradebus/engine/include/*.h)
 	$(PY) -m pip install --no-build-isolation -e ".[test]"
 	touch $(STAMP)
 

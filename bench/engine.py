@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("TRADEBUS_DATA_DIR", ROOT.parent / "shared" / "data"))
 KLINES = DATA_DIR / "binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
 FLOX = {"load": 0.47, "run": 1.5, "batch": 594.0}   # ms, FLOX's C++ engine on this machine (issue 3)
-CONFIG = {"initial_capital": 100_000.0, "fee_rate": 0.0001}
+CONFIG = {"initial_capital": 100_000.0, "fee_rate": 0.0001, "fill": "close"}   # FLOX fills at the close
 
 
 def synthetic_bars(n: int = 100_000, seed: int = 42) -> np.ndarray:
@@ -81,7 +81,8 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def numpy_run(bars: np.ndarray, signals: np.ndarray, initial_capital: float, fee_rate: float) -> dict:
+def numpy_run(bars: np.ndarray, signals: np.ndarray, initial_capital: float, fee_rate: float,
+              fill: str = "close") -> dict:
     """The same run (market orders at the close) written the obvious way with numpy."""
     capital = initial_capital
     close = bars["close"]

@@ -26,7 +26,7 @@ from rich.table import Table
 from tradebus.bus import Bus, NatsConfig, discover
 from tradebus.bus.jetstream import declare_all
 from tradebus.cli.status import default_url
-from tradebus.engine import STAT_KEYS
+from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
 from tradebus.study.client import Collector, list_specs, load_spec, stored_counts, submit
 from tradebus.study.datasets import (
@@ -293,7 +293,8 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--capital", type=float, default=100_000.0, help="initial cash")
     p.add_argument("--fee-bps", type=float, default=0.0, help="fee per fill, basis points of notional")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="market/stop fill slippage, basis points")
-    p.add_argument("--fill", choices=("close", "next_open"), default="close", help="market fill rule")
+    p.add_argument("--fill", choices=("close", "next_open"), default=DEFAULT_FILL,
+                   help="market fill rule (default: the next bar's open)")
     p.add_argument("--objective", default="sharpe", choices=STAT_KEYS, help="statistic that ranks runs")
     p.add_argument("--id", help="study id (default: <kind>-<utc time>-<random>)")
     p.add_argument("--no-wait", action="store_true", help="queue the jobs and return")

@@ -18,8 +18,11 @@ kept as ns). The bar interval is the smallest gap between consecutive bars. A si
 first bar is stamped before bar 0, one at or after the last bar's start plus the interval is
 after the data.
 
-* Market, ``fill="close"``: fills at the close of its bar (bar 0 if stamped before the data).
-* Market, ``fill="next_open"``: fills at the open of the next bar.
+* Market, ``fill="next_open"`` (the default, ``DEFAULT_FILL``, everywhere: Engine, the event
+  backtester's ``bar_fill``, the farm's ``EngineSettings.fill``, ``tradebus study --fill``):
+  fills at the open of the next bar, so a signal never trades at a price it was computed from.
+* Market, ``fill="close"``: fills at the close of its bar (bar 0 if stamped before the data),
+  FLOX's rule.
 * Limit (type 1): rests from the bar after its stamp; fills at the limit price at the first bar
   that trades through it: low < price for a buy, high > price for a sell.
 * Stop (type 2): rests from the bar after its stamp; triggers at the first bar whose range
@@ -71,15 +74,23 @@ total_fills         fills executed
 unfilled_orders     signals that never filled
 ==================  ===========================================================================
 
+Both engines compute these with one ledger (:mod:`tradebus.engine.ledger`): the event
+backtester (``tradebus.strategy.BacktestRunner``) marks its equity at each bar's close, or for
+trades and books at the end of each ``mark_interval_ns`` bucket, and n, r_t and ppy are taken
+over those marks. The guards above are the only ones: a ratio of rounding noise is 0 in both
+engines, which therefore agree on every statistic.
+
 A run typically costs O(signals + fills x 64 + bars / 4096), not O(bars): see ``batch.pyx``.
 """
 from tradebus.engine.batch import (
     BAR_DTYPE,
+    DEFAULT_FILL,
     FILL_DTYPE,
     SIGNAL_DTYPE,
     STAT_KEYS,
     Engine,
     Instrument,
+    PyBar,
     make_signals,
     normalize_timestamps,
 )
@@ -107,8 +118,8 @@ BUY, SELL = 0, 1
 MARKET, LIMIT, STOP = 0, 1, 2
 
 __all__ = [
-    "BAR_DTYPE", "FILL_DTYPE", "SIGNAL_DTYPE", "STAT_KEYS", "BUY", "SELL", "MARKET", "LIMIT", "STOP",
-    "Engine", "Instrument", "make_signals", "normalize_timestamps",
+    "BAR_DTYPE", "DEFAULT_FILL", "FILL_DTYPE", "SIGNAL_DTYPE", "STAT_KEYS", "BUY", "SELL", "MARKET", "LIMIT", "STOP",
+    "Engine", "Instrument", "PyBar", "make_signals", "normalize_timestamps",
     "PermutationResult", "permutation_paths", "permutation_test",
     "SMA", "EMA", "RSI", "ATR", "Bollinger", "MACD", "RollingStd", "VWAP",
     "sma", "ema", "rsi", "atr", "bollinger", "macd", "rolling_std", "vwap",

@@ -2,6 +2,8 @@
 # backtest worker). The Python API is in batch.pyx; tradebus.engine re-exports it.
 from libc.stdint cimport int16_t, int32_t, int64_t, uint8_t, uint64_t
 
+from tradebus.engine.ledger cimport Stats
+
 cdef enum:
     BLOCK = 64          # bars summarised by one BlockStats
     SUPER = 64          # blocks summarised by one superblock BlockStats
@@ -100,31 +102,11 @@ cdef struct Event:
     double price            # the limit price or stop trigger
     double quantity         # signed: > 0 buys
 
-cdef struct Stats:
-    int64_t total_trades
-    int64_t winning_trades
-    int64_t losing_trades
-    int64_t total_fills
-    int64_t unfilled_orders
-    int64_t exposure_bars
-    double net_pnl
-    double gross_profit
-    double gross_loss
-    double total_fees
-    double return_pct
-    double sharpe
-    double sortino
-    double calmar
-    double max_drawdown
-    double max_drawdown_pct
-    double win_rate
-    double profit_factor
-    double avg_win
-    double avg_loss
-    double final_capital
-    double exposure_pct
+# One run's statistics, or why its signals were refused (error_code SIG_*, error_row).
+cdef struct Outcome:
+    Stats stats
     int error_code
     int64_t error_row
 
 cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, const Config* cfg,
-                  Event* scratch, Stats* out, double* equity, Fill* fills) noexcept nogil
+                  Event* scratch, Outcome* out, double* equity, Fill* fills) noexcept nogil

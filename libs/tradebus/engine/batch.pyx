@@ -18,7 +18,7 @@ costs O(signals + fills x 64 + bars / 4096): held bars inside partial blocks are
 whole blocks and flat stretches are not.
 """
 from cython.parallel cimport parallel, prange
-from libc.math cimport INFINITY, nextafter, sqrt
+from libc.math cimport INFINITY, nextafter
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
@@ -26,261 +26,20 @@ from libc.string cimport memset
 cimport numpy as cnp
 cimport openmp
 
+from tradebus.engine.ledger cimport (
+    TB_NEAR, Account, Curve, Holding, ledger_fill, ledger_mark, ledger_open, ledger_stats,
+    stats_dict,
+)
+
 import numpy as np
+
+from tradebus.engine.ledger import STAT_KEYS
 
 cnp.import_array()
 
-cdef extern from *:
-    """
-    #include <math.h>
-    #include <stdint.h>
-    #if defined(__SSE2__)
-    #include <emmintrin.h>
-    #endif
-    /* Hot kernels in C: written with SSE2 intrinsics where compilers otherwise emit
-       data-dependent branches for a max/min against zero, with plain C for other machines. */
-    #if defined(__SSE2__)
-    static inline double tb_max(double a, double b) { return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b))); }
-    static inline double tb_pos(double a) { return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_setzero_pd())); }
-    static inline double tb_neg(double a) { return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_setzero_pd())); }
-    #else
-    static inline double tb_max(double a, double b) { return a > b ? a : b; }
-    static inline double tb_pos(double a) { return a > 0.0 ? a : 0.0; }
-    static inline double tb_neg(double a) { return a < 0.0 ? a : 0.0; }
-    #endif
-
-    /* floor(x / d) for 0 <= x < 2**63 as a multiply by magic = floor(2**(63 + l) / d) + 1,
-       l = ceil(log2 d), shift = 63 + l (Granlund-Montgomery); an idiv costs several times more. */
-    static inline int64_t tb_divide(uint64_t x, uint64_t magic, int shift) {
-    #if defined(__SIZEOF_INT128__)
-        return (int64_t)(((unsigned __int128)x * magic) >> shift);
-    #else
-        return -1;
-    #endif
-    }
-    static inline int tb_has_int128(void) {
-    #if defined(__SIZEOF_INT128__)
-        return 1;
-    #else
-        return 0;
-    #endif
-    }
-
-    /* Extremes of closes a..b and the squared close-to-close moves split by sign (the move into
-       bar a counts, so a >= 1): out = {max, min, sum of up moves^2, sum of down moves^2}. */
-    static inline void tb_extremes(const double* c, int64_t a, int64_t b, double* out) {
-        int64_t t = a;
-    #if defined(__SSE2__)
-        __m128d zero = _mm_setzero_pd();
-        __m128d mx0 = _mm_set1_pd(-INFINITY), mx1 = mx0, mn0 = _mm_set1_pd(INFINITY), mn1 = mn0;
-        __m128d up0 = zero, up1 = zero, dn0 = zero, dn1 = zero;
-        for (; t + 3 <= b; t += 4) {
-            __m128d x0 = _mm_loadu_pd(c + t), x1 = _mm_loadu_pd(c + t + 2);
-            __m128d d0 = _mm_sub_pd(x0, _mm_loadu_pd(c + t - 1));
-            __m128d d1 = _mm_sub_pd(x1, _mm_loadu_pd(c + t + 1));
-            __m128d u0 = _mm_max_pd(d0, zero), u1 = _mm_max_pd(d1, zero);
-            __m128d w0 = _mm_min_pd(d0, zero), w1 = _mm_min_pd(d1, zero);
-            up0 = _mm_add_pd(up0, _mm_mul_pd(u0, u0));
-            up1 = _mm_add_pd(up1, _mm_mul_pd(u1, u1));
-            dn0 = _mm_add_pd(dn0, _mm_mul_pd(w0, w0));
-            dn1 = _mm_add_pd(dn1, _mm_mul_pd(w1, w1));
-            mx0 = _mm_max_pd(mx0, x0);
-            mx1 = _mm_max_pd(mx1, x1);
-            mn0 = _mm_min_pd(mn0, x0);
-            mn1 = _mm_min_pd(mn1, x1);
-        }
-        for (; t <= b; t++) {
-            __m128d x = _mm_load_sd(c + t);
-            __m128d d = _mm_sub_sd(x, _mm_load_sd(c + t - 1));
-            __m128d u = _mm_max_sd(d, zero), w = _mm_min_sd(d, zero);
-            up0 = _mm_add_sd(up0, _mm_mul_sd(u, u));
-            dn0 = _mm_add_sd(dn0, _mm_mul_sd(w, w));
-            mx0 = _mm_max_sd(mx0, x);
-            mn0 = _mm_min_sd(mn0, x);
-        }
-        mx0 = _mm_max_pd(mx0, mx1);
-        mn0 = _mm_min_pd(mn0, mn1);
-        up0 = _mm_add_pd(up0, up1);
-        dn0 = _mm_add_pd(dn0, dn1);
-        out[0] = _mm_cvtsd_f64(_mm_max_sd(mx0, _mm_unpackhi_pd(mx0, mx0)));
-        out[1] = _mm_cvtsd_f64(_mm_min_sd(mn0, _mm_unpackhi_pd(mn0, mn0)));
-        out[2] = _mm_cvtsd_f64(_mm_add_sd(up0, _mm_unpackhi_pd(up0, up0)));
-        out[3] = _mm_cvtsd_f64(_mm_add_sd(dn0, _mm_unpackhi_pd(dn0, dn0)));
-    #else
-        double mx = -INFINITY, mn = INFINITY, up2 = 0.0, down2 = 0.0, x, d, u, w;
-        for (; t <= b; t++) {
-            x = c[t];
-            d = x - c[t - 1];
-            u = d > 0.0 ? d : 0.0;
-            w = d < 0.0 ? d : 0.0;
-            up2 += u * u;
-            down2 += w * w;
-            mx = x > mx ? x : mx;
-            mn = x < mn ? x : mn;
-        }
-        out[0] = mx; out[1] = mn; out[2] = up2; out[3] = down2;
-    #endif
-    }
-
-    /* Largest fall and rise of the close inside two blocks of len bars starting at a0 and a1,
-       one per SSE2 lane (the running maximum is a chain, so lanes are what can be shared):
-       out = {drop0, drop1, rise0, rise1}. */
-    static inline void tb_moves_pair(const double* c, int64_t a0, int64_t a1, int64_t len, double* out) {
-    #if defined(__SSE2__)
-        __m128d x = _mm_set_pd(c[a1], c[a0]), mx = x, mn = x;
-        __m128d drop = _mm_setzero_pd(), rise = _mm_setzero_pd();
-        int64_t t;
-        for (t = 1; t < len; t++) {
-            x = _mm_set_pd(c[a1 + t], c[a0 + t]);
-            mx = _mm_max_pd(mx, x);
-            mn = _mm_min_pd(mn, x);
-            drop = _mm_max_pd(drop, _mm_sub_pd(mx, x));
-            rise = _mm_max_pd(rise, _mm_sub_pd(x, mn));
-        }
-        _mm_storeu_pd(out, drop);
-        _mm_storeu_pd(out + 2, rise);
-    #else
-        int lane;
-        for (lane = 0; lane < 2; lane++) {
-            const double* p = c + (lane ? a1 : a0);
-            double mx = p[0], mn = p[0], drop = 0.0, rise = 0.0, x;
-            int64_t t;
-            for (t = 1; t < len; t++) {
-                x = p[t];
-                mx = x > mx ? x : mx;
-                mn = x < mn ? x : mn;
-                drop = mx - x > drop ? mx - x : drop;
-                rise = x - mn > rise ? x - mn : rise;
-            }
-            out[lane] = drop;
-            out[2 + lane] = rise;
-        }
-    #endif
-    }
-
-    /* Highest high and lowest low of bars a..b: out = {max high, min low}. */
-    static inline void tb_high_low(const double* h, const double* l, int64_t a, int64_t b, double* out) {
-        int64_t t = a;
-    #if defined(__SSE2__)
-        __m128d hm = _mm_set1_pd(-INFINITY), lm = _mm_set1_pd(INFINITY);
-        for (; t + 1 <= b; t += 2) {
-            hm = _mm_max_pd(hm, _mm_loadu_pd(h + t));
-            lm = _mm_min_pd(lm, _mm_loadu_pd(l + t));
-        }
-        for (; t <= b; t++) {
-            hm = _mm_max_sd(hm, _mm_load_sd(h + t));
-            lm = _mm_min_sd(lm, _mm_load_sd(l + t));
-        }
-        out[0] = _mm_cvtsd_f64(_mm_max_sd(hm, _mm_unpackhi_pd(hm, hm)));
-        out[1] = _mm_cvtsd_f64(_mm_min_sd(lm, _mm_unpackhi_pd(lm, lm)));
-    #else
-        double hm = -INFINITY, lm = INFINITY;
-        for (; t <= b; t++) {
-            hm = h[t] > hm ? h[t] : hm;
-            lm = l[t] < lm ? l[t] : lm;
-        }
-        out[0] = hm; out[1] = lm;
-    #endif
-    }
-
-    /* Copies bars a..e-1 of o, h, l, c, v into the out arrays; 1 when all are well formed:
-       0 < low <= open, close <= high < inf and 0 <= volume < inf (a NaN fails a comparison).
-       Which row failed is left to the caller's slower row-by-row check. */
-    static inline int tb_copy_bars(const double* o, const double* h, const double* l,
-                                   const double* c, const double* v, double* oo, double* hh,
-                                   double* ll, double* cc, double* vv, int64_t a, int64_t e) {
-        int64_t t = a;
-        int good = 1;
-    #if defined(__SSE2__)
-        __m128d zero = _mm_setzero_pd(), inf = _mm_set1_pd(INFINITY);
-        __m128d ok = _mm_castsi128_pd(_mm_set1_epi32(-1));
-        for (; t + 1 < e; t += 2) {
-            __m128d O = _mm_loadu_pd(o + t), H = _mm_loadu_pd(h + t), L = _mm_loadu_pd(l + t);
-            __m128d C = _mm_loadu_pd(c + t), V = _mm_loadu_pd(v + t);
-            __m128d k1 = _mm_and_pd(_mm_cmpgt_pd(L, zero), _mm_cmplt_pd(H, inf));
-            __m128d k2 = _mm_and_pd(_mm_cmple_pd(L, O), _mm_cmple_pd(O, H));
-            __m128d k3 = _mm_and_pd(_mm_cmple_pd(L, C), _mm_cmple_pd(C, H));
-            __m128d k4 = _mm_and_pd(_mm_cmpge_pd(V, zero), _mm_cmplt_pd(V, inf));
-            ok = _mm_and_pd(ok, _mm_and_pd(_mm_and_pd(k1, k2), _mm_and_pd(k3, k4)));
-            _mm_storeu_pd(oo + t, O);
-            _mm_storeu_pd(hh + t, H);
-            _mm_storeu_pd(ll + t, L);
-            _mm_storeu_pd(cc + t, C);
-            _mm_storeu_pd(vv + t, V);
-        }
-        good = _mm_movemask_pd(ok) == 3;
-    #endif
-        for (; t < e; t++) {
-            good &= l[t] > 0.0 && h[t] < INFINITY && l[t] <= o[t] && o[t] <= h[t] && l[t] <= c[t]
-                    && c[t] <= h[t] && v[t] >= 0.0 && v[t] < INFINITY;
-            oo[t] = o[t]; hh[t] = h[t]; ll[t] = l[t]; cc[t] = c[t]; vv[t] = v[t];
-        }
-        return good;
-    }
-
-    /* Timestamps scaled to ns into out, with the smallest and largest gap; 1 when all inputs
-       lie strictly within +-lim before scaling (so no difference overflows) and increase. */
-    static inline int tb_timestamps_any(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
-                                        int64_t* out, int64_t* min_gap, int64_t* max_gap) {
-        int64_t i, x, gap, lo = INT64_MAX, hi = 0, least = in[0], most = in[0];
-        /* Unsigned arithmetic: an out-of-range value wraps instead of overflowing (and is
-           then refused below). */
-        out[0] = (int64_t)((uint64_t)in[0] * (uint64_t)scale);
-        for (i = 1; i < n; i++) {
-            x = in[i];
-            out[i] = (int64_t)((uint64_t)x * (uint64_t)scale);
-            gap = (int64_t)((uint64_t)x - (uint64_t)in[i - 1]);
-            lo = gap < lo ? gap : lo;
-            hi = gap > hi ? gap : hi;
-            least = x < least ? x : least;
-            most = x > most ? x : most;
-        }
-        if (least <= -lim || most >= lim || (n > 1 && lo <= 0))
-            return 0;
-        *min_gap = lo * scale;
-        *max_gap = hi * scale;
-        return 1;
-    }
-
-    /* tb_timestamps_any with a fast path for evenly spaced bars (the common case): one
-       branch-free pass that only checks every gap equals the first; then the gaps cannot have
-       wrapped when the first and last timestamps are in range and their distance is exactly
-       (n - 1) gaps, so every timestamp lies between them. Otherwise the general pass. */
-    static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int64_t lim,
-                                    int64_t* out, int64_t* min_gap, int64_t* max_gap) {
-        if (n >= 2) {
-            uint64_t g0 = (uint64_t)in[1] - (uint64_t)in[0], acc = 0;
-            int64_t i, first = in[0], last = in[n - 1], span;
-            out[0] = (int64_t)((uint64_t)in[0] * (uint64_t)scale);
-            if (scale == 1) {               /* ns already: a copy (no 64-bit vector multiply) */
-                for (i = 1; i < n; i++) {
-                    out[i] = in[i];
-                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
-                }
-            } else {
-                for (i = 1; i < n; i++) {
-                    out[i] = (int64_t)((uint64_t)in[i] * (uint64_t)scale);
-                    acc |= ((uint64_t)in[i] - (uint64_t)in[i - 1]) ^ g0;
-                }
-            }
-            if (acc == 0 && (int64_t)g0 > 0 && first > -lim && first < lim && last > -lim
-                    && last < lim) {
-                span = last - first;            /* exact: both within +-lim <= 2**62 */
-                if (span > 0 && span % (n - 1) == 0 && (uint64_t)(span / (n - 1)) == g0) {
-                    *min_gap = (int64_t)g0 * scale;
-                    *max_gap = (int64_t)g0 * scale;
-                    return 1;
-                }
-            }
-        }
-        return tb_timestamps_any(in, n, scale, lim, out, min_gap, max_gap);
-    }
-    """
+cdef extern from "kernels.h" nogil:
     int64_t tb_divide(uint64_t x, uint64_t magic, int shift) noexcept nogil
     bint tb_has_int128() noexcept nogil
-    double tb_max(double a, double b) noexcept nogil       # a > b ? a : b
-    double tb_pos(double a) noexcept nogil                 # max(a, 0)
-    double tb_neg(double a) noexcept nogil                 # min(a, 0)
     void tb_extremes(const double* c, int64_t a, int64_t b, double* out) noexcept nogil
     void tb_high_low(const double* h, const double* l, int64_t a, int64_t b, double* out) noexcept nogil
     void tb_moves_pair(const double* c, int64_t a0, int64_t a1, int64_t length, double* out) noexcept nogil
@@ -296,7 +55,7 @@ cdef extern from "<stdlib.h>" nogil:
                          int (*compare)(const void*, const void*) noexcept nogil)
 
 __all__ = [
-    "BAR_DTYPE", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "Engine", "Instrument",
+    "BAR_DTYPE", "PyBar", "SIGNAL_DTYPE", "FILL_DTYPE", "STAT_KEYS", "DEFAULT_FILL", "Engine", "Instrument",
     "make_signals", "normalize_timestamps",
 ]
 
@@ -304,6 +63,14 @@ BAR_DTYPE = np.dtype([
     ("timestamp_ns", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"),
     ("close", "<f8"), ("volume", "<f8"),
 ])
+# FLOX's bar record: prices and volume in fixed point, value x 1e8 (load_bars accepts it).
+PyBar = np.dtype([
+    ("timestamp_ns", "<i8"), ("open_raw", "<i8"), ("high_raw", "<i8"), ("low_raw", "<i8"),
+    ("close_raw", "<i8"), ("volume_raw", "<i8"),
+])
+FIXED_POINT = 1e8
+# FLOX names an instrument loaded without a symbol 1: run(symbol=1) finds it.
+FLOX_DEFAULT_SYMBOL = 1
 SIGNAL_DTYPE = np.dtype({
     "names": ["timestamp_ns", "quantity", "price", "side", "type"],
     "formats": ["<i8", "<f8", "<f8", "u1", "u1"],
@@ -318,12 +85,10 @@ FILL_DTYPE = np.dtype([
 if SIGNAL_DTYPE.itemsize != sizeof(Signal) or FILL_DTYPE.itemsize != sizeof(Fill):
     raise ImportError("SIGNAL_DTYPE/FILL_DTYPE do not match the compiled structs")
 
-STAT_KEYS = (
-    "total_trades", "winning_trades", "losing_trades", "net_pnl", "gross_profit", "gross_loss",
-    "total_fees", "return_pct", "sharpe", "sortino", "calmar", "max_drawdown",
-    "max_drawdown_pct", "win_rate", "profit_factor", "avg_win", "avg_loss", "final_capital",
-    "exposure_pct", "total_fills", "unfilled_orders",
-)
+
+# Market orders fill at the next bar's open unless told otherwise: no look-ahead. The event
+# backtester (BacktestRunner's bar_fill) and the farm's EngineSettings.fill default to the same.
+DEFAULT_FILL = "next_open"
 
 SIGNAL_ERRORS = {
     SIG_UNSORTED: "timestamp is earlier than the row before; signals must be sorted (make_signals sorts them)",
@@ -336,18 +101,6 @@ SIGNAL_ERRORS = {
 
 # Timestamps are kept within +-2**62 ns (years 1824..2116) so differences never overflow.
 cdef int64_t TS_LIMIT = 4611686018427387904
-cdef double YEAR_NS = 365.0 * 86400.0 * 1e9
-# A variance this small relative to the mean square return is rounding noise: Sharpe is 0.
-cdef double ZERO_VARIANCE = 1e-12
-# Per-bar returns (fractions of the capital) whose root mean square is below this, and drawdowns
-# below this fraction of the capital, are rounding noise of the equity arithmetic: ratios of
-# them (Sharpe, Sortino, Calmar) are 0 rather than noise.
-cdef double NOISE_RETURN = 1e-12
-# x > best * peak * NEAR is a cheap, safe pre-test for x / peak > best.
-cdef double NEAR = 1.0 - 1e-12
-# A position this small relative to the one it was reduced from is closed.
-cdef double FLAT_EPSILON = 1e-9
-
 cdef enum:
     BAR_OK = 0
     BAR_TS_RANGE = 1
@@ -849,89 +602,7 @@ cdef inline double fill_price(const Bars* bars, const Event* ev, double slippage
 
 
 # ---------------------------------------------------------------------------------------------
-# Positions, cash and round trips.
-
-cdef struct Book:
-    double cash
-    double pos
-    double trade_pnl
-    double fees
-    double gross_profit
-    double gross_loss
-    int64_t trades
-    int64_t wins
-    int64_t losses
-
-
-cdef inline void close_trade(Book* bk) noexcept nogil:
-    # Branch-free: whether a trade won is as unpredictable as the market.
-    cdef double pnl = bk.trade_pnl
-    bk.trades += 1
-    bk.wins += pnl > 0.0
-    bk.losses += pnl < 0.0
-    bk.gross_profit += tb_pos(pnl)
-    bk.gross_loss -= tb_neg(pnl)
-    bk.trade_pnl = 0.0
-
-
-cdef inline double apply_fill(Book* bk, double q, double px, double fee_rate) noexcept nogil:
-    """Trade signed quantity q at px; return the fee. A round trip runs from flat to flat (or to
-    a flip); its PnL is the cash it moved, fees included, a flip's fee split by quantity."""
-    cdef double aq = q if q > 0.0 else -q
-    cdef double fee = fee_rate * aq * px
-    cdef double pos0 = bk.pos, pos1 = pos0 + q, apos0, apos1, fee_close
-    bk.cash -= q * px + fee
-    bk.fees += fee
-    if pos0 == 0.0:
-        bk.trade_pnl = -q * px - fee
-        bk.pos = pos1
-    elif (pos0 > 0.0) == (q > 0.0):
-        bk.trade_pnl += -q * px - fee
-        bk.pos = pos1
-    else:
-        apos0 = pos0 if pos0 > 0.0 else -pos0
-        apos1 = pos1 if pos1 > 0.0 else -pos1
-        if apos1 <= FLAT_EPSILON * apos0:
-            bk.trade_pnl += -q * px - fee
-            bk.pos = 0.0
-            close_trade(bk)
-        elif aq < apos0:
-            bk.trade_pnl += -q * px - fee
-            bk.pos = pos1
-        else:
-            fee_close = fee_rate * apos0 * px
-            bk.trade_pnl += pos0 * px - fee_close
-            close_trade(bk)
-            bk.trade_pnl = -pos1 * px - (fee - fee_close)
-            bk.pos = pos1
-    return fee
-
-
-# ---------------------------------------------------------------------------------------------
-# The run.
-
-cdef struct Curve:
-    double peak             # highest equity so far (initial capital included)
-    double max_dd
-    double max_dd_frac
-    double s2               # sum of squared per-bar PnL
-    double s2neg            # the same over losing bars
-    int64_t exposure
-
-
-cdef inline void mark_bar(Curve* cv, double eq, double pnl) noexcept nogil:
-    """Account for the equity at the close of a bar with fills (branch-free where data decides)."""
-    cdef double down = tb_neg(pnl), dd, frac
-    cv.s2 += pnl * pnl
-    cv.s2neg += down * down
-    cv.peak = tb_max(eq, cv.peak)
-    dd = cv.peak - eq
-    cv.max_dd = tb_max(dd, cv.max_dd)
-    if dd > cv.max_dd_frac * cv.peak * NEAR:      # only then can the fraction be larger
-        frac = dd / cv.peak
-        if frac > cv.max_dd_frac:
-            cv.max_dd_frac = frac
-
+# The run: fills go through the ledger; stretches without fills are marked from block summaries.
 
 cdef inline bint step_over(const BlockStats* st, double p, double cash, double peak, double best,
                            double* top) noexcept nogil:
@@ -1001,7 +672,7 @@ cdef void hold(const Bars* bars, int64_t a, int64_t b, double p, double cash,
     if hi <= cv.peak:
         # No new peak inside: every bar's drawdown is measured from cv.peak, so the deepest bar
         # gives both figures exactly.
-        if dd > cv.max_dd_frac * cv.peak * NEAR and dd / cv.peak > cv.max_dd_frac:
+        if dd > cv.max_dd_frac * cv.peak * TB_NEAR and dd / cv.peak > cv.max_dd_frac:
             cv.max_dd_frac = dd / cv.peak
         cv.exposure += b - a + 1
         return
@@ -1012,73 +683,27 @@ cdef void hold(const Bars* bars, int64_t a, int64_t b, double p, double cash,
         if dd > cv.max_dd:
             cv.max_dd = dd
     top = hi
-    if top - lo > cv.max_dd_frac * cv.peak * NEAR and (top - lo) / cv.peak > cv.max_dd_frac:
+    if top - lo > cv.max_dd_frac * cv.peak * TB_NEAR and (top - lo) / cv.peak > cv.max_dd_frac:
         cv.max_dd_frac = worst_fraction(bars, a, b, p, cash, cv.peak, cv.max_dd_frac)
     cv.peak = top
     cv.exposure += b - a + 1
 
 
-cdef void finish(const Bars* bars, const Config* cfg, const Book* bk, const Curve* cv,
-                 int64_t nfills, int64_t unfilled, Stats* out) noexcept nogil:
-    cdef int64_t n = bars.n
-    cdef double cap = cfg.capital
-    cdef double final = bk.cash + bk.pos * bars.close[n - 1]
-    cdef double net = final - cap
-    cdef double mean = net / cap / n
-    cdef double s2 = cv.s2 / (cap * cap), s2neg = cv.s2neg / (cap * cap)
-    cdef double ppy = YEAR_NS / bars.interval if n >= 2 else 0.0
-    cdef double var, root = sqrt(ppy)
-    out.total_trades = bk.trades
-    out.winning_trades = bk.wins
-    out.losing_trades = bk.losses
-    out.total_fills = nfills
-    out.unfilled_orders = unfilled
-    out.exposure_bars = cv.exposure
-    out.net_pnl = net
-    out.gross_profit = bk.gross_profit
-    out.gross_loss = bk.gross_loss
-    out.total_fees = bk.fees
-    out.return_pct = net / cap * 100.0
-    out.final_capital = final
-    out.sharpe = 0.0
-    out.sortino = 0.0
-    if n >= 2 and s2 / n > NOISE_RETURN * NOISE_RETURN:
-        var = (s2 - n * mean * mean) / (n - 1)
-        if var > ZERO_VARIANCE * s2 / n:
-            out.sharpe = mean / sqrt(var) * root
-        if s2neg > 0.0:
-            out.sortino = mean / sqrt(s2neg / n) * root
-    out.max_drawdown = cv.max_dd
-    out.max_drawdown_pct = cv.max_dd_frac * 100.0
-    out.calmar = 0.0
-    if cv.max_dd > NOISE_RETURN * cap:
-        out.calmar = (out.return_pct * ppy / n) / out.max_drawdown_pct
-    out.win_rate = <double>bk.wins / bk.trades if bk.trades > 0 else 0.0
-    if bk.gross_loss > 0.0:
-        out.profit_factor = bk.gross_profit / bk.gross_loss
-    else:
-        out.profit_factor = INFINITY if bk.gross_profit > 0.0 else 0.0
-    out.avg_win = bk.gross_profit / bk.wins if bk.wins > 0 else 0.0
-    out.avg_loss = -bk.gross_loss / bk.losses if bk.losses > 0 else 0.0
-    out.exposure_pct = 100.0 * cv.exposure / n
-    out.error_code = SIG_OK
-    out.error_row = -1
-
-
 cdef void trace(const Bars* bars, const Signal* signals, const Event* events, int64_t nev,
                 const Config* cfg, double* equity, Fill* fills) noexcept nogil:
     """Per-bar equity and the fill records, replaying the same fills as the statistics."""
-    cdef Book bk
+    cdef Account acct
+    cdef Curve unused
+    cdef Holding h = Holding(pos=0.0, trade_pnl=0.0)
     cdef int64_t t, e = 0
     cdef double px, fee
     cdef const Signal* s
-    memset(&bk, 0, sizeof(Book))
-    bk.cash = cfg.capital
+    ledger_open(&acct, &unused, cfg.capital)
     for t in range(bars.n):
         while e < nev and events[e].bar == t:
             s = &signals[events[e].signal]
             px = fill_price(bars, &events[e], cfg.slippage)
-            fee = apply_fill(&bk, events[e].quantity, px, cfg.fee_rate)
+            fee = ledger_fill(&acct, &h, events[e].quantity, px, cfg.fee_rate)
             if fills != NULL:
                 fills[e].timestamp_ns = bars.ts[t]
                 fills[e].bar = t
@@ -1086,47 +711,49 @@ cdef void trace(const Bars* bars, const Signal* signals, const Event* events, in
                 fills[e].quantity = s.quantity
                 fills[e].price = px
                 fills[e].fee = fee
-                fills[e].position = bk.pos
+                fills[e].position = h.pos
                 fills[e].side = s.side
                 fills[e].type = s.type
             e += 1
         if equity != NULL:
-            equity[t] = bk.cash + bk.pos * bars.close[t]
+            equity[t] = acct.cash + h.pos * bars.close[t]
 
 
 cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, const Config* cfg,
-                  Event* scratch, Stats* out, double* equity, Fill* fills) noexcept nogil:
+                  Event* scratch, Outcome* out, double* equity, Fill* fills) noexcept nogil:
     """One backtest. ``scratch`` holds nsignals events. Returns 0, or -1 with out.error_*."""
-    cdef Book bk
+    cdef Account acct
+    cdef Holding h = Holding(pos=0.0, trade_pnl=0.0)
     cdef Curve cv
     cdef int64_t nev, unfilled, e = 0, f, prev = -1
-    cdef double q, before
-    cdef const Signal* s
+    cdef double before, eq
     cdef const double* c = bars.close
-    memset(out, 0, sizeof(Stats))
+    memset(out, 0, sizeof(Outcome))
     nev = plan_fills(bars, signals, nsignals, cfg, scratch, &unfilled, &out.error_code,
                      &out.error_row)
     if nev < 0:
         return -1
-    bk = Book(cash=cfg.capital, pos=0.0, trade_pnl=0.0, fees=0.0, gross_profit=0.0,
-              gross_loss=0.0, trades=0, wins=0, losses=0)
-    cv = Curve(peak=cfg.capital, max_dd=0.0, max_dd_frac=0.0, s2=0.0, s2neg=0.0, exposure=0)
+    ledger_open(&acct, &cv, cfg.capital)
     while e < nev:
         f = scratch[e].bar
-        if bk.pos != 0.0 and f - 1 > prev:
-            hold(bars, prev + 1, f - 1, bk.pos, bk.cash, &cv)
-        before = bk.cash + bk.pos * c[f - 1] if f > 0 else bk.cash
+        if h.pos != 0.0 and f - 1 > prev:
+            hold(bars, prev + 1, f - 1, h.pos, acct.cash, &cv)
+        before = acct.cash + h.pos * c[f - 1] if f > 0 else acct.cash
         while e < nev and scratch[e].bar == f:
-            apply_fill(&bk, scratch[e].quantity, fill_price(bars, &scratch[e], cfg.slippage),
-                       cfg.fee_rate)
+            ledger_fill(&acct, &h, scratch[e].quantity,
+                        fill_price(bars, &scratch[e], cfg.slippage), cfg.fee_rate)
             e += 1
-        mark_bar(&cv, bk.cash + bk.pos * c[f], bk.cash + bk.pos * c[f] - before)
-        if bk.pos != 0.0:
+        eq = acct.cash + h.pos * c[f]
+        ledger_mark(&cv, eq, eq - before)
+        if h.pos != 0.0:
             cv.exposure += 1
         prev = f
-    if bk.pos != 0.0 and prev < bars.n - 1:
-        hold(bars, prev + 1, bars.n - 1, bk.pos, bk.cash, &cv)
-    finish(bars, cfg, &bk, &cv, nev, unfilled, out)
+    if h.pos != 0.0 and prev < bars.n - 1:
+        hold(bars, prev + 1, bars.n - 1, h.pos, acct.cash, &cv)
+    ledger_stats(&acct, &cv, cfg.capital, acct.cash + h.pos * c[bars.n - 1], bars.n,
+                 bars.interval, nev, unfilled, &out.stats)
+    out.error_code = SIG_OK
+    out.error_row = -1
     if equity != NULL or fills != NULL:
         trace(bars, signals, scratch, nev, cfg, equity, fills)
     return 0
@@ -1364,32 +991,6 @@ cdef Instrument _load(object symbol, object ts, int64_t scale, object o, object 
     return inst
 
 
-cdef dict _stats_dict(const Stats* st):
-    return {
-        "total_trades": st.total_trades,
-        "winning_trades": st.winning_trades,
-        "losing_trades": st.losing_trades,
-        "net_pnl": st.net_pnl,
-        "gross_profit": st.gross_profit,
-        "gross_loss": st.gross_loss,
-        "total_fees": st.total_fees,
-        "return_pct": st.return_pct,
-        "sharpe": st.sharpe,
-        "sortino": st.sortino,
-        "calmar": st.calmar,
-        "max_drawdown": st.max_drawdown,
-        "max_drawdown_pct": st.max_drawdown_pct,
-        "win_rate": st.win_rate,
-        "profit_factor": st.profit_factor,
-        "avg_win": st.avg_win,
-        "avg_loss": st.avg_loss,
-        "final_capital": st.final_capital,
-        "exposure_pct": st.exposure_pct,
-        "total_fills": st.total_fills,
-        "unfilled_orders": st.unfilled_orders,
-    }
-
-
 _FRAME_COLUMNS = {
     "timestamp": ("timestamp_ns", "timestamp", "timestamps", "ts", "time", "open_time", "datetime",
                   "date"),
@@ -1427,11 +1028,11 @@ cdef class Engine:
 
     initial_capital: starting cash; fee_rate: fee per fill as a fraction of notional;
     slippage_bps: basis points by which market and stop fills move against the taker;
-    fill: "close" (a signal stamped at bar t fills at bar t's close, as FLOX does) or
-    "next_open" (it fills at the next bar's open: no look-ahead).
+    fill: "next_open" (the default, DEFAULT_FILL: a signal stamped at bar t fills at bar t+1's
+    open, so nothing it could not have known is used) or "close" (at bar t's close, as FLOX does).
 
     >>> import numpy as np
-    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0)
+    >>> eng = Engine(initial_capital=10_000, fee_rate=0.0, fill="close")
     >>> ts = np.array([0, 60_000, 120_000]) + 1_700_000_000_000          # ms
     >>> eng.load_bars_df(ts, [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [10., 11., 12.], [1., 1., 1.])
     >>> stats = eng.run(make_signals(ts[[0, 2]], [0, 1], [100.0, 100.0]))
@@ -1442,7 +1043,7 @@ cdef class Engine:
     cdef dict _instruments
     cdef double _slippage_bps
 
-    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill="close"):
+    def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill=DEFAULT_FILL):
         initial_capital = float(initial_capital)
         fee_rate = float(fee_rate)
         slippage_bps = float(slippage_bps)
@@ -1477,13 +1078,16 @@ cdef class Engine:
         return list(self._instruments)
 
     def instrument(self, symbol=None):
-        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded)."""
+        """The loaded Instrument for ``symbol`` (may be omitted when one is loaded). Bars loaded
+        without a symbol also answer to FLOX's default symbol, 1."""
         if symbol is None and len(self._instruments) == 1:
             return next(iter(self._instruments.values()))
         try:
             return self._instruments[symbol]
         except (KeyError, TypeError):
             pass
+        if type(symbol) is int and symbol == FLOX_DEFAULT_SYMBOL and None in self._instruments:
+            return self._instruments[None]
         if symbol is None:
             if not self._instruments:
                 raise ValueError("no bars loaded: call load_bars_df, load_bars or load_bars_frame first")
@@ -1517,18 +1121,34 @@ cdef class Engine:
 
     def load_bars(self, bars, symbol=None):
         """Load a structured array with BAR_DTYPE's fields (timestamp_ns, open, high, low, close,
-        volume). A timestamp_ns column in ms or us is normalised like load_bars_df's.
+        volume), or FLOX's PyBar (timestamp_ns and open_raw, ..., volume_raw: int64 fixed point,
+        value x 1e8). A timestamp_ns column in ms or us is normalised like load_bars_df's.
 
         >>> bars = np.zeros(2, dtype=BAR_DTYPE)
         >>> bars["timestamp_ns"] = [1_700_000_000_000_000_000, 1_700_000_060_000_000_000]
         >>> for f in ("open", "high", "low", "close"): bars[f] = 100.0
         >>> Engine().load_bars(bars)
+        >>> flox = np.zeros(2, dtype=PyBar)
+        >>> flox["timestamp_ns"] = bars["timestamp_ns"]
+        >>> for f in ("open_raw", "high_raw", "low_raw", "close_raw"): flox[f] = 100 * 10**8
+        >>> eng = Engine(); eng.load_bars(flox); eng.instrument().close.tolist()
+        [100.0, 100.0]
         """
         bars = np.asarray(bars)
         names = bars.dtype.names or ()
+        if all(name in names for name in PyBar.names):
+            columns = [bars[name] for name in PyBar.names[1:]]
+            for name, col in zip(PyBar.names[1:], columns):
+                if col.dtype.kind not in "iu":
+                    raise ValueError(f"PyBar field {name} must be int64 fixed point (value x 1e8), "
+                                     f"got dtype {col.dtype}")
+            self.load_bars_df(bars["timestamp_ns"], *(col / FIXED_POINT for col in columns),
+                              symbol=symbol)
+            return
         missing = [name for name in BAR_DTYPE.names if name not in names]
         if missing:
-            raise ValueError(f"bars lack the fields {missing}; expected BAR_DTYPE {BAR_DTYPE.names}")
+            raise ValueError(f"bars lack the fields {missing}; expected BAR_DTYPE {BAR_DTYPE.names} "
+                             f"or FLOX's PyBar {PyBar.names}")
         self.load_bars_df(bars["timestamp_ns"], bars["open"], bars["high"], bars["low"],
                           bars["close"], bars["volume"], symbol=symbol)
 
@@ -1548,7 +1168,7 @@ cdef class Engine:
         With equity=True the dict also holds "equity" (mark-to-market equity at each bar's close,
         float64) and "fills" (a FILL_DTYPE array, in execution order).
 
-        >>> eng = Engine(fee_rate=0.0)
+        >>> eng = Engine(fee_rate=0.0, fill="close")
         >>> eng.load_bars_df([0, 60_000, 120_000], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [1., 2., 4.], [0., 0., 0.])
         >>> out = eng.run(make_signals([0], [0], [10.0]), equity=True)
         >>> out["equity"].tolist(), out["fills"]["price"].tolist()
@@ -1557,7 +1177,7 @@ cdef class Engine:
         cdef Instrument inst = self.instrument(symbol)
         arr = _as_signals(signals, "run")
         cdef int64_t nsig = arr.shape[0]
-        cdef Stats st
+        cdef Outcome st
         cdef int rc
         cdef Event* scratch = <Event*>malloc((nsig + 1) * sizeof(Event))
         cdef const Signal* sig = <const Signal*>cnp.PyArray_DATA(<cnp.ndarray>arr)
@@ -1580,10 +1200,10 @@ cdef class Engine:
             free(scratch)
         if rc != 0:
             raise ValueError(f"signal row {st.error_row}: {SIGNAL_ERRORS[st.error_code]}")
-        out = _stats_dict(&st)
+        out = stats_dict(&st.stats)
         if equity:
             out["equity"] = eq_arr
-            out["fills"] = fills_arr[:st.total_fills].copy()
+            out["fills"] = fills_arr[:st.stats.total_fills].copy()
         return out
 
     def run_batch(self, items, threads=0, symbol=None):
@@ -1604,7 +1224,7 @@ cdef class Engine:
         cdef const Bars** bars_of = NULL
         cdef const Signal** sig_of = NULL
         cdef int64_t* count_of = NULL
-        cdef Stats* results = NULL
+        cdef Outcome* results = NULL
         cdef Event* scratch = NULL
         cdef int64_t most = 0
         cdef Instrument inst, last_inst = None
@@ -1617,7 +1237,7 @@ cdef class Engine:
             bars_of = <const Bars**>malloc(m * sizeof(Bars*))
             sig_of = <const Signal**>malloc(m * sizeof(Signal*))
             count_of = <int64_t*>malloc(m * sizeof(int64_t))
-            results = <Stats*>malloc(m * sizeof(Stats))
+            results = <Outcome*>malloc(m * sizeof(Outcome))
             if bars_of == NULL or sig_of == NULL or count_of == NULL or results == NULL:
                 raise MemoryError()
             for i in range(m):
@@ -1661,7 +1281,7 @@ cdef class Engine:
                         raise MemoryError()
                     raise ValueError(f"batch item {i}: signal row {results[i].error_row}: "
                                      f"{SIGNAL_ERRORS[results[i].error_code]}")
-                out.append(_stats_dict(&results[i]))
+                out.append(stats_dict(&results[i].stats))
             return out
         finally:
             free(bars_of)

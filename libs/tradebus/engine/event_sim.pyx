@@ -26,11 +26,12 @@ How orders execute (queue-free price matching, no market impact):
   the bar trades through, stops at the trigger or at the open when the bar gapped past it.
 * Every fill pays ``fee_rate`` (``maker_fee_rate`` for resting limit fills) x qty x price.
 
-Statistics are the batch engine's (same keys, same formulas): equity is marked at the close of
-each bar, or for trades and books at the end of each ``mark_interval_ns`` bucket that had events.
+Positions, cash, round trips and statistics are tradebus.engine.ledger's, the batch engine's
+own: equity is marked at the close of each bar, or for trades and books at the end of each
+``mark_interval_ns`` bucket that had events.
 """
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from libc.math cimport INFINITY, NAN, fabs, isnan, sqrt
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Realloc
+from libc.math cimport INFINITY, NAN, fabs, isnan
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memmove, memset
 
@@ -41,17 +42,18 @@ from tradebus.engine.event cimport (
     TIF_GTC, TIF_IOC, BarEvent, Clock, Fill, Order, OrderBook, OrderSink, Strategy,
     StrategyContext, TradeEvent, on_grid,
 )
+from tradebus.engine.ledger cimport (
+    Account, Curve, Holding, Stats, ledger_fill, ledger_mark, ledger_open, ledger_stats,
+    stats_dict,
+)
 
 import numpy as np
 
-from tradebus.engine.batch import STAT_KEYS
+from tradebus.engine.ledger import STAT_KEYS
 from tradebus.engine.event import ORDER_STATES, ORDER_TYPES, SIDES, TIME_IN_FORCE, OrderError
 
 __all__ = ["SimVenue", "ORDER_LOG_DTYPE", "FILL_LOG_DTYPE", "CANCEL_REASONS", "STAT_KEYS"]
 
-cdef double YEAR_NS = 365.0 * 86400.0 * 1e9
-cdef double ZERO_VARIANCE = 1e-12
-cdef double FLAT_EPSILON = 1e-9
 cdef double FULL = 1.0 - 1e-12          # filled >= qty * FULL: the order is complete
 cdef int64_t ORDER_LOOP_LIMIT = 100_000  # requests handled at one instant before we call it a loop
 
@@ -195,11 +197,13 @@ cdef class SimVenue(OrderSink):
     cdef int64_t* mark_ts
     cdef double* mark_eq
     cdef Py_ssize_t nmarks, cap_marks
-    # accounting and statistics
-    cdef double cash, fees_total, gross_profit, gross_loss
-    cdef int64_t trades, wins, losses
-    cdef double peak, max_dd, max_dd_frac, s2, s2neg, prev_eq
-    cdef int64_t exposure, min_gap
+    # accounting and statistics (tradebus.engine.ledger); held[ctx.index] is ctx's holding
+    cdef Account acct
+    cdef Curve curve
+    cdef Holding* held
+    cdef Py_ssize_t nheld
+    cdef double prev_eq
+    cdef int64_t min_gap
     cdef int64_t bucket_start, bucket_end
     cdef bint have_bucket
     # bars
@@ -219,8 +223,10 @@ cdef class SimVenue(OrderSink):
         self.fills = NULL
         self.mark_ts = NULL
         self.mark_eq = NULL
+        self.held = NULL
 
     def __dealloc__(self):
+        PyMem_Free(self.held)
         PyMem_Free(self.open)
         PyMem_Free(self.req)
         PyMem_Free(self.orders)
@@ -259,8 +265,11 @@ cdef class SimVenue(OrderSink):
         self.fill_at_close = bar_fill == "close"
         self.mark_interval = mark_interval_ns
         self.update_with_order = update_with_order
-        self.cash = initial_capital
-        self.peak = initial_capital
+        ledger_open(&self.acct, &self.curve, initial_capital)
+        self.nheld = max([(<StrategyContext>c).index for c in contexts], default=-1) + 1
+        self.held = <Holding*>PyMem_Calloc(max(self.nheld, 1), sizeof(Holding))
+        if self.held == NULL:
+            raise MemoryError()
         self.prev_eq = initial_capital
         self.min_gap = INT64_MAX
         self.trade_ev = TradeEvent()
@@ -609,43 +618,11 @@ cdef class SimVenue(OrderSink):
         return 1 if complete else 0
 
     cdef double _account(self, StrategyContext ctx, double q, double px, bint maker) noexcept:
-        """Cash, fees, round trips (the batch engine's rules) and the context's position."""
-        cdef double aq = fabs(q)
-        cdef double fee = (self.maker_fee_rate if maker else self.fee_rate) * aq * px
-        cdef double rate = self.maker_fee_rate if maker else self.fee_rate
-        cdef double pos0 = ctx.pos, pos1 = pos0 + q, apos0, apos1, fee_close
-        self.cash -= q * px + fee
-        self.fees_total += fee
-        if pos0 == 0.0:
-            ctx.trade_pnl = -q * px - fee
-        elif (pos0 > 0.0) == (q > 0.0):
-            ctx.trade_pnl += -q * px - fee
-        else:
-            apos0 = fabs(pos0)
-            apos1 = fabs(pos1)
-            if apos1 <= FLAT_EPSILON * apos0:
-                ctx.trade_pnl += -q * px - fee
-                self._close_trade(ctx)
-            elif aq < apos0:
-                ctx.trade_pnl += -q * px - fee
-            else:
-                fee_close = rate * apos0 * px
-                ctx.trade_pnl += pos0 * px - fee_close
-                self._close_trade(ctx)
-                ctx.trade_pnl = -pos1 * px - (fee - fee_close)
+        """Book a fill in the ledger and in the strategy's view of its position; the fee."""
+        cdef double fee = ledger_fill(&self.acct, &self.held[ctx.index], q, px,
+                                      self.maker_fee_rate if maker else self.fee_rate)
         ctx.apply_fill(q, px, fee)
         return fee
-
-    cdef void _close_trade(self, StrategyContext ctx) noexcept:
-        cdef double pnl = ctx.trade_pnl
-        self.trades += 1
-        if pnl > 0.0:
-            self.wins += 1
-            self.gross_profit += pnl
-        elif pnl < 0.0:
-            self.losses += 1
-            self.gross_loss -= pnl
-        ctx.trade_pnl = 0.0
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -920,32 +897,21 @@ cdef class SimVenue(OrderSink):
     # -- equity marks and statistics --------------------------------------------------------------
 
     cdef double _equity(self) noexcept:
-        cdef double eq = self.cash
+        cdef double eq = self.acct.cash
         cdef StrategyContext ctx
         for ctx in self.ctxs:
-            if ctx.pos != 0.0:
-                eq += ctx.pos * ctx.mark()
+            if self.held[ctx.index].pos != 0.0:
+                eq += self.held[ctx.index].pos * ctx.mark()
         return eq
 
     cdef int _mark(self, int64_t ts) except -1:
-        cdef double eq = self._equity(), pnl = eq - self.prev_eq, dd, frac
-        cdef StrategyContext ctx
-        cdef bint exposed = False
-        self.s2 += pnl * pnl
-        if pnl < 0.0:
-            self.s2neg += pnl * pnl
-        if eq > self.peak:
-            self.peak = eq
-        dd = self.peak - eq
-        if dd > self.max_dd:
-            self.max_dd = dd
-        frac = dd / self.peak
-        if frac > self.max_dd_frac:
-            self.max_dd_frac = frac
-        for ctx in self.ctxs:
-            if ctx.pos != 0.0:
-                exposed = True
-        self.exposure += exposed
+        cdef double eq = self._equity()
+        cdef Py_ssize_t k
+        ledger_mark(&self.curve, eq, eq - self.prev_eq)
+        for k in range(self.nheld):
+            if self.held[k].pos != 0.0:
+                self.curve.exposure += 1
+                break
         if self.nmarks and ts - self.mark_ts[self.nmarks - 1] < self.min_gap:
             self.min_gap = ts - self.mark_ts[self.nmarks - 1]
         if self.nmarks == self.cap_marks:
@@ -980,49 +946,12 @@ cdef class SimVenue(OrderSink):
         return 0
 
     def statistics(self):
-        """The batch engine's statistics over the marks so far (see tradebus.engine)."""
-        cdef int64_t n = self.nmarks
-        cdef double cap = self.capital
-        cdef double final = self.prev_eq if n else self._equity()
-        cdef double net = final - cap
-        cdef double mean, s2, s2neg, var, ppy, root
-        out = dict.fromkeys(STAT_KEYS, 0)
-        out.update(
-            total_trades=self.trades, winning_trades=self.wins, losing_trades=self.losses,
-            net_pnl=net, gross_profit=self.gross_profit, gross_loss=self.gross_loss,
-            total_fees=self.fees_total, return_pct=net / cap * 100.0, final_capital=final,
-            total_fills=self.nfills, unfilled_orders=self._unfilled(),
-            sharpe=0.0, sortino=0.0, calmar=0.0, max_drawdown=self.max_dd,
-            max_drawdown_pct=self.max_dd_frac * 100.0, win_rate=0.0, profit_factor=0.0,
-            avg_win=0.0, avg_loss=0.0, exposure_pct=0.0,
-        )
-        if self.trades:
-            out["win_rate"] = self.wins / <double>self.trades
-        if self.gross_loss > 0.0:
-            out["profit_factor"] = self.gross_profit / self.gross_loss
-        elif self.gross_profit > 0.0:
-            out["profit_factor"] = INFINITY
-        if self.wins:
-            out["avg_win"] = self.gross_profit / self.wins
-        if self.losses:
-            out["avg_loss"] = -self.gross_loss / self.losses
-        if n == 0:
-            return out
-        mean = net / cap / n
-        s2 = self.s2 / (cap * cap)
-        s2neg = self.s2neg / (cap * cap)
-        ppy = YEAR_NS / self.min_gap if n >= 2 else 0.0
-        root = sqrt(ppy)
-        if n >= 2:
-            var = (s2 - n * mean * mean) / (n - 1)
-            if var > ZERO_VARIANCE * s2 / n:
-                out["sharpe"] = mean / sqrt(var) * root
-        if s2neg > 0.0:
-            out["sortino"] = mean / sqrt(s2neg / n) * root
-        if self.max_dd_frac > 0.0:
-            out["calmar"] = (out["return_pct"] * ppy / n) / (self.max_dd_frac * 100.0)
-        out["exposure_pct"] = 100.0 * self.exposure / n
-        return out
+        """The ledger's statistics over the marks so far (see tradebus.engine)."""
+        cdef Stats st
+        ledger_stats(&self.acct, &self.curve, self.capital,
+                     self.prev_eq if self.nmarks else self._equity(), self.nmarks, self.min_gap,
+                     self.nfills, self._unfilled(), &st)
+        return stats_dict(&st)
 
     cdef int64_t _unfilled(self) noexcept:
         cdef Py_ssize_t k
@@ -1089,8 +1018,7 @@ cdef class SimVenue(OrderSink):
             return
         if not (avg_price > 0.0 and avg_price < INFINITY):
             raise ValueError(f"initial position needs a finite avg_price > 0, got {avg_price!r}")
-        self.cash -= qty * avg_price
-        ctx.trade_pnl = -qty * avg_price
+        ledger_fill(&self.acct, &self.held[ctx.index], qty, avg_price, 0.0)
         ctx.apply_fill(qty, avg_price, 0.0)
         ctx.last_px = avg_price
         ctx.has_last = True

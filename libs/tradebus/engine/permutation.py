@@ -104,7 +104,7 @@ def permutation_test(
     >>> bars["timestamp_ns"] = np.arange(4) * 60_000_000_000
     >>> for f in ("open", "high", "low", "close"): bars[f] = [10.0, 11.0, 10.5, 12.0]
     >>> buy_and_hold = lambda b: make_signals(b["timestamp_ns"][:1], [0], [1.0])
-    >>> result = permutation_test(bars, buy_and_hold, n=20, seed=7, fee_rate=0.0)
+    >>> result = permutation_test(bars, buy_and_hold, n=20, seed=7, fee_rate=0.0, fill="close")
     >>> round(result.real["net_pnl"], 6), len(result.distribution["net_pnl"]), 0 < result.p_value <= 1
     (2.0, 20, True)
     """

@@ -30,8 +30,8 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     """How the engine runs a job. Fees and slippage are in basis points of notional.
 
     ``start``/``end`` bound the dataset in ns (0 = from its start / to its end). ``fill`` is the
-    batch engine's market fill rule: ``close`` (at the close of the signal's bar) or ``next_open``
-    (at the next bar's open: no look-ahead).
+    batch engine's market fill rule: ``next_open`` (the default, tradebus.engine.DEFAULT_FILL: at
+    the next bar's open, no look-ahead) or ``close`` (at the close of the signal's bar).
     """
 
     mode: EngineMode = EngineMode.BATCH
@@ -42,7 +42,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     latency_ns: int = 0
     start: int = 0
     end: int = 0
-    fill: str = "close"
+    fill: str = "next_open"
 
 
 class BacktestJob(Request, tag="bt.job", kw_only=True):

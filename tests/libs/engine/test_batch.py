@@ -11,9 +11,11 @@ import pytest
 
 from tradebus.engine import (
     BAR_DTYPE,
+    DEFAULT_FILL,
     SIGNAL_DTYPE,
     STAT_KEYS,
     Engine,
+    PyBar,
     make_signals,
     normalize_timestamps,
 )
@@ -32,7 +34,7 @@ def bars_engine(closes, opens=None, highs=None, lows=None, **config) -> tuple[En
     highs = np.maximum(opens, closes) if highs is None else np.asarray(highs, dtype=float)
     lows = np.minimum(opens, closes) if lows is None else np.asarray(lows, dtype=float)
     ts = T0_MS + MIN_MS * np.arange(len(closes))
-    engine = Engine(**{"fee_rate": 0.0, **config})
+    engine = Engine(**{"fee_rate": 0.0, "fill": "close", **config})
     engine.load_bars_df(ts, opens, highs, lows, closes, np.ones(len(closes)))
     return engine, ts
 
@@ -59,6 +61,28 @@ def test_round_trip_at_closes_with_fees():
     assert out["max_drawdown_pct"] == pytest.approx(100 * 10 / 10_019.8)
     assert out["exposure_pct"] == 75.0
     assert out["profit_factor"] == math.inf and out["avg_loss"] == 0.0
+
+
+def test_market_orders_fill_at_the_next_open_by_default_everywhere():
+    # One default for every entry point: the batch engine, the farm's job settings, the study
+    # CLI and the event backtester fill a market order at the next bar's open (no look-ahead).
+    import inspect
+
+    from tradebus.cli import build_parser
+    from tradebus.proto import EngineSettings
+    from tradebus.strategy import BacktestRunner
+
+    assert DEFAULT_FILL == "next_open"
+    engine = Engine(fee_rate=0.0)
+    assert engine.config["fill"] == "next_open"
+    engine.load_bars_df([at(0), at(1), at(2)], [10.0, 12.0, 13.0], [11.0, 12.5, 14.0],
+                        [10.0, 12.0, 13.0], [11.0, 12.5, 14.0], [1.0, 1.0, 1.0])
+    out = engine.run(make_signals([at(0)], [0], [1.0]), equity=True)
+    assert out["fills"]["price"].tolist() == [12.0]            # bar 1's open, not bar 0's close
+    assert EngineSettings().fill == "next_open"
+    assert inspect.signature(BacktestRunner).parameters["bar_fill"].default == "next_open"
+    args = build_parser().parse_args(["study", "sweep", "--grid", "fast=5"])
+    assert args.fill == "next_open"
 
 
 def test_next_open_fills_at_the_following_open():
@@ -465,3 +489,54 @@ def test_rounding_noise_is_not_a_return():
     assert out["fills"]["position"][-1] == 0.0 and out["total_trades"] == 1
     assert abs(out["net_pnl"]) < 1e-9
     assert out["sharpe"] == out["sortino"] == out["calmar"] == 0.0
+
+
+# --- FLOX's names: default symbol 1, PyBar ------------------------------------------------
+
+def test_flox_default_symbol_finds_bars_loaded_without_a_symbol():
+    engine, _ = bars_engine([100.0, 101.0, 103.0])
+    signals = make_signals([at(0), at(2)], [0, 1], [1.0, 1.0])
+    want = engine.run(signals)
+    assert engine.run(signals, symbol=1) == want
+    assert engine.run_batch([signals, signals], symbol=1) == [want, want]
+    assert engine.run_batch([(1, signals)]) == [want]
+    with pytest.raises(ValueError, match="unknown symbol 2"):
+        engine.run(signals, symbol=2)
+
+
+def test_flox_default_symbol_does_not_shadow_a_named_instrument():
+    engine, ts = bars_engine([100.0, 101.0, 103.0])
+    engine.load_bars_df(ts, [5.0] * 3, [5.0] * 3, [5.0] * 3, [5.0] * 3, [1.0] * 3, symbol=1)
+    assert engine.instrument(1).close.tolist() == [5.0] * 3
+    assert engine.instrument(None).close.tolist() == [100.0, 101.0, 103.0]
+
+
+def test_load_bars_accepts_flox_pybar_fixed_point():
+    rng = np.random.default_rng(3)
+    n = 300
+    closes = np.round(100 * np.exp(np.cumsum(rng.normal(0, 0.001, n))), 2)
+    opens = np.r_[closes[0], closes[:-1]]
+    highs, lows = np.maximum(opens, closes) + 0.05, np.minimum(opens, closes) - 0.05
+    volumes = np.round(rng.uniform(0, 5, n), 4)
+    ts = (T0_MS + MIN_MS * np.arange(n)) * NS
+    bars = np.zeros(n, dtype=PyBar)
+    bars["timestamp_ns"] = ts
+    for name, values in (("open", opens), ("high", highs), ("low", lows), ("close", closes),
+                         ("volume", volumes)):
+        bars[name + "_raw"] = np.round(values * 1e8).astype(np.int64)
+    flox, plain = Engine(fill="close"), Engine(fill="close")
+    flox.load_bars(bars)
+    plain.load_bars_df(ts, opens, highs, lows, closes, volumes)
+    for name in ("timestamps", "open", "high", "low", "close", "volume"):
+        np.testing.assert_allclose(getattr(flox.instrument(), name), getattr(plain.instrument(), name),
+                                   rtol=1e-15)
+    signals = sma_cross(plain.instrument().bars(), fast=5, slow=20)
+    assert flox.run(signals, symbol=1) == pytest.approx(plain.run(signals))
+
+
+def test_pybar_with_float_prices_is_refused_with_the_field_named():
+    bars = np.zeros(2, dtype=[(name, "<f8") if name != "timestamp_ns" else (name, "<i8")
+                              for name in PyBar.names])
+    bars["timestamp_ns"] = [at(0) * NS, at(1) * NS]
+    with pytest.raises(ValueError, match="open_raw must be int64 fixed point"):
+        Engine().load_bars(bars)
