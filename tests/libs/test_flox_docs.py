@@ -39,7 +39,7 @@ def test_top_level_namespace_serves_both_halves_of_the_api():
     import tradebus.strategy as strategy
     for name in ("Strategy", "SymbolRegistry", "Runner", "BacktestRunner", "Signal"):
         assert getattr(tradebus, name) is getattr(strategy, name)
-    for name in ("Engine", "make_signals", "SMA", "EMA", "RSI", "ATR", "Bollinger", "MACD", "VWAP", "RollingStd",
+    for name in ("Engine", "make_signals", "PyBar", "SMA", "EMA", "RSI", "ATR", "Bollinger", "MACD", "VWAP", "RollingStd",
                  "permutation_test"):
         assert getattr(tradebus, name) is getattr(engine, name)
     assert tradebus.SMA(10).update(1.0) is None
@@ -110,6 +110,23 @@ def test_batch_engine_quick_start(capsys):
     stats = out["stats"]
     assert stats["total_fills"] == 2 and stats["total_trades"] == 1
     assert capsys.readouterr().out.strip() == f"PnL: {stats['net_pnl']:.2f}, Sharpe: {stats['sharpe']:.4f}"
+
+
+def test_batch_engine_pybar_signals_single_and_batch_runs():
+    data = bars(200)
+    rng = np.random.default_rng(9)
+    n = len(data["timestamps"])
+    types = (rng.random(n) < 0.3).astype(np.uint8)
+    names = {**data, "n": n, "sides": (np.arange(n) % 2).astype(np.uint8), "quantities": np.full(n, 0.5),
+             "prices": np.round(data["closes"] * np.where(np.arange(n) % 2, 1.003, 0.997), 2), "types": types}
+    out = runpy.run_path(str(FLOX / "batch_bars_signals_runs.py"), init_globals=names)
+    reference = tradebus.Engine(initial_capital=100_000, fee_rate=0.0001)
+    reference.load_bars_df(data["timestamps"], data["opens"], data["highs"], data["lows"], data["closes"],
+                           data["volumes"])
+    expected = reference.run(out["signals"])
+    assert out["stats"]["total_fills"] == expected["total_fills"] > 0
+    assert out["stats"]["net_pnl"] == pytest.approx(expected["net_pnl"], abs=1e-6)   # fixed point: 1e-8 steps
+    assert [r["net_pnl"] for r in out["all_stats"]] == [out["stats"]["net_pnl"]] * 3
 
 
 def sma_cross(prices, timestamps, fast=10, slow=30):
