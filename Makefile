@@ -32,8 +32,13 @@ bench: $(STAMP)
 schema: $(STAMP)
 	$(PY) -m tradebus.proto.schema --write
 
+# ruff: style and bug patterns; mypy: types of libs/ and proto/; import-linter: the contracts
+# of .importlinter (services -> libs -> proto, no service importing another, no network in engine).
 lint: $(STAMP)
 	$(PY) -m compileall -q libs proto services tests bench
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/tradebus proto/tradebus
+	$(PY) tools/lint_imports.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

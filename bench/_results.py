@@ -41,7 +41,7 @@ def _commit() -> str:
 
 def record(title: str, rows: list[tuple[str, str]], notes: str = "") -> None:
     """Print ``rows`` (metric, value) and append them as a dated section to bench/RESULTS.md."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     width = max((len(k) for k, _ in rows), default=0)
     print(f"\n== {title}")
     for key, value in rows:

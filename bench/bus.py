@@ -100,7 +100,8 @@ async def publisher(url: str, mode: str, total: int, window: int) -> None:
     qtys = rng.uniform(0.001, 1.0, size)
     sides = (rng.random(size) < 0.5).astype(np.uint8).tobytes()
     ts = np.arange(size, dtype=np.int64) + time.time_ns()
-    raw_payload = encode(TradeBatch.from_columns(venue="sim", symbol="BTC/USDT", prices=prices, qtys=qtys, sides=sides, ts_event=ts, ts_recv=ts))
+    raw_payload = encode(TradeBatch.from_columns(venue="sim", symbol="BTC/USDT", prices=prices, qtys=qtys, sides=sides,
+                                                 ts_event=ts, ts_recv=ts))
     sent = 0
     i = 0
     while sent < total:
@@ -220,7 +221,6 @@ def round_trip(url: str, n: int, uvloop: bool, raw: bool = False) -> tuple[float
 
 def orchestrate(quick: bool) -> None:
     from _results import record
-
     from tradebus.bus import EmbeddedNats
 
     scale = 0.2 if quick else 1.0
@@ -240,13 +240,15 @@ def orchestrate(quick: bool) -> None:
             for uv in (False, True):
                 p50, p99 = round_trip(server.url, int(10_000 * scale) or 1000, uv, raw)
                 label = "raw nats-py echo (floor)" if raw else "tradebus Bus, ServiceCommand -> ServiceStatus"
-                rows.append((f"request-reply round trip, {label}, {'uvloop' if uv else 'asyncio'}", f"p50 {p50:.0f} µs, p99 {p99:.0f} µs"))
+                rows.append((f"request-reply round trip, {label}, {'uvloop' if uv else 'asyncio'}",
+                             f"p50 {p50:.0f} µs, p99 {p99:.0f} µs"))
                 print(rows[-1], flush=True)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     record(
         "bus (bench/bus.py)" + (" --quick" if quick else ""),
         rows,
-        notes=f"One publisher and one subscriber process through one nats-server on loopback; load average before/after: {' '.join(load)}. "
+        notes="One publisher and one subscriber process through one nats-server on loopback; "
+        f"load average before/after: {' '.join(load)}. "
         "Targets: >= 3,000,000 trades/s with TradeBatch of 1,000; request-reply p50 < 250 µs with uvloop.",
     )
 

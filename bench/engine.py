@@ -38,7 +38,6 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.engine import BAR_DTYPE, Engine, permutation_paths, permutation_test  # noqa: E402
 from tradebus.engine.examples import sma_cross  # noqa: E402
 
@@ -139,7 +138,8 @@ def measure(name: str, bars: np.ndarray, paths: int, repeats: int, tmp: Path) ->
     study = permutation_test(bars, sma_cross, n=paths, seed=1, **CONFIG)
     study_ms = (time.perf_counter() - t0) * 1e3
     per_100k = 100_000 / len(bars)
-    verdict = lambda ok: "met" if ok else "missed"
+    def verdict(ok):
+        return "met" if ok else "missed"
     targets = (f"load < 0.3 ms: {verdict(load * per_100k < 0.3)}; run < 0.3 ms: "
                f"{verdict(run * per_100k < 0.3)}; 1000 runs on 2 threads < 60 ms: "
                f"{verdict(paths == 1000 and batch[2] * per_100k < 60)} (per 100K bars)")

@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 from _results import record
-
 from tradebus.bus import Bus, EmbeddedNats, discover
 from tradebus.bus.jetstream import declare_all
+from tradebus.data import data_dir
 from tradebus.engine import Engine, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
 from tradebus.study import Collector, make_spec, parse_grid, publish_dataset, read_bars, submit
-from tradebus.data import data_dir
 from tradebus.study.datasets import DEFAULT_BARS_FILE
 
 FAST, SLOW = 10, 30
@@ -153,8 +152,8 @@ async def farm(bars_perm, bars_sweep, n_perm: int, worker_counts=(1, 2)) -> dict
         with EmbeddedNats(state_dir=tmp / "nats") as server:
             bus = await Bus.connect(server.url)
             await declare_all(bus.js)
-            perm_id = await publish_dataset(bus.js, bars_perm)
-            sweep_id = await publish_dataset(bus.js, bars_sweep)
+            perm_id = await publish_dataset(bus, bars_perm)
+            sweep_id = await publish_dataset(bus, bars_sweep)
             for count in worker_counts:
                 procs = start_workers(server.url, count, tmp / "cache", tmp / "logs")
                 meter = CpuMeter(procs, server.process.pid)

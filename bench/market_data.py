@@ -32,13 +32,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.bus import Bus, EmbeddedNats, free_port  # noqa: E402
+from tradebus.data import data_dir  # noqa: E402
 from tradebus.marketdata.replay import Replayer, open_sources  # noqa: E402
 from tradebus.proto import MarketDataEvent, Trade, TradeBatch  # noqa: E402
 from tradebus.services.market_data.service import MarketData  # noqa: E402
 from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings  # noqa: E402
-from tradebus.data import data_dir  # noqa: E402
 
 
 class Sink:
@@ -198,22 +197,22 @@ async def main_async(seconds: float, repeat: int) -> None:
     load_after = os.getloadavg()
     per_msg = fast.trades / max(1, fast.messages)
     record("market_data: sim_exchange -> ccxt.pro -> market_data -> NATS -> subscriber", [
-        ("trade events/s, speed max, trade-heavy sim, fast trades (median of %d sustained %.0f s runs)"
-         % (repeat, seconds), f"{fast_rate:,.0f}"),
+        (f"trade events/s, speed max, trade-heavy sim, fast trades (median of {repeat} sustained {seconds:.0f} s runs)",
+         f"{fast_rate:,.0f}"),
         ("all runs", " / ".join(f"{r:,.0f}" for r in rates)),
         ("trades per bus message (median run)", f"{per_msg:.1f}"),
         ("venue trades missing at the subscriber (all runs)", f"{sum(r[0].missing for r in runs):,}"),
         *cpu_rows("median run", counters),
         ("implied ceiling of the market_data process on one core",
          f"{1e6 / max(0.1, counters['cpu_us_per_trade']):,.0f}/s"),
-        ("trade events/s, speed max, trade-heavy sim, generic ccxt parse (fast_trades off, %.0f s)" % short,
+        (f"trade events/s, speed max, trade-heavy sim, generic ccxt parse (fast_trades off, {short:.0f} s)",
          f"{gen_rate:,.0f}"),
         *cpu_rows("generic run", gen_counters)[:1],
         ("generic run: venue trades missing at the subscriber",
          f"{gen.missing:,} of {gen.missing + gen.trades:,}" + (
              " (it falls behind: the sim cuts a consumer that far behind off with code 1008, as Binance does, "
              "and ccxt keeps at most tradesLimit trades between two watch returns)" if gen.missing else "")),
-        ("trade events/s, speed max, default sim config (depth-heavy recording first), fast trades (%.0f s)" % short,
+        (f"trade events/s, speed max, default sim config (depth-heavy recording first), fast trades ({short:.0f} s)",
          f"{dflt_rate:,.0f} (sim CPU {dflt_counters['sim_cpu_share']}% of a core)"),
         ("trade events/s, sim at speed 1 (default config, recorded trades)", f"{slow_rate:,.0f}"),
         ("venue -> subscriber latency p50 (speed 1)", pct(slow.venue_lat, 50)),

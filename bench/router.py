@@ -35,7 +35,6 @@ import ccxt.pro as ccxtpro
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.bus import Bus, EmbeddedNats  # noqa: E402
 from tradebus.exchanges import make_adapter  # noqa: E402
 from tradebus.exchanges.sim import point_ccxt_at_sim  # noqa: E402
@@ -174,7 +173,10 @@ async def run(args) -> dict[str, str]:
             lat = []
             for i in range(args.latency_n):
                 coid = f"l{i}"
-                acks.clear(); rejects.clear(); done.clear(); expected[0] = 1
+                acks.clear()
+                rejects.clear()
+                done.clear()
+                expected[0] = 1
                 t0 = time.perf_counter_ns()
                 await bus.nc.publish(subject, encode(order(coid)), headers={"Nats-Msg-Id": coid})
                 await asyncio.wait_for(done.wait(), 30)
@@ -183,7 +185,10 @@ async def run(args) -> dict[str, str]:
             p50, p99 = percentiles(lat)
 
             # throughput: a burst
-            acks.clear(); rejects.clear(); done.clear(); expected[0] = args.n
+            acks.clear()
+            rejects.clear()
+            done.clear()
+            expected[0] = args.n
             payloads = [(f"b{i}", encode(order(f"b{i}"))) for i in range(args.n)]
             cpu0, sim_cpu0 = time.process_time(), proc_cpu(sim.pid)
             t0 = time.perf_counter_ns()
@@ -201,7 +206,7 @@ async def run(args) -> dict[str, str]:
             sim.terminate()
             sim.wait(10)
     return {
-        "orders/s, bus -> sim ack (burst of %d)" % args.n: f"{rate:,.0f}",
+        f"orders/s, bus -> sim ack (burst of {args.n})": f"{rate:,.0f}",
         f"request-to-ack p50 / p99 (ms, sequential, client in its own process, {LATENCY_RUNS} runs pooled)":
             f"{p50_own:.2f} / {p99_own:.2f}",
         "request-to-ack p50 / p99 (ms, sequential, client in the router's process)": f"{p50:.2f} / {p99:.2f}",

@@ -26,7 +26,6 @@ import ccxt.pro as ccxtpro
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record  # noqa: E402
-
 from tradebus.exchanges.sim import point_ccxt_at_sim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -32,7 +32,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.engine import SMA  # noqa: E402
 from tradebus.strategy import BacktestRunner, Runner, Strategy, SymbolRegistry  # noqa: E402
 from tradebus.strategy.data import default_data_dir, load_trades  # noqa: E402

@@ -1,28 +1,41 @@
 """Deployment configuration: one YAML or TOML file, decoded into frozen Structs.
 
-The file has a ``nats`` section (connection, see :class:`tradebus.bus.NatsConfig`), an
-``embedded_nats`` section for the local server ``tradebus up`` starts, a ``supervisor`` section,
-and a ``services`` mapping whose entries each service decodes into its own config Struct.
-Unknown keys fail loudly. Secrets never go in the file: they come from the environment.
+The file has a ``nats`` section (:class:`NatsConfig`), an ``embedded_nats`` section for the
+local server ``tradebus up`` starts, a ``supervisor`` section, and a ``services`` mapping whose
+entries each service decodes into its own settings (``services/<name>/settings.py``).
+
+Every configuration Struct derives from :class:`Settings` (frozen, keyword-only, unknown keys
+rejected), so a typo such as ``ack_wiat: 5`` fails loudly instead of being ignored. Every section
+that retries spells its backoff the same way: ``backoff: {initial, multiplier, cap, jitter}``
+(:class:`BackoffSettings`, used by :class:`tradebus.retry.Backoff`). Secrets never go in the
+file: they come from the environment.
+
+This module imports nothing of tradebus except the wire contract, so reading a configuration
+never pulls in the NATS client, ccxt or the engine.
 """
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 import yaml
 
-from tradebus.bus.config import NatsConfig
-
 __all__ = [
+    "Settings",
+    "BackoffSettings",
+    "NatsConfig",
     "DeploymentConfig",
     "EmbeddedNatsConfig",
     "SupervisorConfig",
     "ServiceEntry",
     "load_deployment",
+    "read_config_file",
+    "decode_settings",
     "service_section",
     "ConfigError",
     "DEFAULT_CONFIG",
@@ -37,23 +50,88 @@ class ConfigError(ValueError):
     """The configuration file is missing, unreadable or does not match the expected shape."""
 
 
-class EmbeddedNatsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class _SettingsMeta(msgspec.StructMeta):
+    # msgspec applies kw_only only to the fields a class defines itself; this makes it the
+    # default of every subclass too, so a settings class needs no options of its own.
+    def __new__(mcls, name, bases, namespace, **options):
+        options.setdefault("kw_only", True)
+        return super().__new__(mcls, name, bases, namespace, **options)
+
+
+class Settings(msgspec.Struct, metaclass=_SettingsMeta, frozen=True, forbid_unknown_fields=True):
+    """Base of every configuration Struct: immutable, keyword-only, unknown keys are errors.
+
+    At run time subclasses inherit all three. mypy reads msgspec's dataclass_transform, which
+    does not inherit ``frozen``: modules mypy checks repeat ``frozen=True`` on each subclass.
+    """
+
+
+class BackoffSettings(Settings, frozen=True):
+    """Exponential backoff (see :mod:`tradebus.retry`): ``initial`` seconds, times ``multiplier``
+    per failure, at most ``cap`` seconds, each delay stretched by up to ``jitter`` (a fraction)."""
+
+    initial: float = 0.5
+    multiplier: float = 2.0
+    cap: float = 30.0
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (self.initial > 0 and self.multiplier >= 1 and self.cap >= self.initial):
+            raise ValueError(f"backoff needs initial > 0, multiplier >= 1 and cap >= initial (got initial="
+                             f"{self.initial}, multiplier={self.multiplier}, cap={self.cap})")
+        if not 0 <= self.jitter <= 1:
+            raise ValueError(f"backoff jitter must be between 0 and 1 (got {self.jitter})")
+
+
+class NatsConfig(Settings, frozen=True):
+    """Where and how to connect to NATS; reconnects follow ``backoff``.
+
+    Credentials are named here only by their source (``user``, ``*_file``); the values come from
+    the environment (see :mod:`tradebus.bus.config`).
+    """
+
+    url: str = "nats://127.0.0.1:4222"
+    name: str | None = None
+    connect_timeout: float = 2.0
+    initial_connect_timeout: float = 20.0
+    max_reconnect_attempts: int = -1
+    backoff: BackoffSettings = BackoffSettings(initial=0.1, multiplier=2.0, cap=5.0, jitter=0.1)
+    ping_interval: float = 20.0
+    drain_timeout: float = 5.0
+    user: str | None = None
+    password_file: str | None = None
+    token_file: str | None = None
+    creds_file: str | None = None
+    nkey_seed_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> NatsConfig:
+        """Defaults, then ``overrides`` that are not None, then TRADEBUS_NATS_URL from ``env``."""
+        env = os.environ if env is None else env
+        fields = {k: v for k, v in overrides.items() if v is not None}
+        if "url" not in fields and env.get("TRADEBUS_NATS_URL"):
+            fields["url"] = env["TRADEBUS_NATS_URL"]
+        return msgspec.convert(fields, cls)
+
+
+class EmbeddedNatsConfig(Settings, frozen=True):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     state_dir: str = ".state"
 
 
-class SupervisorConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class SupervisorConfig(Settings, frozen=True):
+    """A child that exits is restarted after ``backoff``; ``max_restarts`` quick failures in a row
+    (each within ``stable_after`` seconds of its start) and it is given up on."""
+
     max_restarts: int = 5
-    restart_initial_delay: float = 0.5
-    restart_multiplier: float = 2.0
-    restart_max_delay: float = 10.0
+    backoff: BackoffSettings = BackoffSettings(initial=0.5, multiplier=2.0, cap=10.0)
     stable_after: float = 30.0
     stop_timeout: float = 5.0
 
 
-class ServiceEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class ServiceEntry(Settings, frozen=True):
     """One supervised process: the service module plus its own settings (``settings``)."""
 
     module: str
@@ -63,14 +141,14 @@ class ServiceEntry(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
     settings: dict[str, Any] = {}
 
 
-class DeploymentConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class DeploymentConfig(Settings, frozen=True):
     nats: NatsConfig = NatsConfig()
     embedded_nats: EmbeddedNatsConfig = EmbeddedNatsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     services: dict[str, ServiceEntry] = {}
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
@@ -86,13 +164,37 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
+# Backoff keys of earlier releases, named in the error so an old file is easy to fix.
+_RENAMED = {
+    "restart_initial_delay": "backoff.initial", "restart_multiplier": "backoff.multiplier",
+    "restart_max_delay": "backoff.cap", "reconnect_initial_delay": "backoff.initial",
+    "reconnect_multiplier": "backoff.multiplier", "reconnect_max_delay": "backoff.cap",
+    "reconnect_jitter": "backoff.jitter", "retry_initial_delay": "backoff.initial",
+    "retry_multiplier": "backoff.multiplier", "retry_max_delay": "backoff.cap",
+}
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]+)`")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    match = _UNKNOWN_FIELD.search(text)
+    if match and match.group(1) in _RENAMED:
+        text += f" (renamed: write {_RENAMED[match.group(1)]} instead)"
+    return text
+
+
+def decode_settings(data: Any, type_: type[C], where: str) -> C:
+    """``data`` (a mapping from a file) as ``type_``; ConfigError naming ``where`` and the key on failure."""
+    try:
+        return msgspec.convert(data, type_)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_explain(exc)}") from exc
+
+
 def load_deployment(path: str | os.PathLike | None = None) -> DeploymentConfig:
     """Read a deployment file (the packaged local default when ``path`` is None)."""
     path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        config = msgspec.convert(_read(path), DeploymentConfig)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+    config = decode_settings(read_config_file(path), DeploymentConfig, str(path))
     url = os.environ.get("TRADEBUS_NATS_URL")
     if url:
         config = msgspec.structs.replace(config, nats=msgspec.structs.replace(config.nats, url=url))
@@ -102,8 +204,4 @@ def load_deployment(path: str | os.PathLike | None = None) -> DeploymentConfig:
 def service_section(config: DeploymentConfig, name: str, type_: type[C]) -> C:
     """Decode the ``settings`` of service ``name`` into ``type_`` (defaults when absent)."""
     entry = config.services.get(name)
-    settings = entry.settings if entry else {}
-    try:
-        return msgspec.convert(settings, type_)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"services.{name}.settings: {exc}") from exc
+    return decode_settings(entry.settings if entry else {}, type_, f"services.{name}.settings")

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from tradebus.bus.server import detach_and_die_with_parent
 from tradebus.config import SupervisorConfig
+from tradebus.retry import backoff_delay
 
 __all__ = ["ChildSpec", "Child", "Supervisor"]
 
 log = logging.getLogger("tradebus.supervisor")
+
 
 @dataclass
 class ChildSpec:
@@ -44,8 +46,8 @@ class Child:
 class Supervisor:
     """Keeps every child running; gives up on one after ``max_restarts`` quick failures."""
 
-    def __init__(self, specs: list[ChildSpec], config: SupervisorConfig = SupervisorConfig(), log_dir: str | None = None):
-        self.config = config
+    def __init__(self, specs: list[ChildSpec], config: SupervisorConfig | None = None, log_dir: str | None = None):
+        self.config = config if config is not None else SupervisorConfig()
         self.children = {spec.name: Child(spec) for spec in specs}
         self.log_dir = log_dir
         self._stopping = False
@@ -80,10 +82,6 @@ class Supervisor:
         self.changed.set()
         log.info("started %s (pid %d)", child.spec.name, child.process.pid)
 
-    def _delay(self, restarts: int) -> float:
-        c = self.config
-        return min(c.restart_max_delay, c.restart_initial_delay * c.restart_multiplier ** max(restarts - 1, 0))
-
     async def _watch(self, child: Child) -> None:
         while True:
             assert child.process is not None
@@ -103,7 +101,7 @@ class Supervisor:
             child.restarts += 1
             child.state = "backoff"
             self.changed.set()
-            delay = self._delay(child.restarts)
+            delay = backoff_delay(self.config.backoff, child.restarts - 1)
             log.warning("%s exited with %s; restart %d in %.1fs", child.spec.name, code, child.restarts, delay)
             await asyncio.sleep(delay)
             if self._stopping:
@@ -114,19 +112,19 @@ class Supervisor:
     async def stop(self) -> None:
         """SIGTERM every child, wait ``stop_timeout``, SIGKILL the rest, reap all."""
         self._stopping = True
-        running = [c for c in self.children.values() if c.process and c.process.returncode is None]
-        for child in running:
+        running = [(c, c.process) for c in self.children.values() if c.process and c.process.returncode is None]
+        for _, process in running:
             try:
-                child.process.send_signal(signal.SIGTERM)
+                process.send_signal(signal.SIGTERM)
             except ProcessLookupError:
                 pass
         if running:
-            waits = [asyncio.create_task(c.process.wait()) for c in running]
+            waits = [asyncio.create_task(process.wait()) for _, process in running]
             done, pending = await asyncio.wait(waits, timeout=self.config.stop_timeout)
-            for child in running:
-                if child.process.returncode is None:
+            for child, process in running:
+                if process.returncode is None:
                     log.warning("%s did not stop in %.1fs; killing it", child.spec.name, self.config.stop_timeout)
-                    child.process.kill()
+                    process.kill()
             if pending:
                 await asyncio.wait(pending)
         for task in self._watchers:

@@ -12,7 +12,8 @@ import msgspec
 from tradebus.bus.service import ServiceContext, service_main
 from tradebus.config import service_section
 
-from .worker import Worker, WorkerSettings
+from .settings import WorkerSettings
+from .worker import Worker
 
 DESCRIPTION = "Backtest worker: BT_JOBS work queue -> Cython engine -> BT_RESULTS"
 

@@ -19,56 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 
-import msgspec
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from tradebus.bus.jetstream import declare_all, declare_consumer, work_queue_consumer
+from tradebus.bus.jetstream import work_queue_consumer
 from tradebus.bus.service import ServiceContext
 from tradebus.proto import BacktestDead, BacktestJob, BacktestResult
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import BT_JOBS_STREAM, BT_RESULTS_STREAM, BT_WORKER_CONSUMER, bt_dead_subject, bt_result_subject
+from tradebus.retry import Backoff
 from tradebus.study.datasets import DatasetCache, DatasetError, declare_datasets
 from tradebus.study.execution import JobOutcome, run_jobs
+
+from .settings import CONNECTION_BACKOFF, WorkerSettings
 
 __all__ = ["WorkerSettings", "Worker"]
 
 log = logging.getLogger("tradebus.backtest_worker")
-
-
-class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """``services.backtest_worker.settings`` of the deployment file (command-line flags win).
-
-    batch: jobs fetched at once (0: 16 per core); threads: engine threads per run_batch (0: all
-    cores); ack_wait: seconds the server waits for an ack or heartbeat before redelivering (keep
-    it above the slowest job; heartbeats go out every third of it); attempts: runs of a failing
-    job before its dead letter; retry_delay: seconds before a failed job is redelivered;
-    cache_dir: dataset cache ("" = $TRADEBUS_CACHE_DIR or ~/.cache/tradebus/datasets).
-    The consumer is shared: the last worker to start sets its ack_wait and attempts.
-    """
-
-    batch: int = 0
-    threads: int = 0
-    ack_wait: float = 60.0
-    attempts: int = 3
-    retry_delay: float = 1.0
-    cache_dir: str = ""
-    max_ack_pending: int = 1000
-    fetch_timeout: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.batch < 0 or self.threads < 0:
-            raise ValueError("batch and threads must be >= 0")
-        if self.ack_wait <= 0 or self.fetch_timeout <= 0 or self.retry_delay < 0:
-            raise ValueError("ack_wait and fetch_timeout must be > 0, retry_delay >= 0")
-        if self.attempts < 1:
-            raise ValueError("attempts must be >= 1")
-
-    @property
-    def batch_size(self) -> int:
-        return self.batch or 16 * (os.cpu_count() or 1)
 
 
 class _Held:
@@ -94,18 +62,15 @@ class Worker:
         self._loop_task: asyncio.Task | None = None
         self._heartbeat_task: asyncio.Task | None = None
 
-    @property
-    def js(self):
-        return self.svc.bus.js
-
     async def _declare(self) -> None:
         """Streams, dataset store and the shared consumer (idempotent), then bind to the consumer."""
-        await declare_all(self.js)
-        await declare_datasets(self.js)
+        bus = self.svc.bus
+        await bus.declare_all()
+        await declare_datasets(bus)
         config = work_queue_consumer(BT_WORKER_CONSUMER, None, self.settings.ack_wait, self.settings.attempts + 1,
                                      self.settings.max_ack_pending)
-        await declare_consumer(self.js, BT_JOBS_STREAM, config)
-        old, self._sub = self._sub, await self.js.pull_subscribe_bind(durable=BT_WORKER_CONSUMER, stream=BT_JOBS_STREAM)
+        await bus.declare_consumer(BT_JOBS_STREAM, config)
+        old, self._sub = self._sub, await bus.pull_subscribe(BT_JOBS_STREAM, BT_WORKER_CONSUMER)
         if old is not None:
             try:
                 await old.unsubscribe()
@@ -140,7 +105,7 @@ class Worker:
             try:
                 msgs = await self._sub.fetch(self.settings.batch_size, timeout=self.settings.fetch_timeout)
                 failures = 0
-            except (asyncio.TimeoutError, NatsTimeoutError):
+            except (TimeoutError, NatsTimeoutError):
                 failures = 0
                 continue
             except Exception as exc:  # disconnected, server restarting, or the consumer was removed
@@ -224,17 +189,17 @@ class Worker:
         """The bars of ``ident``. A missing or corrupt dataset is the job's failure (DatasetError);
         a connection problem is not: it is retried (the jobs' heartbeats go on) for up to ack_wait."""
         deadline = time.monotonic() + self.settings.ack_wait
-        delay = 0.1
+        backoff = Backoff(CONNECTION_BACKOFF)
         while True:
             try:
-                return await self.cache.get(self.js, ident)
+                return await self.cache.get(self.svc.bus, ident)
             except DatasetError:
                 raise
             except Exception as exc:
+                delay = backoff.next()
                 if time.monotonic() + delay > deadline:
                     raise DatasetError(f"cannot fetch {ident}: {type(exc).__name__}: {exc}") from exc
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     async def _finish(self, held: _Held, outcome: JobOutcome) -> None:
         """Publish the job's outcome (a result, a dead letter, or a nak for another try)."""
@@ -273,17 +238,17 @@ class Worker:
         for up to ack_wait; False when it never got through."""
         payload = encode(record)
         deadline = time.monotonic() + self.settings.ack_wait
-        delay = 0.1
+        backoff = Backoff(CONNECTION_BACKOFF)
         while True:
             try:
-                ack = await self.js.publish(subject, payload, headers={"Nats-Msg-Id": job_id}, stream=BT_RESULTS_STREAM,
-                                            timeout=5.0)
+                ack = await self.svc.bus.js_store(subject, payload, headers={"Nats-Msg-Id": job_id},
+                                                  stream=BT_RESULTS_STREAM, timeout=5.0)
                 if ack.duplicate:
                     self.svc.counters["results_duplicate"] += 1
                 return True
             except Exception as exc:
+                delay = backoff.next()
                 if time.monotonic() + delay > deadline:
                     log.warning("could not publish the outcome of %s: %s", job_id, exc)
                     return False
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)

@@ -5,19 +5,20 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import ccxt
 import ccxt.pro as ccxtpro
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.marketdata import parse
-from tradebus.marketdata.backoff import Backoff, BackoffSettings
 from tradebus.marketdata.binance_trades import FAST_TRADE_EXCHANGES, TradeTap
 from tradebus.marketdata.book import is_crossed
 from tradebus.marketdata.emit import BarCloser, BookEmitter, status, trade_events
 from tradebus.proto.base import MdKind
 from tradebus.proto.market import FeedState
+from tradebus.retry import Backoff, BackoffSettings
 
 from .settings import VenueSettings
 

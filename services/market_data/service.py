@@ -15,7 +15,7 @@ from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject, subject_for
 
 from .feed import VenueFeed
-from .settings import MarketDataSettings, STREAMS
+from .settings import STREAMS, MarketDataSettings
 
 log = logging.getLogger("tradebus.market_data")
 
@@ -34,7 +34,7 @@ class MarketData:
     async def publish(self, event: Any) -> None:
         subject = subject_for(event)
         data = encode(event)
-        await self.bus.nc.publish(subject, data)
+        await self.bus.publish_bytes(subject, data)
         self.counters["published"] += 1
         if self.recorder is not None:
             await self.recorder.add(subject, data, event)

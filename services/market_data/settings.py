@@ -5,16 +5,12 @@ from typing import Literal
 
 import msgspec
 
-from tradebus.marketdata.backoff import BackoffSettings
+from tradebus.config import BackoffSettings, Settings
 
 STREAMS = ("trades", "book", "bbo", "bars", "funding")
 
 
-class _S(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class VenueSettings(_S):
+class VenueSettings(Settings):
     """One ccxt.pro venue. ``name`` is the subject token; ``exchange`` the ccxt.pro class."""
 
     name: str
@@ -42,7 +38,7 @@ class VenueSettings(_S):
             raise ValueError("book_depth must be >= 1")
 
 
-class RecordSettings(_S):
+class RecordSettings(Settings):
     """Record every published md event: rotating Parquet files or a JetStream stream."""
 
     enabled: bool = False
@@ -54,7 +50,7 @@ class RecordSettings(_S):
     stream: str = "MD_RECORD"
 
 
-class ReplaySettings(_S):
+class ReplaySettings(Settings):
     """Replay mode: publish files instead of (or besides) live venues."""
 
     files: list[str] = []  # Binance CSVs and/or recording folders / parquet files
@@ -64,7 +60,7 @@ class ReplaySettings(_S):
     book_depth: int = 20
 
 
-class MarketDataSettings(_S):
+class MarketDataSettings(Settings):
     venues: list[VenueSettings] = []
     backoff: BackoffSettings = BackoffSettings()
     record: RecordSettings = RecordSettings()

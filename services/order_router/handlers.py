@@ -168,14 +168,19 @@ class RequestHandlers:
 
     # ------------------------------------------------------------------ cancel / modify
 
+    async def _refuse(self, event_type, req: CancelOrder | ModifyOrder, code: RejectCode, reason: str,
+                      mid: str) -> None:
+        """A CancelReject / ModifyReject of ``req``."""
+        await self._emit(event_type(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
+                                    client_order_id=req.client_order_id, reject_code=code, reason=reason[:500],
+                                    ts_init=time.time_ns()), mid)
+
     async def cancel_order(self, req: CancelOrder) -> None:
         rec = self.orders.get(req.client_order_id)
         mid = self._mid(req.client_order_id, f"cancel.{req.ts_init}")
 
         async def refuse(code: RejectCode, reason: str) -> None:
-            await self._emit(CancelReject(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
-                                          client_order_id=req.client_order_id, reject_code=code, reason=reason[:500],
-                                          ts_init=time.time_ns()), mid)
+            await self._refuse(CancelReject, req, code, reason, mid)
 
         if rec is None:
             await refuse(RejectCode.ORDER_NOT_FOUND, f"unknown order {req.client_order_id}")
@@ -242,9 +247,7 @@ class RequestHandlers:
         mid = self._mid(req.client_order_id, f"modify.{req.ts_init}")
 
         async def refuse(code: RejectCode, reason: str) -> None:
-            await self._emit(ModifyReject(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
-                                          client_order_id=req.client_order_id, reject_code=code, reason=reason[:500],
-                                          ts_init=time.time_ns()), mid)
+            await self._refuse(ModifyReject, req, code, reason, mid)
 
         if rec is None or not rec.open:
             await refuse(RejectCode.ORDER_NOT_FOUND, f"no open order {req.client_order_id}")

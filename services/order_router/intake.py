@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 from nats.js import api
 
-from tradebus.bus.jetstream import declare_consumer
 from tradebus.proto import CancelAll, CancelOrder, ModifyOrder, NewOrder, OrderRequest
 from tradebus.proto.subjects import ORDERS_STREAM, order_request_subject, router_consumer
 
@@ -35,7 +34,7 @@ class Intake:
     """Part of OrderRouter: the consumer of its venue's order requests."""
 
     async def _open_intake(self) -> None:
-        await declare_consumer(self.bus.js, ORDERS_STREAM, api.ConsumerConfig(
+        await self.bus.declare_consumer(ORDERS_STREAM, api.ConsumerConfig(
             durable_name=router_consumer(self.venue),
             filter_subject=order_request_subject(self.venue),
             ack_policy=api.AckPolicy.EXPLICIT,
@@ -44,7 +43,7 @@ class Intake:
             max_deliver=self.options.max_deliver,
             max_ack_pending=self.options.max_ack_pending,
         ))
-        self._sub = await self.bus.js.pull_subscribe_bind(durable=router_consumer(self.venue), stream=ORDERS_STREAM)
+        self._sub = await self.bus.pull_subscribe(ORDERS_STREAM, router_consumer(self.venue))
 
     @staticmethod
     async def _nak_all(msgs: list) -> None:
@@ -59,7 +58,7 @@ class Intake:
         while not self._stopping.is_set():
             try:
                 msgs = await self._sub.fetch(self.options.fetch_batch, timeout=1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
             except asyncio.CancelledError:
                 raise
@@ -109,7 +108,7 @@ class Intake:
         while not self.ready.is_set():  # venue down: keep JetStream from redelivering meanwhile
             try:
                 await asyncio.wait_for(self.ready.wait(), self.options.ack_wait / 3)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 for msg in work.msgs:
                     try:
                         await msg.in_progress()
@@ -135,7 +134,7 @@ class Intake:
                 self._inflight.pop(request.client_order_id, None)
             for msg in work.msgs:
                 self._unacked.pop(id(msg), None)
-                await msg.nak(delay=self.options.retry_initial_delay)
+                await msg.nak(delay=self.options.backoff.initial)
             return
         if isinstance(request, NewOrder):
             self._inflight.pop(request.client_order_id, None)

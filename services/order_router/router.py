@@ -24,14 +24,13 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from nats.micro import add_service
-
 from tradebus import __version__
-from tradebus.exchanges import Backoff, TokenBucket, VenueAdapter, is_rate_limited
+from tradebus.exchanges import TokenBucket, VenueAdapter, is_rate_limited
 from tradebus.execution import FillLedger, RiskEngine
 from tradebus.proto import GatewayState, GatewayStatus, RateLimitInfo
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import account_subject, order_event_subject
+from tradebus.retry import Backoff
 
 from .control import Control
 from .handlers import RequestHandlers
@@ -41,7 +40,7 @@ from .settings import RouterOptions
 from .state import StateStore, Tracked
 from .streams import VenueStreams
 
-__all__ = ["OrderRouter", "RouterOptions", "Backoff", "Tracked", "DESCRIPTION"]
+__all__ = ["OrderRouter", "RouterOptions", "Tracked", "DESCRIPTION"]
 
 log = logging.getLogger("tradebus.order_router")
 
@@ -95,7 +94,7 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
     # ------------------------------------------------------------------ lifecycle
 
     def _backoff(self) -> Backoff:
-        return Backoff(self.options.retry_initial_delay, self.options.retry_multiplier, self.options.retry_max_delay)
+        return Backoff(self.options.backoff)
 
     def _bucket(self, adapter: VenueAdapter) -> TokenBucket:
         rule = adapter.config.rate_limit
@@ -120,8 +119,8 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         await self._load_state()
         await self._open_intake()
         if service is None:
-            service = await add_service(self.bus.nc, name="order_router", version=__version__,
-                                        description=DESCRIPTION, metadata={"venue": self.venue})
+            service = await self.bus.add_service(name="order_router", version=__version__,
+                                                 description=DESCRIPTION, metadata={"venue": self.venue})
             self._own_service = True
         self._service = service
         await self._register_control(service)
@@ -287,7 +286,7 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
 
     async def _publish_core(self, subject: str, message) -> None:
         try:
-            await self.bus.nc.publish(subject, encode(message))
+            await self.bus.publish(subject, message)
         except Exception as exc:
             log.warning("publish on %s failed: %s", subject, exc)
 

@@ -1,23 +1,23 @@
 """order_router settings: ``services.order_router.settings`` of the deployment file."""
 from __future__ import annotations
 
-import msgspec
-
+from tradebus.config import Settings
 from tradebus.execution import RiskLimits
+from tradebus.retry import BackoffSettings
 
 __all__ = ["RouterOptions", "RouterSettings"]
 
 
-class RouterOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How the router consumes, retries and reconciles (``settings.router``)."""
+class RouterOptions(Settings):
+    """How the router consumes, retries and reconciles (``settings.router``). ``backoff`` paces
+    reconnects, rate-limited and ambiguous retries; its ``initial`` is also the redelivery delay
+    of a request whose outcome is unknown."""
 
     ack_wait: float = 60.0
     max_deliver: int = -1
     max_ack_pending: int = 2000
     fetch_batch: int = 256
-    retry_initial_delay: float = 0.25
-    retry_multiplier: float = 2.0
-    retry_max_delay: float = 10.0
+    backoff: BackoffSettings = BackoffSettings(initial=0.25, multiplier=2.0, cap=10.0)
     rate_limit_retries: int = 8
     ambiguous_retries: int = 5
     watch: bool = True
@@ -27,7 +27,7 @@ class RouterOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     trade_fetch_retries: int = 3
 
 
-class RouterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RouterSettings(Settings):
     """``services.order_router.settings`` of the deployment file."""
 
     venue: str = "sim"

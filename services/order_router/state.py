@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import msgspec
 from nats.js.errors import KeyNotFoundError, NoKeysError
 
-from tradebus.bus.jetstream import declare_all
 from tradebus.exchanges import VenueAdapter
 from tradebus.proto import OrderState, OrderStatus, Position, ServiceCommand
 from tradebus.proto.codec import decoder_for, encode
@@ -59,7 +58,7 @@ class StateStore:
 
     async def open(self) -> None:
         """Declare the streams and buckets (idempotent) and bind the router's bucket."""
-        declared = await declare_all(self.bus.js)
+        declared = await self.bus.declare_all()
         self.kv = declared.kv[KV_ROUTER_STATE]
 
     async def _keys(self) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from tradebus.exchanges import Backoff, VenueAdapter
+from tradebus.exchanges import VenueAdapter
 from tradebus.execution import EPS, by_trades
 from tradebus.proto import (
     CancelCode,

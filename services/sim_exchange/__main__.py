@@ -7,13 +7,12 @@ else the packaged default.yaml. ``--standalone`` runs the venue alone, without N
 """
 import sys
 
-import msgspec
-
 from tradebus.bus.service import ServiceContext, service_main
+from tradebus.config import service_section
 
-from .config import SimConfig, load_config
 from .server import SimExchange, with_overrides
 from .server import main as standalone_main
+from .settings import SimConfig, load_config
 
 DESCRIPTION = "Local Binance spot + USD-M venue for ccxt and ccxt.pro"
 
@@ -33,7 +32,7 @@ def venue_config(svc: ServiceContext) -> SimConfig:
     if args.sim_config or not (entry and entry.settings):
         config = load_config(args.sim_config)
     else:
-        config = msgspec.convert(entry.settings, SimConfig)
+        config = service_section(svc.config, "sim_exchange", SimConfig)
     return with_overrides(config, args.speed, args.seed)
 
 

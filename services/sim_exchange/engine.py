@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -70,7 +71,7 @@ class Instrument:
 class Order:
     order_id: int
     client_id: str
-    account: "Account"
+    account: Account
     inst: Instrument
     side: str
     type: str
@@ -98,7 +99,7 @@ class Order:
     actual_order_id: int | None = None  # algo order: the order it placed when triggered
     trigger_time: int = 0
     orig_type: str = ""
-    fills: list["Fill"] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
 
     @property
     def remaining(self) -> Decimal:

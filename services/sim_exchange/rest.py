@@ -6,8 +6,8 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Callable
 from urllib.parse import unquote_plus
 
 import msgspec

@@ -14,20 +14,20 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import msgspec
 from aiohttp import web
 
-from tradebus.data import data_dir
+from tradebus.data import find_data_dir
 
 from . import wire
-from .config import Faults, SimConfig, load_config
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
+from .settings import Faults, SimConfig, load_config
 from .ws import Hub
 
 log = logging.getLogger("tradebus.sim_exchange")
@@ -77,7 +77,7 @@ class SimExchange:
                  data: str | Path | None = None):
         self.config = config or load_config()
         self.host, self._port = host, port
-        self.data_dir = Path(data) if data else data_dir()
+        self.data_dir = Path(data) if data else find_data_dir()  # None: synthetic markets only
         self.faults = FaultState(self.config.faults, self.config.seed)
         self.engine = self._build_engine()
         self.hub = Hub(self.engine, self.faults)
@@ -120,7 +120,7 @@ class SimExchange:
     def url(self) -> str:
         return f"http://{self.host}:{self._port}"
 
-    async def start(self) -> "SimExchange":
+    async def start(self) -> SimExchange:
         self._stopping = asyncio.Event()
         feeds = {}
         for key, inst in self.engine.instruments.items():
@@ -158,7 +158,7 @@ class SimExchange:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> "SimExchange":
+    async def __aenter__(self) -> SimExchange:
         return await self.start()
 
     async def __aexit__(self, *exc) -> None:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 
-from .config import SimConfig, default_config
 from .server import SimExchange
+from .settings import SimConfig, default_config
 
 
 @contextlib.asynccontextmanager

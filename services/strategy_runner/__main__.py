@@ -1,6 +1,6 @@
 """strategy_runner service: hosts strategies; md.* in, order requests out, order events back in.
 
-Settings (``services.strategy_runner.settings``): see :mod:`.config`. Handlers live in
+Settings (``services.strategy_runner.settings``): see :mod:`.settings`. Handlers live in
 :mod:`.host`; this module only wires them to the service's life.
 """
 import asyncio
@@ -12,8 +12,8 @@ from tradebus.config import DEFAULT_CONFIG, service_section
 from tradebus.proto import MarketDataEvent, OrderEvent, ParamsUpdate
 from tradebus.proto.subjects import md_wildcard, order_event_wildcard, params_subject
 
-from .config import StrategyRunnerSettings
 from .host import StrategyHost
+from .settings import StrategyRunnerSettings
 
 DESCRIPTION = "Strategy runner: hosts strategies on md.* and order events"
 

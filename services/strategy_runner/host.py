@@ -9,16 +9,14 @@ on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
-from tradebus.execution import fill_position_change, fill_quote_fee, orders
+from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
 from tradebus.proto import (
     BBO,
     Bar,
@@ -32,7 +30,6 @@ from tradebus.proto import (
     FeedState,
     FeedStatus,
     Fill,
-    Liquidity,
     ModifyAck,
     ModifyReject,
     NewOrder,
@@ -60,7 +57,7 @@ from tradebus.proto.subjects import (
 )
 from tradebus.strategy import OrderError, Runner, Signal, Strategy, StrategyContext, SymbolRegistry
 
-from .config import StrategyRunnerSettings, StrategySpec, load_class
+from .settings import StrategyRunnerSettings, StrategySpec, load_class
 
 __all__ = ["StrategyHost", "EVENT_SUBJECT"]
 
@@ -139,28 +136,26 @@ class StrategyHost:
         await self.flush()
 
     async def _restore_positions(self) -> None:
-        js = self.svc.bus.js
+        bus = self.svc.bus
         for name, spec in self.specs.items():
             subject = order_event_subject(spec.venue, name)
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE,
-                                    filter_subject=subject, inactive_threshold=30.0)
             try:
-                psub = await js.pull_subscribe(subject, stream=ORDERS_STREAM, config=config)
+                info = await bus.stream_info(ORDERS_STREAM, subjects_filter=subject)
             except Exception as exc:                      # no ORDERS stream: nothing to restore
                 self.log.info("%s: no past fills restored (%s)", name, exc)
                 return
+            remaining = (info.state.subjects or {}).get(subject, 0)
             fills = []
-            try:
-                remaining = (await psub.consumer_info()).num_pending
-                while remaining > 0:
-                    msgs = await psub.fetch(min(remaining, 1000), timeout=5.0)
-                    remaining -= len(msgs)
-                    for m in msgs:
-                        event = self.svc.bus.decode(m.subject, m.data, OrderEvent)
+            if remaining:
+                sub = await bus.read_stream(ORDERS_STREAM, subject)
+                try:
+                    for _ in range(remaining):
+                        m = await sub.next_msg(timeout=5.0)
+                        event = bus.decode(m.subject, m.data, OrderEvent)
                         if isinstance(event, Fill):
                             fills.append(event)
-            finally:
-                await psub.unsubscribe()
+                finally:
+                    await sub.unsubscribe()
             strategy = self.runner.strategy(name)
             books: dict[str, StrategyContext] = {}
             for f in fills:
@@ -179,7 +174,7 @@ class StrategyHost:
         if not self.specs:
             return
         try:
-            kv = await self.svc.bus.js.key_value(KV_STRATEGY_PARAMS)
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
         except Exception:
             return                                        # no bucket: nothing stored
         for name in self.specs:
@@ -279,14 +274,14 @@ class StrategyHost:
         if self._stream_ok:
             headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
             try:
-                await self.svc.bus.js.publish(subject, data, headers=headers, timeout=2.0)
+                await self.svc.bus.js_publish(subject, data, headers=headers, timeout=2.0)
                 return
             except NoStreamResponseError:
                 self._stream_ok = False
                 self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)", subject)
             except Exception as exc:                  # timeout or server error: still send it
                 self.log.warning("JetStream publish of %s failed (%s); sending on core NATS", subject, exc)
-        await self.svc.bus.nc.publish(subject, data)
+        await self.svc.bus.publish_bytes(subject, data)
 
     # -- order events in -----------------------------------------------------------------------
 
@@ -304,10 +299,7 @@ class StrategyHost:
                 self.svc.counters["order_events_unknown"] += 1
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
-                    if runner.on_external_fill(runner.strategy(event.strategy), sym, str(event.side),
-                                               event.price, event.qty, fill_quote_fee(event),
-                                               event.ts_event or event.ts_init, event.trade_id or None,
-                                               fill_position_change(event)):
+                    if runner_external_fill(runner, runner.strategy(event.strategy), sym, event):
                         self.svc.counters["fills"] += 1
                     await self.flush()
                 return
@@ -318,9 +310,7 @@ class StrategyHost:
             case OrderReject():
                 runner.on_order_rejected(order_id, event.reason, str(event.reject_code))
             case Fill():
-                if runner.on_fill(order_id, event.price, event.qty, fill_quote_fee(event),
-                                  event.ts_event or event.ts_init, event.liquidity is Liquidity.MAKER,
-                                  event.trade_id or None, fill_position_change(event)):
+                if runner_fill(runner, order_id, event):
                     self.svc.counters["fills"] += 1
             case OrderCancelled():
                 runner.on_order_cancelled(order_id, event.reason or str(event.cancel_code), event.unsolicited)

@@ -70,7 +70,7 @@ async def test_up_trades_on_the_sim_and_supervises_the_whole_stack(tmp_path):
     """The packaged local stack: market data from the sim, the sample strategy trading through the router."""
     config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
     config["embedded_nats"]["port"] = 0
-    config["supervisor"]["restart_initial_delay"] = 0.2
+    config["supervisor"]["backoff"]["initial"] = 0.2
     sim_port = free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     config["services"]["sim_exchange"]["args"] = ["--port", str(sim_port), "--speed", "5"]

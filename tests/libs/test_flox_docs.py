@@ -18,7 +18,7 @@ import pytest
 
 import tradebus
 from tradebus.live import SANDBOX_URL_ENV
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim
 from tradebus.strategy import Signal
 

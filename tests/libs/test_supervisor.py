@@ -2,10 +2,11 @@ import asyncio
 import os
 import sys
 
-from tradebus.config import SupervisorConfig
+from tradebus.config import BackoffSettings, SupervisorConfig
 from tradebus.supervisor import ChildSpec, Supervisor
 
-FAST = SupervisorConfig(max_restarts=2, restart_initial_delay=0.05, restart_multiplier=2.0, restart_max_delay=0.2, stable_after=60, stop_timeout=2)
+FAST = SupervisorConfig(max_restarts=2, backoff=BackoffSettings(initial=0.05, multiplier=2.0, cap=0.2), stable_after=60,
+                        stop_timeout=2)
 
 
 def alive(pid: int) -> bool:
@@ -46,11 +47,13 @@ async def test_a_killed_child_comes_back_and_stop_leaves_no_process():
     assert child.state == "stopped"
 
 
-async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period():
+async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path):
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
-    sup = Supervisor([ChildSpec("stubborn", [sys.executable, "-c", code])], SupervisorConfig(stop_timeout=0.5))
+    sup = Supervisor([ChildSpec("stubborn", [sys.executable, "-c", code])], SupervisorConfig(stop_timeout=0.5),
+                     log_dir=str(tmp_path))
     await sup.start()
-    await asyncio.sleep(0.5)
+    log = tmp_path / "stubborn.log"
+    await wait_until(lambda: log.exists() and "ready" in log.read_text(), timeout=60)  # SIGTERM is ignored from here on
     pid = sup.children["stubborn"].pid
     await sup.stop()
     assert not alive(pid)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import pytest
 from tradebus.bus import discover
 from tradebus.bus.client import RequestError
 from tradebus.proto import ServiceCommand, ServiceStatus, Trade
-from tradebus.proto.codec import encode
 from tradebus.proto.subjects import md_subject, order_event_subject, order_request_subject, service_subject
 
 # service -> subjects it consumes (besides its svc.<name>.status endpoint)

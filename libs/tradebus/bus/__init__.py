@@ -1,6 +1,7 @@
-"""The NATS bus: connection settings, typed publish/subscribe, JetStream, services, embedded server."""
-from .client import BadInput, Batcher, Bus, RequestError
-from .config import NatsConfig
+"""The NATS bus: connection, typed publish/subscribe, JetStream, services, embedded server."""
+from tradebus.config import NatsConfig
+
+from .client import BadInput, Batcher, Bus, PubAck, RequestError
 from .discovery import discover
 from .server import EmbeddedNats, NatsServerError, find_nats_server, free_port
 
@@ -9,6 +10,7 @@ __all__ = [
     "BadInput",
     "Batcher",
     "RequestError",
+    "PubAck",
     "NatsConfig",
     "EmbeddedNats",
     "NatsServerError",

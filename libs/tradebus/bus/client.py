@@ -1,4 +1,4 @@
-"""Typed publish/subscribe and request-reply over NATS, with bad input counted and survived.
+"""Typed publish/subscribe, request-reply and JetStream over NATS, with bad input counted and survived.
 
     bus = await Bus.connect(NatsConfig(url=server.url, name="strategy_runner"))
     await bus.subscribe("md.sim.>", MarketDataEvent, on_md)
@@ -9,6 +9,9 @@ A message that does not decode, has the wrong type for its subject, fails valida
 than ``max_message_bytes`` never reaches the handler: it is counted per subject and reason, logged
 at most once per subject per ``bad_log_interval`` seconds, and answered with a service error when
 it was a request. A handler that raises is logged and counted; the subscription carries on.
+
+Services do everything through ``Bus`` methods (publishing pre-encoded bytes, replies, service
+discovery, streams, consumers, KV buckets); ``bus.nc`` and ``bus.js`` are for this package.
 """
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable, Generic, Iterable, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
@@ -25,13 +29,19 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import api
+from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
+from nats.micro.service import Service
 
+from tradebus.config import NatsConfig
 from tradebus.proto.codec import decoder_for, encode
 
-from .config import NatsConfig
+from . import jetstream
+from .config import connect_options
+from .discovery import discover
 
-__all__ = ["Bus", "BadInput", "RequestError", "Batcher", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["Bus", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
 
 log = logging.getLogger("tradebus.bus")
 
@@ -104,7 +114,7 @@ class Bus:
         self._acks: _JsAcks | None = None
 
     @classmethod
-    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> "Bus":
+    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> Bus:
         """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default)."""
         if config is None or isinstance(config, str):
             config = NatsConfig.from_env(url=config)
@@ -122,12 +132,12 @@ class Bus:
             logger.info("nats: reconnected")
 
         connecting = nats.connect(
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **config.connect_options()
+            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **connect_options(config)
         )
         try:
             # nats-py retries the first connection forever; a service must fail visibly instead.
             nc = await asyncio.wait_for(connecting, config.initial_connect_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise nats.errors.NoServersError(
                 f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
             ) from None
@@ -141,21 +151,96 @@ class Bus:
             self._js = self.nc.jetstream()
         return self._js
 
+    @property
+    def connected_url(self) -> str:
+        """``host:port`` of the server this connection is on ("?" while disconnected)."""
+        url = self.nc.connected_url
+        return url.netloc if url else "?"
+
     async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
         await self.nc.publish(subject, encode(message), headers=headers)
 
+    async def publish_bytes(self, subject: str, data: bytes, headers: dict[str, str] | None = None,
+                            reply: str = "") -> None:
+        """Publish an already encoded payload (a message encoded once and sent or recorded twice)."""
+        await self.nc.publish(subject, data, reply=reply, headers=headers)
+
+    async def respond(self, msg: Msg, message: Any) -> None:
+        """Answer the request ``msg`` with ``message`` (nothing when it expects no reply)."""
+        if msg.reply:
+            await self.nc.publish(msg.reply, encode(message))
+
+    async def flush(self, timeout: int = 2) -> None:
+        """Wait until the server has seen everything published so far."""
+        await self.nc.flush(timeout)
+
+    async def discover(self, verb: str = "PING", name: str | None = None, timeout: float = 0.5) -> list[dict[str, Any]]:
+        """Replies to ``$SRV.<verb>[.<name>]`` (the NATS service API) arriving within ``timeout``."""
+        return await discover(self.nc, verb, name, timeout)
+
+    async def add_service(self, **config: Any) -> Service:
+        """Register a ``nats.micro`` service on this connection (``name``, ``version``, ...)."""
+        return await add_service(self.nc, **config)
+
     async def js_publish(self, subject: str, payload: bytes, headers: dict[str, str] | None = None,
-                         timeout: float = 5.0) -> int:
+                         timeout: float = 5.0, stream: str | None = None) -> int:
         """Store ``payload`` in the JetStream stream holding ``subject``; returns its sequence.
 
-        The same as ``js.publish`` (``Nats-Msg-Id`` deduplicates; APIError, NoStreamResponseError or
+        The same as ``js.publish`` (``Nats-Msg-Id`` deduplicates; ``stream`` makes the server refuse
+        it unless that stream holds the subject; APIError, NoStreamResponseError or
         nats.errors.TimeoutError on failure) at a fraction of its CPU: every ack comes back on one
         wildcard inbox subscription and a timer bounds the wait, where nats-py's request path adds
         an ``asyncio.wait_for`` and a new inbox token per call. Hot paths (the order router) use it.
         """
+        return (await self.js_store(subject, payload, headers, timeout, stream)).seq
+
+    async def js_store(self, subject: str, payload: bytes, headers: dict[str, str] | None = None,
+                       timeout: float = 5.0, stream: str | None = None) -> PubAck:
+        """:meth:`js_publish` returning the whole ack: its sequence and whether it was a duplicate."""
+        if stream:
+            headers = {**(headers or {}), "Nats-Expected-Stream": stream}
         if self._acks is None:
             self._acks = _JsAcks(self.nc)
         return await self._acks.publish(subject, payload, headers, timeout)
+
+    async def declare_all(self) -> jetstream.Declared:
+        """Declare every stream, KV bucket and object store tradebus uses (idempotent)."""
+        return await jetstream.declare_all(self.js)
+
+    async def declare_stream(self, config: api.StreamConfig) -> api.StreamInfo:
+        """Create the stream ``config.name`` or bring an existing one to ``config``."""
+        return await jetstream.declare_stream(self.js, config)
+
+    async def declare_consumer(self, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
+        """Create or update the consumer ``config`` on ``stream``."""
+        return await jetstream.declare_consumer(self.js, stream, config)
+
+    async def delete_consumer(self, stream: str, name: str) -> None:
+        await self.js.delete_consumer(stream, name)
+
+    async def pull_subscribe(self, stream: str, consumer: str | None = None, *, subject: str = ">",
+                             config: api.ConsumerConfig | None = None):
+        """A pull subscription on ``stream``, ``fetch()`` from it: bound to the existing consumer
+        ``consumer``, or without one a new ephemeral consumer over ``subject`` set up by ``config``."""
+        if consumer is not None:
+            return await self.js.pull_subscribe_bind(consumer, stream=stream)
+        return await self.js.pull_subscribe(subject, stream=stream, config=config)
+
+    async def stream_info(self, stream: str, subjects_filter: str | None = None) -> api.StreamInfo:
+        """State of ``stream``; with ``subjects_filter``, ``state.subjects`` counts per matching subject."""
+        return await self.js.stream_info(stream, subjects_filter=subjects_filter)
+
+    async def read_stream(self, stream: str, subject: str = ">"):
+        """An ordered consumer over ``stream`` from its first message; ``next_msg()`` from the result."""
+        return await self.js.subscribe(subject, stream=stream, ordered_consumer=True)
+
+    async def key_value(self, bucket: str):
+        """The KV bucket ``bucket`` (one of ``jetstream.KV_BUCKETS``), created when missing."""
+        return await jetstream.declare_kv(self.js, jetstream.KV_BUCKETS[bucket])
+
+    async def object_store(self, bucket: str):
+        """The object store ``bucket`` (one of ``jetstream.OBJECT_STORES``), created when missing."""
+        return await jetstream.declare_object_store(self.js, jetstream.OBJECT_STORES[bucket])
 
     async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
         """``KeyValue.put`` through :meth:`js_publish` (a KV entry is a message on ``$KV.<bucket>.<key>``)."""
@@ -167,7 +252,7 @@ class Bus:
             self.bad_input.report(subject, "oversized", f"{len(data)} bytes > limit {self.max_message_bytes}")
             return None
         try:
-            return decoder_for(type_).decode(data)
+            return decoder_for(type_).decode(data)  # type: ignore[arg-type]  # typeshed: type[T] is not Hashable
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
             self.bad_input.report(subject, _classify(exc), str(exc))
             return None
@@ -178,7 +263,7 @@ class Bus:
         type_: Any,
         handler: Callable[[Any, Msg], Awaitable[None]],
         queue: str = "",
-        **limits: int,
+        **limits: Any,
     ) -> Subscription:
         """Deliver each message on ``subject`` decoded as ``type_`` (a Struct or a union) to ``handler``.
 
@@ -220,8 +305,7 @@ class Bus:
                 self._log.exception("request handler for %s failed", msg.subject)
                 await self._respond_error(msg, "500", f"{type(exc).__name__}: {exc}")
                 return
-            if msg.reply:
-                await self.nc.publish(msg.reply, encode(reply))
+            await self.respond(msg, reply)
 
         return await self.subscribe(subject, request_type, on_request, queue=queue)
 
@@ -235,7 +319,7 @@ class Bus:
         headers = msg.headers or {}
         if ERROR_CODE_HEADER in headers:
             raise RequestError(headers[ERROR_CODE_HEADER], headers.get(ERROR_HEADER, ""))
-        return decoder_for(reply_type).decode(msg.data)
+        return decoder_for(reply_type).decode(msg.data)  # type: ignore[arg-type]  # as in decode()
 
     async def drain(self) -> None:
         if not self.nc.is_closed:
@@ -245,19 +329,23 @@ class Bus:
         if not self.nc.is_closed:
             await self.nc.close()
 
-    async def __aenter__(self) -> "Bus":
+    async def __aenter__(self) -> Bus:
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.drain()
 
 
-class _PubAck(msgspec.Struct):
+class PubAck(msgspec.Struct):
+    """A JetStream store acknowledgement: the stream, the sequence and whether it was a duplicate."""
+
+    stream: str = ""
     seq: int = 0
+    duplicate: bool = False
     error: dict | None = None
 
 
-_PUB_ACK = msgspec.json.Decoder(_PubAck)
+_PUB_ACK = msgspec.json.Decoder(PubAck)
 
 
 class _JsAcks:
@@ -277,7 +365,7 @@ class _JsAcks:
                 await self.nc.subscribe(prefix + "*", cb=self._on_reply)
                 self.prefix = prefix
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float) -> int:
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str] | None, timeout: float) -> PubAck:
         if not self.prefix:
             await self._start()
         self.counter += 1
@@ -318,7 +406,7 @@ class _JsAcks:
             except Exception as exc:  # an error body nats-py cannot read
                 future.set_exception(nats.js.errors.Error(f"JetStream error {ack.error}: {exc}"))
         else:
-            future.set_result(ack.seq)
+            future.set_result(ack)
 
 
 class Batcher(Generic[T]):

@@ -1,4 +1,4 @@
-"""NATS connection settings: a frozen config Struct plus secrets from the environment or files.
+"""NATS connection options: :class:`tradebus.config.NatsConfig` plus secrets from the environment.
 
 Secrets never live in the config file itself, only their source: environment variables
 (``TRADEBUS_NATS_USER``, ``TRADEBUS_NATS_PASSWORD``, ``TRADEBUS_NATS_TOKEN``) or mounted files
@@ -8,75 +8,34 @@ Secrets never live in the config file itself, only their source: environment var
 from __future__ import annotations
 
 import os
-import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-import msgspec
+from tradebus.config import BackoffSettings, NatsConfig
+from tradebus.retry import backoff_delay
 
-__all__ = ["NatsConfig", "Secrets", "exponential_backoff"]
-
-
-class NatsConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """Where and how to connect. Reconnects back off exponentially: ``initial * multiplier**n``
-    capped at ``reconnect_max_delay``, with up to ``reconnect_jitter`` (a fraction) added."""
-
-    url: str = "nats://127.0.0.1:4222"
-    name: str | None = None
-    connect_timeout: float = 2.0
-    initial_connect_timeout: float = 20.0
-    max_reconnect_attempts: int = -1
-    reconnect_initial_delay: float = 0.1
-    reconnect_multiplier: float = 2.0
-    reconnect_max_delay: float = 5.0
-    reconnect_jitter: float = 0.1
-    ping_interval: float = 20.0
-    drain_timeout: float = 5.0
-    user: str | None = None
-    password_file: str | None = None
-    token_file: str | None = None
-    creds_file: str | None = None
-    nkey_seed_file: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.reconnect_initial_delay <= 0 or self.reconnect_max_delay <= 0:
-            raise ValueError("reconnect delays must be positive")
-        if self.reconnect_multiplier < 1:
-            raise ValueError("reconnect_multiplier must be >= 1")
-        if not 0 <= self.reconnect_jitter <= 1:
-            raise ValueError("reconnect_jitter must be between 0 and 1")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "NatsConfig":
-        """Defaults, then ``overrides`` that are not None, then TRADEBUS_NATS_URL from ``env``."""
-        env = os.environ if env is None else env
-        fields = {k: v for k, v in overrides.items() if v is not None}
-        if "url" not in fields and env.get("TRADEBUS_NATS_URL"):
-            fields["url"] = env["TRADEBUS_NATS_URL"]
-        return msgspec.convert(fields, cls)
-
-    def secrets(self, env: Mapping[str, str] | None = None) -> "Secrets":
-        return Secrets.resolve(self, os.environ if env is None else env)
-
-    def connect_options(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """Keyword arguments for ``nats.connect`` (servers, backoff, credentials)."""
-        opts: dict[str, Any] = {
-            "servers": [u.strip() for u in self.url.split(",") if u.strip()],
-            "name": self.name,
-            "connect_timeout": self.connect_timeout,
-            "max_reconnect_attempts": self.max_reconnect_attempts,
-            "ping_interval": self.ping_interval,
-            "drain_timeout": self.drain_timeout,
-            "reconnect_to_server_handler": exponential_backoff(
-                self.reconnect_initial_delay, self.reconnect_multiplier, self.reconnect_max_delay, self.reconnect_jitter
-            ),
-        }
-        opts.update(self.secrets(env).connect_options())
-        return opts
+__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler"]
 
 
-def exponential_backoff(initial: float, multiplier: float, cap: float, jitter: float = 0.0):
-    """A nats-py ``reconnect_to_server_handler``: first server in the pool, delay growing per attempt.
+def connect_options(config: NatsConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``nats.connect`` (servers, reconnect backoff, credentials)."""
+    opts: dict[str, Any] = {
+        "servers": [u.strip() for u in config.url.split(",") if u.strip()],
+        "name": config.name,
+        "connect_timeout": config.connect_timeout,
+        "max_reconnect_attempts": config.max_reconnect_attempts,
+        "ping_interval": config.ping_interval,
+        "drain_timeout": config.drain_timeout,
+        "reconnect_to_server_handler": reconnect_handler(config.backoff),
+    }
+    opts.update(Secrets.resolve(config, os.environ if env is None else env).connect_options())
+    return opts
+
+
+def reconnect_handler(backoff: BackoffSettings):
+    """A nats-py ``reconnect_to_server_handler``: the least-tried server, after ``backoff``'s delay
+    for its number of reconnects.
 
     nats-py resets a server's ``reconnects`` count after a good connection, so the delay starts
     over from ``initial`` after every successful reconnect.
@@ -84,10 +43,9 @@ def exponential_backoff(initial: float, multiplier: float, cap: float, jitter: f
 
     def handler(servers, _info):
         if not servers:
-            return None, initial
+            return None, backoff.initial
         server = min(servers, key=lambda s: s.reconnects)
-        delay = min(cap, initial * multiplier ** max(server.reconnects, 0))
-        return server, delay * (1.0 + random.uniform(0.0, jitter))
+        return server, backoff_delay(backoff, server.reconnects)
 
     return handler
 
@@ -111,7 +69,8 @@ class Secrets:
         self.nkey_seed_file = nkey_seed_file
 
     @classmethod
-    def resolve(cls, config: NatsConfig, env: Mapping[str, str]) -> "Secrets":
+    def resolve(cls, config: NatsConfig, env: Mapping[str, str] | None = None) -> Secrets:
+        env = os.environ if env is None else env
         password = env.get("TRADEBUS_NATS_PASSWORD") or _read_secret_file(
             env.get("TRADEBUS_NATS_PASSWORD_FILE") or config.password_file
         )

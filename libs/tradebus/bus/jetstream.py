@@ -19,6 +19,7 @@ server refuses changes it cannot apply, such as a new retention policy, with a c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import api
 from nats.js.errors import BadRequestError, NotFoundError
@@ -41,7 +42,7 @@ __all__ = [
 DAY = 24 * 3600.0
 
 # Storage settings per stream; names, subjects and retention come from tradebus.proto.subjects.
-_LIMITS = {
+_LIMITS: dict[str, dict[str, Any]] = {
     subjects.ORDERS_STREAM: {"max_age": 7 * DAY, "duplicate_window": 120.0},
     subjects.BT_JOBS_STREAM: {"duplicate_window": 600.0},
     subjects.BT_RESULTS_STREAM: {"max_age": 30 * DAY, "duplicate_window": 3600.0},

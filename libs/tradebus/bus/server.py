@@ -124,7 +124,7 @@ class EmbeddedNats:
             lines.append(self.extra_config)
         return "\n".join(lines) + "\n"
 
-    def start(self) -> "EmbeddedNats":
+    def start(self) -> EmbeddedNats:
         """Start the server and block until it answers; raises NatsServerError otherwise."""
         if self.process is not None:
             return self
@@ -172,7 +172,7 @@ class EmbeddedNats:
         if self._own_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedNats":
+    def __enter__(self) -> EmbeddedNats:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -26,22 +26,21 @@ import socket
 import sys
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import nats.errors
-from nats.micro import add_service
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
 from tradebus import __version__
-from tradebus.config import ConfigError, DeploymentConfig, load_deployment
+from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject
 
 from .client import Bus
-from .config import NatsConfig
 
 __all__ = ["ServiceContext", "service_main", "run_service", "base_parser"]
 
@@ -97,9 +96,6 @@ class ServiceContext:
             ts_init=_now_ns(),
         )
 
-    async def request_stop(self) -> None:
-        self.stopping.set()
-
 
 async def add_typed_endpoint(service: Service, bus: Bus, name: str, subject: str, request_type: Any,
                              handler: Callable[[Any], Awaitable[Any]], queue_group: str | None = None) -> None:
@@ -148,7 +144,7 @@ async def run_service(
     nats_config = msgspec.structs.replace(nats_config, **overrides)
     try:
         bus = await Bus.connect(nats_config, logger=log)
-    except (OSError, asyncio.TimeoutError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
         log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
@@ -160,8 +156,7 @@ async def run_service(
     def stats_data(_endpoint_stats) -> dict[str, Any]:
         return ctx.status().counters
 
-    ctx.service = await add_service(
-        bus.nc,
+    ctx.service = await bus.add_service(
         name=name,
         version=__version__,
         description=description,
@@ -186,7 +181,7 @@ async def run_service(
         await bus.close()
         return 1
     ctx.state = ServiceState.RUNNING
-    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.nc.connected_url.netloc if bus.nc.connected_url else "?")
+    log.info("%s %s running (instance %s, nats %s)", name, __version__, ctx.instance, bus.connected_url)
     if ready:
         ready(ctx)
     await ctx.stopping.wait()
@@ -201,7 +196,7 @@ async def run_service(
     await ctx.service.stop()
     try:
         await asyncio.wait_for(bus.drain(), timeout=nats_config.drain_timeout + 1)
-    except (asyncio.TimeoutError, Exception):
+    except (TimeoutError, Exception):
         await bus.close()
     log.info("%s stopped", name)
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 log = logging.getLogger("tradebus.data")
 
@@ -14,7 +14,7 @@ def parse_time(value: str) -> int:
         return int(value)
     dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -23,7 +23,8 @@ async def download(args) -> int:
     import ccxt.async_support as ccxt_async
 
     from tradebus.data import data_dir
-    from tradebus.data.download import download as run_download, output_path
+    from tradebus.data.download import download as run_download
+    from tradebus.data.download import output_path
     from tradebus.exchanges.sim import point_ccxt_at_sim
 
     exchange_id = args.exchange or args.venue

@@ -15,7 +15,7 @@ async def replay(args) -> int:
     from tradebus.marketdata.record import read_jetstream
     from tradebus.marketdata.replay import Replayer, open_sources
     from tradebus.proto import MarketDataEvent
-    from tradebus.proto.codec import decoder_for, encode
+    from tradebus.proto.codec import decoder_for
     from tradebus.proto.subjects import subject_for
 
     from .status import default_url
@@ -30,7 +30,7 @@ async def replay(args) -> int:
     async def publish(event) -> None:
         kinds[type(event).__name__] += 1
         if bus is not None:
-            await bus.nc.publish(subject_for(event), encode(event))
+            await bus.publish(subject_for(event), event)
 
     try:
         sources = open_sources([Path(f) for f in args.files], args.venue, args.symbol, args.depth, counters,
@@ -46,7 +46,7 @@ async def replay(args) -> int:
         start = time.perf_counter()
         n = await Replayer(sources, publish, speed=args.speed, counters=counters).run()
         if bus is not None:
-            await bus.nc.flush()
+            await bus.flush()
     except (ValueError, OSError) as exc:
         log.error("replay: %s", exc)
         return 2

@@ -6,15 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from tradebus.bus import Bus, NatsConfig, discover
+from tradebus.bus import Bus, NatsConfig
 
 
 async def collect(url: str | None, timeout: float) -> list[dict]:
     """One row per service instance: name, id, version, instance, endpoints and stats counters."""
     bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-status"))
     try:
-        infos = await discover(bus.nc, "INFO", timeout=timeout)
-        stats = {s["id"]: s for s in await discover(bus.nc, "STATS", timeout=timeout)}
+        infos = await bus.discover("INFO", timeout=timeout)
+        stats = {s["id"]: s for s in await bus.discover("STATS", timeout=timeout)}
     finally:
         await bus.close()
     rows = []
@@ -58,7 +58,8 @@ def run(args) -> int:
     print(f"{'SERVICE':<18} {'INSTANCE':<28} {'VERSION':<8} {'RECEIVED':>9} {'BAD':>5}  ID")
     for r in rows:
         c = r["counters"]
-        print(f"{r['name']:<18} {r['instance']:<28} {r['version']:<8} {c.get('received', 0):>9} {c.get('bad_input', 0):>5}  {r['id']}")
+        print(f"{r['name']:<18} {r['instance']:<28} {r['version']:<8} {c.get('received', 0):>9} "
+              f"{c.get('bad_input', 0):>5}  {r['id']}")
     return 0
 
 

@@ -23,8 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tradebus.bus import Bus, NatsConfig, discover
-from tradebus.bus.jetstream import declare_all
+from tradebus.bus import Bus, NatsConfig
 from tradebus.cli.status import default_url
 from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
@@ -85,7 +84,7 @@ async def _load_data(args):
     if args.data and DATASET_ID.fullmatch(args.data):
         bus = await _connect(args)
         try:
-            return await DatasetCache().get(bus.js, args.data), args.data
+            return await DatasetCache().get(bus, args.data), args.data
         finally:
             await bus.close()
     path = Path(args.data) if args.data else data_dir() / DEFAULT_BARS_FILE
@@ -107,8 +106,8 @@ async def _start(args, kind: str) -> int:
             windows[-1] = (*windows[-1][:3], settings.end)
     bus = await _connect(args)
     try:
-        await declare_all(bus.js)
-        ident = await publish_dataset(bus.js, bars)
+        await bus.declare_all()
+        ident = await publish_dataset(bus, bars)
         spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
                          windows=windows, objective=args.objective, study_id=args.id)
@@ -120,7 +119,7 @@ async def _start(args, kind: str) -> int:
                           f"collect with: tradebus study results {spec.study_id}")
             out_console.print(spec.study_id)
             return 0
-        workers = await discover(bus.nc, "PING", "backtest_worker", timeout=0.5)
+        workers = await bus.discover("PING", "backtest_worker", timeout=0.5)
         if not workers:
             console.print("[yellow]no backtest_worker answered: the jobs wait in BT_JOBS until one starts "
                           "(tradebus up --workers N)[/]")
@@ -154,7 +153,7 @@ async def _follow(collector: Collector, timeout: float | None) -> None:
 
 async def _dataset_bars(bus: Bus, spec: StudySpec):
     try:
-        return await DatasetCache().get(bus.js, spec.dataset_id)
+        return await DatasetCache().get(bus, spec.dataset_id)
     except (DatasetError, OSError) as exc:
         console.print(f"[yellow]dataset {spec.dataset_id} unavailable ({exc}): report without equity curves[/]")
         return None
@@ -218,7 +217,7 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
 async def _status(args) -> int:
     bus = await _connect(args)
     try:
-        spec = await load_spec(bus.js, args.study_id)
+        spec = await load_spec(bus, args.study_id)
         counts = await stored_counts(bus, spec.study_id)
         running = max(0, spec.total_jobs - counts.results - counts.dead - counts.queued)
         row = {"study": spec.study_id, "kind": spec.kind, "strategy": spec.strategy, "total": spec.total_jobs,
@@ -237,7 +236,7 @@ async def _status(args) -> int:
 async def _results(args) -> int:
     bus = await _connect(args)
     try:
-        spec = await load_spec(bus.js, args.study_id)
+        spec = await load_spec(bus, args.study_id)
         collector = await Collector(bus, spec).catch_up()
         return await _finish(bus, spec, collector, args)
     finally:
@@ -247,7 +246,7 @@ async def _results(args) -> int:
 async def _list(args) -> int:
     bus = await _connect(args)
     try:
-        specs = await list_specs(bus.js)
+        specs = await list_specs(bus)
     finally:
         await bus.close()
     table = Table(title="studies")

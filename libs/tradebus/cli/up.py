@@ -14,11 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, discover, free_port
-from tradebus.bus.jetstream import declare_all
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
+from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.subjects import service_subject
-from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.supervisor import ChildSpec, Supervisor
 
 log = logging.getLogger("tradebus.up")
@@ -26,7 +25,8 @@ log = logging.getLogger("tradebus.up")
 URL_FILE = "nats-url"
 
 
-def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None, workers: int | None) -> list[ChildSpec]:
+def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None,
+                workers: int | None) -> list[ChildSpec]:
     specs = []
     for name, entry in config.services.items():
         if not entry.enabled or (only and name not in only):
@@ -52,7 +52,7 @@ def _port_free(host: str, port: int) -> bool:
 
 def render(sup: Supervisor, answering: dict[str, int], started: float) -> str:
     parts = []
-    for name, state, pid, restarts, _ in sup.summary():
+    for name, state, _pid, restarts, _ in sup.summary():
         service = name.rsplit("-", 1)[0] if name[-1].isdigit() and "-" in name else name
         mark = "ok" if state == "running" and answering.get(service, 0) else state
         parts.append(f"{name}:{mark}" + (f"(r{restarts})" if restarts else ""))
@@ -66,7 +66,7 @@ async def service_messages(bus: Bus, names: list[str]) -> list[str]:
         try:
             status = await bus.request(service_subject(name, "status"), ServiceCommand(service=name, command="status"),
                                        ServiceStatus, timeout=0.5)
-        except (RequestError, asyncio.TimeoutError, Exception):
+        except (TimeoutError, RequestError, Exception):
             continue
         if status.message:
             lines.append(f"{name}: {status.message}")
@@ -106,7 +106,7 @@ async def up(args) -> int:
     (state_dir / URL_FILE).write_text(url + "\n")
 
     bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-up"))
-    await declare_all(bus.js)
+    await bus.declare_all()
     only = set(args.only.split(",")) if args.only else None
     specs = child_specs(config, config_path, url, only, args.workers)
     sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
@@ -126,7 +126,7 @@ async def up(args) -> int:
     watch = [name for name in (args.watch.split(",") if args.watch else []) if name in config.services]
     try:
         while not stop.is_set():
-            pings = await discover(bus.nc, "PING", timeout=0.3)
+            pings = await bus.discover("PING", timeout=0.3)
             answering: dict[str, int] = {}
             for p in pings:
                 answering[p["name"]] = answering.get(p["name"], 0) + 1
@@ -150,7 +150,7 @@ async def up(args) -> int:
                 break
             try:
                 await asyncio.wait_for(stop.wait(), timeout=args.status_interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
     finally:
         if tty:

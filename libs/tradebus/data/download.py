@@ -8,8 +8,8 @@ own rate limiter (``enableRateLimit``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tradebus.proto.subjects import symbol_token
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine, _permuted_path
+from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine, _permuted_path  # noqa: F401  BAR_DTYPE: the doctests
 
 __all__ = ["PermutationResult", "permutation_paths", "permutation_test"]
 

@@ -90,7 +90,7 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
         return float(self.weights.get(method, 1.0))
 
 
-_CLASSES: dict[str, type["VenueAdapter"]] = {}
+_CLASSES: dict[str, type[VenueAdapter]] = {}
 
 
 def register(key: str):
@@ -122,7 +122,7 @@ def load_config(key: str) -> VenueConfig:
     return msgspec.convert(yaml.safe_load(paths[key].read_text()), VenueConfig)
 
 
-def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> "VenueAdapter":
+def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> VenueAdapter:
     """The adapter for ``key`` on ``exchange`` (a ready ccxt / ccxt.pro instance) or a new ccxt.pro
     instance built from the YAML plus ``ccxt_config`` (apiKey, secret, ...); ``order_entry``
     (``rest`` / ``ws``) overrides the YAML's."""
@@ -153,8 +153,8 @@ class VenueAdapter:
 
     @staticmethod
     def build_exchange(config: VenueConfig, sandbox: bool | None = None, pro: bool = True, **ccxt_config):
-        import ccxt.pro as ccxtpro
         import ccxt.async_support as ccxt_async
+        import ccxt.pro as ccxtpro
         module = ccxtpro if pro else ccxt_async
         cls = getattr(module, config.ccxt_id)
         options = {**config.options, **ccxt_config.pop("options", {})}
@@ -284,7 +284,7 @@ class VenueAdapter:
         """A WS-API call bounded by the exchange's timeout: ccxt.pro waits for the answer forever."""
         try:
             return await asyncio.wait_for(request, self.exchange.timeout / 1000)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise ccxt.RequestTimeout(f"{self.config.key}: no WS-API answer within {self.exchange.timeout} ms") from None
 
     async def place_stop_market(self, *args) -> dict:

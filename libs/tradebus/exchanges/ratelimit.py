@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
+
+from tradebus.retry import Backoff as _Backoff
+from tradebus.retry import BackoffSettings
 
 __all__ = ["TokenBucket", "THRESHOLDS", "Backoff"]
 
@@ -69,21 +72,9 @@ class TokenBucket:
         self._report(before, 0.0)
 
 
-class Backoff:
-    """Exponential backoff: ``initial`` seconds, times ``multiplier`` per failure, at most ``cap``;
-    ``reset()`` after a good message."""
+class Backoff(_Backoff):
+    """``tradebus.retry.Backoff`` built from positional (initial, multiplier, cap), for the callers
+    not yet on ``Backoff(BackoffSettings(...))`` (order_router, live); goes once they are."""
 
     def __init__(self, initial: float = 0.5, multiplier: float = 2.0, cap: float = 30.0):
-        if not (initial > 0 and cap > 0 and multiplier >= 1):
-            raise ValueError(f"backoff needs initial > 0, cap > 0 and multiplier >= 1 "
-                             f"(got initial={initial}, cap={cap}, multiplier={multiplier})")
-        self.initial, self.multiplier, self.cap = float(initial), float(multiplier), float(cap)
-        self.delay = self.initial
-
-    def next(self) -> float:
-        delay = self.delay
-        self.delay = min(self.cap, self.delay * self.multiplier)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = self.initial
+        super().__init__(BackoffSettings(initial=float(initial), multiplier=float(multiplier), cap=float(cap)))

@@ -2,7 +2,8 @@
 
 - ``orders``: strategy Signal -> NewOrder / CancelOrder / ModifyOrder / CancelAll.
 - ``fills``: venue reports (cumulative order state, per-trade executions) -> exactly-once Fills,
-  fees valued in the quote currency, positions net of base-asset fees (``FillLedger``).
+  fees valued in the quote currency, positions net of base-asset fees (``FillLedger``), and
+  Fill -> strategy Runner (``runner_fill``, ``runner_external_fill``).
 - ``risk``: pre-trade limits and the kill switch (``RiskEngine.pre_trade``).
 
 They differ only in how requests travel (bus or direct call); what an order, a fill, a fee and a
@@ -23,6 +24,8 @@ from .fills import (
     new_status,
     position_change,
     quote_fee,
+    runner_external_fill,
+    runner_fill,
 )
 from .risk import Refusal, RiskEngine, RiskLimits
 
@@ -42,4 +45,6 @@ __all__ = [
     "orders",
     "position_change",
     "quote_fee",
+    "runner_external_fill",
+    "runner_fill",
 ]

@@ -44,6 +44,8 @@ __all__ = [
     "new_status",
     "position_change",
     "quote_fee",
+    "runner_external_fill",
+    "runner_fill",
 ]
 
 EPS = 1e-12
@@ -95,6 +97,20 @@ def fill_quote_fee(fill: Fill) -> float:
 def fill_position_change(fill: Fill) -> float:
     """``position_change`` of a Fill event."""
     return position_change(fill.symbol, fill.side, fill.qty, fill.fee, fill.fee_currency)
+
+
+def runner_fill(runner, order_id: int, fill: Fill) -> bool:
+    """Hand a Fill of order ``order_id`` to a strategy ``Runner``: the fee in the quote currency,
+    the position moved net of a base-asset fee. False when the runner does not know the order."""
+    return runner.on_fill(order_id, fill.price, fill.qty, fill_quote_fee(fill), fill.ts_event or fill.ts_init,
+                          fill.liquidity is Liquidity.MAKER, fill.trade_id or None, fill_position_change(fill))
+
+
+def runner_external_fill(runner, strategy, symbol, fill: Fill) -> bool:
+    """As ``runner_fill`` for an order the runner did not send (one of a previous session);
+    False for a trade id it has seen."""
+    return runner.on_external_fill(strategy, symbol, str(fill.side), fill.price, fill.qty, fill_quote_fee(fill),
+                                   fill.ts_event or fill.ts_init, fill.trade_id or None, fill_position_change(fill))
 
 
 def new_status(order: NewOrder, state: OrderState = OrderState.NEW, exchange_order_id: str | None = None,
@@ -163,11 +179,12 @@ class FillLedger:
             status, filled_qty=filled, avg_price=(status.avg_price * status.filled_qty + price * qty) / filled,
             leaves_qty=max(0.0, status.qty - filled), trade_ids=(*status.trade_ids, tid),
             fees=_fees(status, cost, currency))
+        liquidity = _LIQUIDITY.get(str(trade.get("takerOrMaker")), Liquidity.UNKNOWN)
         fill = Fill(venue=self.venue, strategy=status.strategy, symbol=status.symbol,
                     client_order_id=status.client_order_id,
                     exchange_order_id=str(trade.get("order") or status.exchange_order_id or ""), trade_id=tid,
                     side=status.side, price=price, qty=qty, leaves_qty=status.leaves_qty, cum_qty=filled,
-                    fee=cost, fee_currency=currency, liquidity=_LIQUIDITY.get(trade.get("takerOrMaker"), Liquidity.UNKNOWN),
+                    fee=cost, fee_currency=currency, liquidity=liquidity,
                     ts_event=_ms_to_ns(trade.get("timestamp")), ts_init=time.time_ns())
         self._book(fill)
         return status, fill

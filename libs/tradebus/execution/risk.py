@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import msgspec
-
+from tradebus.config import Settings
 from tradebus.proto import NewOrder, OrderType, RejectCode, Side
 
 __all__ = ["RiskLimits", "RiskEngine", "Refusal"]
@@ -30,7 +29,7 @@ class Refusal(NamedTuple):
     reason: str
 
 
-class RiskLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class RiskLimits(Settings, frozen=True):
     """None disables a check. ``price_band_bps``: a priced order must be within this many basis
     points of the last trade (market orders use the last trade as their price)."""
 

@@ -121,7 +121,7 @@ class CcxtBroker(OrderFlow):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> "CcxtBroker":
+    async def __aenter__(self) -> CcxtBroker:
         self._ready()
         return self
 

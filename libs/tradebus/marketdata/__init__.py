@@ -1,1 +1,1 @@
-"""Market-data building blocks: ccxt -> proto normalisers, book deltas, backoff, replay and recording."""
+"""Market-data building blocks: ccxt -> proto normalisers, book deltas, replay and recording."""

@@ -18,7 +18,8 @@ import asyncio
 import math
 import time
 from array import array
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tradebus.proto import Trade, TradeBatch
 from tradebus.proto.base import Side

@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 log = logging.getLogger("tradebus.marketdata.record")
 
@@ -150,7 +151,7 @@ async def read_jetstream(bus, stream: str, idle: float = 1.0) -> AsyncIterator[t
         while True:
             try:
                 msg = await sub.next_msg(timeout=idle)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return
             seq = msg.metadata.sequence.stream
             yield int(msg.metadata.timestamp.timestamp() * 1e9), msg.subject, msg.data

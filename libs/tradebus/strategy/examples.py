@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 from tradebus.engine import SMA
-
 from tradebus.engine.event import Strategy
 
 __all__ = ["SmaCross", "SmaFlip"]

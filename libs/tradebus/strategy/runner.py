@@ -33,13 +33,13 @@ from tradebus.engine.event import (
     Clock,
     Fill,
     Order,
+    OrderBook,
     OrderError,
     Signal,
     SignalSink,
     Strategy,
     StrategyContext,
     TradeEvent,
-    OrderBook,
     check_grid,
 )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["Symbol", "SymbolRegistry", "unified_symbol", "symbol_key"]
 
@@ -59,7 +59,7 @@ class Symbol(int):
     ``lot_size`` (0: no constraint) and ``unified`` (the ccxt form used on the bus)."""
 
     def __new__(cls, id: int, name: str, exchange: str, tick_size: float = 0.0, lot_size: float = 0.0,
-                registry: "SymbolRegistry | None" = None) -> "Symbol":
+                registry: SymbolRegistry | None = None) -> Symbol:
         self = super().__new__(cls, id)
         self.name = name
         self.exchange = exchange

@@ -26,13 +26,12 @@ from nats.js import api
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from tradebus.bus import Bus
-from tradebus.bus.jetstream import KV_BUCKETS, declare_kv
 from tradebus.proto import BacktestDead, BacktestProgress, BacktestResult
 from tradebus.proto.codec import decoder_for, encode
 from tradebus.proto.subjects import (
-    KV_BT_STUDIES,
     BT_JOBS_STREAM,
     BT_RESULTS_STREAM,
+    KV_BT_STUDIES,
     bt_dead_subject,
     bt_job_subject,
     bt_progress_subject,
@@ -61,20 +60,20 @@ _spec_decoder = msgspec.json.Decoder(StudySpec)
 _record_decoder = decoder_for(BacktestResult | BacktestDead)
 
 
-async def declare_studies(js):
+async def declare_studies(bus: Bus):
     """Open (creating it the first time) the ``bt_studies`` KV bucket: study id -> StudySpec JSON."""
-    return await declare_kv(js, KV_BUCKETS[STUDIES_BUCKET])
+    return await bus.key_value(STUDIES_BUCKET)
 
 
-async def save_spec(js, spec: StudySpec) -> None:
-    kv = await declare_studies(js)
+async def save_spec(bus: Bus, spec: StudySpec) -> None:
+    kv = await declare_studies(bus)
     await kv.put(spec.study_id, msgspec.json.encode(spec))
 
 
-async def load_spec(js, study_id: str) -> StudySpec:
+async def load_spec(bus: Bus, study_id: str) -> StudySpec:
     """The spec of ``study_id``; StudyError when no such study was submitted."""
     name_token(study_id, "study id")
-    kv = await declare_studies(js)
+    kv = await declare_studies(bus)
     try:
         entry = await kv.get(study_id)
     except (KeyNotFoundError, NotFoundError):
@@ -82,9 +81,9 @@ async def load_spec(js, study_id: str) -> StudySpec:
     return _spec_decoder.decode(entry.value)
 
 
-async def list_specs(js) -> list[StudySpec]:
+async def list_specs(bus: Bus) -> list[StudySpec]:
     """Every stored study spec, oldest first."""
-    kv = await declare_studies(js)
+    kv = await declare_studies(bus)
     try:
         keys = await kv.keys()
     except Exception:  # nats-py raises NoKeysError (or a timeout) on an empty bucket
@@ -104,13 +103,13 @@ async def submit(bus: Bus, spec: StudySpec, planned: list[PlannedJob] | None = N
     Returns how many jobs the stream took as new (the rest were duplicates of an earlier submit).
     """
     planned = build_jobs(spec) if planned is None else planned
-    await save_spec(bus.js, spec)
+    await save_spec(bus, spec)
     subject = bt_job_subject(spec.study_id)
     new = 0
     for start in range(0, len(planned), window):
         chunk = planned[start:start + window]
         acks = await asyncio.gather(*(
-            bus.js.publish(subject, encode(p.job), headers={"Nats-Msg-Id": p.job.job_id}, stream=BT_JOBS_STREAM)
+            bus.js_store(subject, encode(p.job), headers={"Nats-Msg-Id": p.job.job_id}, stream=BT_JOBS_STREAM)
             for p in chunk
         ))
         new += sum(1 for ack in acks if not ack.duplicate)
@@ -130,7 +129,7 @@ async def stored_counts(bus: Bus, study_id: str) -> StoredCounts:
     """Results and dead letters in BT_RESULTS, jobs still in BT_JOBS, for ``study_id``."""
 
     async def count(stream: str, subject: str) -> int:
-        info = await bus.js.stream_info(stream, subjects_filter=subject)
+        info = await bus.stream_info(stream, subjects_filter=subject)
         return sum((info.state.subjects or {}).values())
 
     return StoredCounts(
@@ -191,9 +190,9 @@ class Collector:
         name = f"collect_{secrets.token_hex(6)}"
         config.name = name
         config.filter_subject = f"bt.*.{self.spec.study_id}"  # bt.result.<study> and bt.dead.<study>
-        await self.bus.js.add_consumer(BT_RESULTS_STREAM, config)
+        await self.bus.declare_consumer(BT_RESULTS_STREAM, config)
         self._consumer = name
-        self._sub = await self.bus.js.pull_subscribe_bind(name, stream=BT_RESULTS_STREAM)
+        self._sub = await self.bus.pull_subscribe(BT_RESULTS_STREAM, name)
 
     async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None
@@ -205,7 +204,7 @@ class Collector:
                 pass
         if name is not None:
             try:  # it would go by itself after inactive_threshold; tidy up now
-                await self.bus.js.delete_consumer(BT_RESULTS_STREAM, name)
+                await self.bus.delete_consumer(BT_RESULTS_STREAM, name)
             except Exception:
                 pass
 
@@ -240,7 +239,7 @@ class Collector:
             if self._sub is None:
                 await self._subscribe()
             msgs = await self._sub.fetch(batch, timeout=timeout)
-        except (asyncio.TimeoutError, NatsTimeoutError):
+        except (TimeoutError, NatsTimeoutError):
             await self._check_consumer()
             return 0
         except Exception as exc:  # disconnected, consumer gone, server restarting: rebuild next time
@@ -260,8 +259,8 @@ class Collector:
         except Exception:
             pass
 
-    async def run(self, on_update: Callable[["Collector"], Awaitable[None] | None] | None = None,
-                  timeout: float | None = None, publish_progress: bool = True) -> "Collector":
+    async def run(self, on_update: Callable[[Collector], Awaitable[None] | None] | None = None,
+                  timeout: float | None = None, publish_progress: bool = True) -> Collector:
         """Collect until every job has an outcome (or ``timeout`` seconds pass: TimeoutError)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_published = 0.0
@@ -285,7 +284,7 @@ class Collector:
             await self._unsubscribe()
         return self
 
-    async def catch_up(self) -> "Collector":
+    async def catch_up(self) -> Collector:
         """Read every record stored for the study now, then stop (for a study still running)."""
         counts = await stored_counts(self.bus, self.spec.study_id)
         idle = 0

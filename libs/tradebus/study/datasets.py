@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from nats.js.errors import NotFoundError, ObjectNotFoundError
 
-from tradebus.bus.jetstream import OBJECT_STORES, declare_object_store
+from tradebus.bus import Bus
 from tradebus.data import data_dir
 from tradebus.data.binance import read_binance_csv
 from tradebus.engine import BAR_DTYPE, Engine
@@ -125,16 +125,16 @@ def decode_bars(data: bytes, expect_id: str | None = None) -> np.ndarray:
     return _canonical(bars)
 
 
-async def declare_datasets(js):
+async def declare_datasets(bus: Bus):
     """Open (creating it the first time) the ``bt_datasets`` object store."""
-    return await declare_object_store(js, OBJECT_STORES[DATASETS_BUCKET])
+    return await bus.object_store(DATASETS_BUCKET)
 
 
-async def publish_dataset(js, bars: np.ndarray) -> str:
+async def publish_dataset(bus: Bus, bars: np.ndarray) -> str:
     """Store ``bars`` in the object store unless a dataset with the same id is there; return the id."""
     data = encode_bars(bars)
     ident = _id_of(data)
-    store = await declare_datasets(js)
+    store = await declare_datasets(bus)
     try:
         info = await store.get_info(ident)
         if info.size == len(data):
@@ -145,11 +145,11 @@ async def publish_dataset(js, bars: np.ndarray) -> str:
     return ident
 
 
-async def fetch_dataset(js, ident: str) -> bytes:
+async def fetch_dataset(bus: Bus, ident: str) -> bytes:
     """The ``.npy`` bytes of dataset ``ident`` from the object store, hash-checked."""
     if not ident.startswith(_ID_PREFIX):
         raise DatasetError(f"not a dataset id: {ident!r} (ids look like {_ID_PREFIX}<32 hex digits>)")
-    store = await declare_datasets(js)
+    store = await declare_datasets(bus)
     try:
         result = await store.get(ident)
     except (ObjectNotFoundError, NotFoundError):
@@ -206,7 +206,7 @@ class DatasetCache:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    async def get(self, js, ident: str) -> np.ndarray:
+    async def get(self, bus: Bus, ident: str) -> np.ndarray:
         """The bars of dataset ``ident``; raises DatasetError when no source has it."""
         bars = self.cached(ident)
         if bars is not None:
@@ -217,7 +217,7 @@ class DatasetCache:
             if bars is None:
                 bars = await asyncio.to_thread(self._read_disk, ident)
             if bars is None:
-                data = await fetch_dataset(js, ident)
+                data = await fetch_dataset(bus, ident)
                 self.fetched += 1
                 bars = decode_bars(data, ident)
                 try:

@@ -104,7 +104,7 @@ def walkforward_summary(frame: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     out-of-sample objective and the out-of-sample statistics of those parameters."""
     params = list(spec.grid) + [p for p in spec.params if p not in spec.grid]
     rows = []
-    for fold, (is_start, is_end, oos_start, oos_end) in enumerate(spec.windows):
+    for fold, (is_start, _is_end, oos_start, oos_end) in enumerate(spec.windows):
         part = frame[frame["fold"] == fold]
         ins = best_runs(part, spec.objective, top=1, segment="is")
         if ins.empty:

@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 
-class _AccountEvent(Event, kw_only=True):
+class _AccountEvent(Event, kw_only=True, frozen=True):
     venue: str
     ts_event: int = 0
     ts_init: int
@@ -33,14 +33,14 @@ class AssetBalance(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     total: float
 
 
-class Balance(_AccountEvent, tag="acct.balance", kw_only=True):
+class Balance(_AccountEvent, tag="acct.balance", kw_only=True, frozen=True):
     """Balances of the venue account; ``complete`` is False when only changed currencies are listed."""
 
     balances: list[AssetBalance]
     complete: bool = True
 
 
-class Position(_AccountEvent, tag="acct.position", kw_only=True):
+class Position(_AccountEvent, tag="acct.position", kw_only=True, frozen=True):
     """Net position of the venue account in one derivative: ``qty`` > 0 long, < 0 short."""
 
     symbol: str
@@ -50,7 +50,7 @@ class Position(_AccountEvent, tag="acct.position", kw_only=True):
     leverage: float | None = None
 
 
-class RateLimitInfo(_AccountEvent, tag="acct.ratelimit", kw_only=True):
+class RateLimitInfo(_AccountEvent, tag="acct.ratelimit", kw_only=True, frozen=True):
     """Request-weight budget of the venue account.
 
     ``used`` of ``limit`` weight is spent in the current ``window_ms`` window (``pct`` = 100 *
@@ -74,7 +74,7 @@ class GatewayState(enum.StrEnum):
     DISCONNECTED = "disconnected"
 
 
-class GatewayStatus(_AccountEvent, tag="acct.gateway", kw_only=True):
+class GatewayStatus(_AccountEvent, tag="acct.gateway", kw_only=True, frozen=True):
     """The order gateway of a venue changed state."""
 
     state: GatewayState

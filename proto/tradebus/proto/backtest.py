@@ -45,7 +45,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     fill: str = "next_open"
 
 
-class BacktestJob(Request, tag="bt.job", kw_only=True):
+class BacktestJob(Request, tag="bt.job", kw_only=True, frozen=True):
     """One backtest: a strategy with one parameter set on one dataset.
 
     ``seed`` makes randomised runs (permutation tests) reproducible; the same job always gives
@@ -62,7 +62,7 @@ class BacktestJob(Request, tag="bt.job", kw_only=True):
     ts_init: int = 0
 
 
-class BacktestResult(Event, tag="bt.result", kw_only=True):
+class BacktestResult(Event, tag="bt.result", kw_only=True, frozen=True):
     """Outcome of a job: statistics by name, or ``error`` when the run failed."""
 
     job_id: str
@@ -74,7 +74,7 @@ class BacktestResult(Event, tag="bt.result", kw_only=True):
     ts_init: int = 0
 
 
-class BacktestProgress(Event, tag="bt.progress", kw_only=True):
+class BacktestProgress(Event, tag="bt.progress", kw_only=True, frozen=True):
     """How far a study is: ``done`` of ``total`` jobs (``failed`` included in done)."""
 
     study_id: str
@@ -85,7 +85,7 @@ class BacktestProgress(Event, tag="bt.progress", kw_only=True):
     ts_init: int = 0
 
 
-class BacktestDead(Event, tag="bt.dead", kw_only=True):
+class BacktestDead(Event, tag="bt.dead", kw_only=True, frozen=True):
     """A job given up on after ``attempts`` deliveries; the job is kept for inspection or replay."""
 
     job: BacktestJob

@@ -5,7 +5,7 @@ Decoder per type or union, and each stream union has its module-level decoder.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any, TypeVar
 
 import msgspec
@@ -50,13 +50,13 @@ def encode_json(obj: Any) -> bytes:
     return JSON_ENCODER.encode(obj)
 
 
-@lru_cache(maxsize=None)
+@cache
 def decoder_for(type_: Any) -> msgspec.msgpack.Decoder:
     """The shared msgpack Decoder for a Struct type or a union of them."""
     return msgspec.msgpack.Decoder(type_)
 
 
-@lru_cache(maxsize=None)
+@cache
 def json_decoder_for(type_: Any) -> msgspec.json.Decoder:
     """The shared JSON Decoder for a Struct type or a union of them."""
     return msgspec.json.Decoder(type_)
@@ -64,12 +64,12 @@ def json_decoder_for(type_: Any) -> msgspec.json.Decoder:
 
 def decode(data: bytes | bytearray | memoryview, type_: type[T] | Any) -> T:
     """Decode msgpack as ``type_``; raises msgspec.ValidationError or msgspec.DecodeError."""
-    return decoder_for(type_).decode(data)
+    return decoder_for(type_).decode(data)  # type: ignore[arg-type]  # typeshed: type[T] is not Hashable
 
 
 def decode_json(data: bytes | bytearray | memoryview | str, type_: type[T] | Any) -> T:
     """Decode JSON as ``type_``; raises msgspec.ValidationError or msgspec.DecodeError."""
-    return json_decoder_for(type_).decode(data)
+    return json_decoder_for(type_).decode(data)  # type: ignore[arg-type]  # as in decode()
 
 
 MARKET_DATA_DECODER = decoder_for(MarketDataEvent)

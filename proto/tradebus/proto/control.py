@@ -19,7 +19,7 @@ __all__ = [
 ParamValue = str | int | float | bool
 
 
-class StrategyCommand(Request, tag="ctl.command", kw_only=True):
+class StrategyCommand(Request, tag="ctl.command", kw_only=True, frozen=True):
     """Run a strategy's command hook (``start``, ``stop``, or any hook it registers).
 
     Sent as a core NATS request on ``ctl.<strategy>.<command>``; the answer is a CommandResult.
@@ -31,7 +31,7 @@ class StrategyCommand(Request, tag="ctl.command", kw_only=True):
     ts_init: int = 0
 
 
-class CommandResult(Event, tag="ctl.result", kw_only=True):
+class CommandResult(Event, tag="ctl.result", kw_only=True, frozen=True):
     """Reply to a StrategyCommand."""
 
     strategy: str
@@ -41,7 +41,7 @@ class CommandResult(Event, tag="ctl.result", kw_only=True):
     ts_init: int = 0
 
 
-class ParamsUpdate(Event, tag="ctl.params", kw_only=True):
+class ParamsUpdate(Event, tag="ctl.params", kw_only=True, frozen=True):
     """New parameter values for a strategy (only the keys listed change).
 
     Published on ``ctl.<strategy>.params`` and kept, merged, in the ``strategy_params`` KV
@@ -63,7 +63,7 @@ class ServiceState(enum.StrEnum):
     STOPPED = "stopped"
 
 
-class ServiceCommand(Request, tag="svc.command", kw_only=True):
+class ServiceCommand(Request, tag="svc.command", kw_only=True, frozen=True):
     """Ask a service to do ``command`` (``status``, ...): a request on ``svc.<service>.<command>``.
 
     Each service answers ``svc.<service>.status`` with a ServiceStatus.
@@ -75,7 +75,7 @@ class ServiceCommand(Request, tag="svc.command", kw_only=True):
     ts_init: int = 0
 
 
-class ServiceStatus(Event, tag="svc.status", kw_only=True):
+class ServiceStatus(Event, tag="svc.status", kw_only=True, frozen=True):
     """State of one service instance, with its counters (messages, bad input, errors...)."""
 
     service: str

@@ -6,7 +6,7 @@ from .base import Event, MarketType
 __all__ = ["Instrument"]
 
 
-class Instrument(Event, tag="md.instrument", kw_only=True):
+class Instrument(Event, tag="md.instrument", kw_only=True, frozen=True):
     """One tradable market, from ccxt ``load_markets`` (or the sim venue).
 
     ``tick_size``/``lot_size`` are the price and quantity increments; ``price_precision`` and

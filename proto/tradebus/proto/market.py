@@ -5,7 +5,7 @@ import enum
 import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import msgspec
 
@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-class Trade(Event, tag="md.trade", kw_only=True):
+class Trade(Event, tag="md.trade", kw_only=True, frozen=True):
     """One public trade; ``side`` is the aggressor (taker) side."""
 
     venue: str
@@ -44,7 +44,7 @@ class Trade(Event, tag="md.trade", kw_only=True):
 
 
 _LITTLE_ENDIAN = sys.byteorder == "little"
-_SIDE_CODE = {Side.BUY: 0, Side.SELL: 1}
+_SIDE_CODE: dict[str, int] = {Side.BUY: 0, Side.SELL: 1}
 _SIDE_OF_CODE = (Side.BUY, Side.SELL)
 _FORMATS = {"d": ("d",), "q": ("q", "l")}  # memoryview formats of 8-byte floats / ints
 
@@ -77,7 +77,7 @@ def _side_code(side: Side | str | int) -> int:
     return side
 
 
-def _unpack(data: bytes, code: str) -> memoryview:
+def _unpack(data: bytes, code: Literal["d", "q"]) -> memoryview[Any]:
     if _LITTLE_ENDIAN:
         return memoryview(data).cast(code)
     values = array(code)
@@ -101,7 +101,7 @@ class TradeColumns(NamedTuple):
     ts_recv: memoryview
 
 
-class TradeBatch(Event, tag="md.trades", kw_only=True):
+class TradeBatch(Event, tag="md.trades", kw_only=True, frozen=True):
     """Many trades of one symbol as packed columns, for high-rate feeds.
 
     Numeric columns are raw little-endian arrays (``bytes``), so msgpack carries them as one
@@ -216,7 +216,7 @@ class TradeBatch(Event, tag="md.trades", kw_only=True):
             )
 
 
-class BookSnapshot(Event, tag="md.book", kw_only=True):
+class BookSnapshot(Event, tag="md.book", kw_only=True, frozen=True):
     """Full order book to ``depth`` levels (0 = all); levels are (price, qty), best first."""
 
     venue: str
@@ -253,7 +253,7 @@ class LevelChange(msgspec.Struct, frozen=True, array_like=True, gc=False):
     action: BookAction = BookAction.MODIFY
 
 
-class BookDelta(Event, tag="md.delta", kw_only=True):
+class BookDelta(Event, tag="md.delta", kw_only=True, frozen=True):
     """Incremental price-level updates to apply on top of the last BookSnapshot.
 
     ``sequence`` is the venue's last update id in this delta and ``first_sequence`` its first
@@ -271,7 +271,7 @@ class BookDelta(Event, tag="md.delta", kw_only=True):
     ts_recv: int
 
 
-class BBO(Event, tag="md.bbo", kw_only=True):
+class BBO(Event, tag="md.bbo", kw_only=True, frozen=True):
     """Best bid and offer."""
 
     venue: str
@@ -284,7 +284,7 @@ class BBO(Event, tag="md.bbo", kw_only=True):
     ts_recv: int
 
 
-class Bar(Event, tag="md.bar", kw_only=True):
+class Bar(Event, tag="md.bar", kw_only=True, frozen=True):
     """OHLCV bar; ``closed`` is False while the bar is still forming.
 
     ``interval`` uses ccxt timeframe notation ("1m", "1h", "1d"); ``ts_open`` is the bar's open
@@ -305,7 +305,7 @@ class Bar(Event, tag="md.bar", kw_only=True):
     ts_recv: int
 
 
-class FundingRate(Event, tag="md.funding", kw_only=True):
+class FundingRate(Event, tag="md.funding", kw_only=True, frozen=True):
     """Perpetual funding rate (a fraction per funding interval, 0.0001 = 1 bp)."""
 
     venue: str
@@ -332,7 +332,7 @@ class FeedState(enum.StrEnum):
     DISCONNECTED = "disconnected"
 
 
-class FeedStatus(Event, tag="md.status", kw_only=True):
+class FeedStatus(Event, tag="md.status", kw_only=True, frozen=True):
     """State change of one market-data stream (``stream``: the md kind, e.g. book)."""
 
     venue: str

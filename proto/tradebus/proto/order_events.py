@@ -55,7 +55,7 @@ class CancelCode(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
-class _OrderEvent(Event, kw_only=True):
+class _OrderEvent(Event, kw_only=True, frozen=True):
     """Fields every order event carries; ``strategy`` is the owner the event is routed to."""
 
     venue: str
@@ -64,7 +64,7 @@ class _OrderEvent(Event, kw_only=True):
     ts_init: int
 
 
-class OrderAck(_OrderEvent, tag="ord.ack", kw_only=True):
+class OrderAck(_OrderEvent, tag="ord.ack", kw_only=True, frozen=True):
     """The venue accepted a NewOrder."""
 
     symbol: str
@@ -77,7 +77,7 @@ class OrderAck(_OrderEvent, tag="ord.ack", kw_only=True):
     trigger_price: float | None = None
 
 
-class OrderReject(_OrderEvent, tag="ord.reject", kw_only=True):
+class OrderReject(_OrderEvent, tag="ord.reject", kw_only=True, frozen=True):
     """A NewOrder was refused, by the router (risk, rate limit, validation) or the venue."""
 
     symbol: str
@@ -86,7 +86,7 @@ class OrderReject(_OrderEvent, tag="ord.reject", kw_only=True):
     reason: str = ""
 
 
-class CancelAck(_OrderEvent, tag="ord.cancel_ack", kw_only=True):
+class CancelAck(_OrderEvent, tag="ord.cancel_ack", kw_only=True, frozen=True):
     """A CancelOrder was accepted; OrderCancelled follows when the order is gone."""
 
     symbol: str
@@ -94,7 +94,7 @@ class CancelAck(_OrderEvent, tag="ord.cancel_ack", kw_only=True):
     exchange_order_id: str | None = None
 
 
-class CancelReject(_OrderEvent, tag="ord.cancel_reject", kw_only=True):
+class CancelReject(_OrderEvent, tag="ord.cancel_reject", kw_only=True, frozen=True):
     """A CancelOrder was refused (ORDER_NOT_FOUND when it already filled or ended)."""
 
     symbol: str
@@ -103,14 +103,14 @@ class CancelReject(_OrderEvent, tag="ord.cancel_reject", kw_only=True):
     reason: str = ""
 
 
-class CancelAllAck(_OrderEvent, tag="ord.cancel_all_ack", kw_only=True):
+class CancelAllAck(_OrderEvent, tag="ord.cancel_all_ack", kw_only=True, frozen=True):
     """A CancelAll was carried out; ``count`` orders were asked to cancel."""
 
     symbol: str | None = None
     count: int = 0
 
 
-class CancelAllReject(_OrderEvent, tag="ord.cancel_all_reject", kw_only=True):
+class CancelAllReject(_OrderEvent, tag="ord.cancel_all_reject", kw_only=True, frozen=True):
     """A CancelAll was refused."""
 
     symbol: str | None = None
@@ -118,7 +118,7 @@ class CancelAllReject(_OrderEvent, tag="ord.cancel_all_reject", kw_only=True):
     reason: str = ""
 
 
-class ModifyAck(_OrderEvent, tag="ord.modify_ack", kw_only=True):
+class ModifyAck(_OrderEvent, tag="ord.modify_ack", kw_only=True, frozen=True):
     """A ModifyOrder was accepted; price and qty are the order's values afterwards."""
 
     symbol: str
@@ -128,7 +128,7 @@ class ModifyAck(_OrderEvent, tag="ord.modify_ack", kw_only=True):
     qty: float | None = None
 
 
-class ModifyReject(_OrderEvent, tag="ord.modify_reject", kw_only=True):
+class ModifyReject(_OrderEvent, tag="ord.modify_reject", kw_only=True, frozen=True):
     """A ModifyOrder was refused; the order is unchanged."""
 
     symbol: str
@@ -137,7 +137,7 @@ class ModifyReject(_OrderEvent, tag="ord.modify_reject", kw_only=True):
     reason: str = ""
 
 
-class OrderCancelled(_OrderEvent, tag="ord.cancelled", kw_only=True):
+class OrderCancelled(_OrderEvent, tag="ord.cancelled", kw_only=True, frozen=True):
     """An order left the book without filling completely.
 
     ``unsolicited`` is True when the strategy did not ask for it (expiry, IOC remainder,
@@ -153,7 +153,7 @@ class OrderCancelled(_OrderEvent, tag="ord.cancelled", kw_only=True):
     cum_qty: float = 0.0
 
 
-class Fill(_OrderEvent, tag="ord.fill", kw_only=True):
+class Fill(_OrderEvent, tag="ord.fill", kw_only=True, frozen=True):
     """One execution of an order; ``ts_event`` is the execution time (also ``ts_exec``).
 
     ``qty`` is this execution, ``cum_qty`` the order's total so far and ``leaves_qty`` what is
@@ -179,7 +179,7 @@ class Fill(_OrderEvent, tag="ord.fill", kw_only=True):
         return self.ts_event
 
 
-class OrderStatus(_OrderEvent, tag="ord.status", kw_only=True):
+class OrderStatus(_OrderEvent, tag="ord.status", kw_only=True, frozen=True):
     """Full state of one order: the answer to a status query and the reconciled view."""
 
     symbol: str
@@ -200,7 +200,7 @@ class OrderStatus(_OrderEvent, tag="ord.status", kw_only=True):
     """Fees charged so far, by currency (as the venue charged them; negative for a rebate)."""
 
 
-class UnsupportedOp(_OrderEvent, tag="ord.unsupported", kw_only=True):
+class UnsupportedOp(_OrderEvent, tag="ord.unsupported", kw_only=True, frozen=True):
     """The venue adapter cannot do ``op`` (an order type or operation); nothing was sent."""
 
     op: str

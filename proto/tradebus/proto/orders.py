@@ -52,7 +52,7 @@ def _check_client_order_id(name: str, value: str) -> None:
         raise ValueError(f"{name} must be 1-64 of [A-Za-z0-9_-], got {value!r}")
 
 
-class NewOrder(Request, tag="ord.new", kw_only=True):
+class NewOrder(Request, tag="ord.new", kw_only=True, frozen=True):
     """Place an order.
 
     Which price fields an order type needs (a missing one, or one the type does not use, is
@@ -128,7 +128,7 @@ class NewOrder(Request, tag="ord.new", kw_only=True):
             raise ValueError(f"{what}: post_only needs a GTC LIMIT order")
 
 
-class CancelOrder(Request, tag="ord.cancel", kw_only=True):
+class CancelOrder(Request, tag="ord.cancel", kw_only=True, frozen=True):
     """Cancel one order by its client order id (plus the exchange id when known).
 
     The CancelAck only acknowledges the request; OrderCancelled reports the cancellation.
@@ -145,7 +145,7 @@ class CancelOrder(Request, tag="ord.cancel", kw_only=True):
         _check_client_order_id("client_order_id", self.client_order_id)
 
 
-class CancelAll(Request, tag="ord.cancel_all", kw_only=True):
+class CancelAll(Request, tag="ord.cancel_all", kw_only=True, frozen=True):
     """Cancel the strategy's open orders on ``symbol``, or on every symbol when None."""
 
     strategy: str
@@ -154,7 +154,7 @@ class CancelAll(Request, tag="ord.cancel_all", kw_only=True):
     ts_init: int
 
 
-class ModifyOrder(Request, tag="ord.modify", kw_only=True):
+class ModifyOrder(Request, tag="ord.modify", kw_only=True, frozen=True):
     """Change the price and/or quantity of an open order (at least one of them)."""
 
     client_order_id: ClientOrderId

@@ -1,6 +1,5 @@
 import asyncio
 
-import msgspec
 import pytest
 
 from tradebus.bus import Batcher, RequestError

@@ -85,3 +85,57 @@ async def test_kv_put_through_js_publish_is_a_normal_kv_entry(bus):
     rev = await bus.kv_put(subjects.KV_ROUTER_STATE, "fast.key", b"v1")
     entry = await kv.get("fast.key")
     assert entry.value == b"v1" and entry.revision == rev
+
+
+async def test_bus_methods_cover_streams_consumers_and_stores(bus):
+    """What services used raw js for: store with ack (duplicate flag, expected stream), stream
+    counts, bound and ephemeral pull consumers, reading a stream in order, KV buckets."""
+    await bus.declare_stream(api.StreamConfig(name="TEST_BUSAPI", subjects=["busapi.>"]))
+    first = await bus.js_store("busapi.a", b"1", headers={"Nats-Msg-Id": "x1"}, stream="TEST_BUSAPI")
+    again = await bus.js_store("busapi.a", b"1", headers={"Nats-Msg-Id": "x1"}, stream="TEST_BUSAPI")
+    assert (first.seq, first.duplicate, again.seq, again.duplicate) == (1, False, 1, True)
+    await bus.js_publish("busapi.b", b"2")
+    with pytest.raises(Exception, match="stream"):  # the server refuses: another stream holds the subject
+        await bus.js_store("busapi.a", b"3", stream="NOT_THIS_ONE")
+    info = await bus.stream_info("TEST_BUSAPI", subjects_filter="busapi.>")
+    assert info.state.messages == 2 and info.state.subjects == {"busapi.a": 1, "busapi.b": 1}
+
+    ephemeral = await bus.pull_subscribe("TEST_BUSAPI", subject="busapi.b",
+                                         config=api.ConsumerConfig(ack_policy=api.AckPolicy.NONE))
+    assert [m.data for m in await ephemeral.fetch(1, timeout=2)] == [b"2"]
+    await bus.declare_consumer("TEST_BUSAPI", api.ConsumerConfig(durable_name="busapi_work"))
+    bound = await bus.pull_subscribe("TEST_BUSAPI", "busapi_work")
+    assert [m.data for m in await bound.fetch(2, timeout=2)] == [b"1", b"2"]
+    await bus.delete_consumer("TEST_BUSAPI", "busapi_work")
+
+    ordered = await bus.read_stream("TEST_BUSAPI")
+    assert [(await ordered.next_msg(timeout=2)).subject for _ in range(2)] == ["busapi.a", "busapi.b"]
+    await ordered.unsubscribe()
+
+    kv = await bus.key_value(subjects.KV_STRATEGY_PARAMS)  # created on first use
+    await kv.put("busapi", b"v")
+    assert (await (await bus.key_value(subjects.KV_STRATEGY_PARAMS)).get("busapi")).value == b"v"
+
+
+async def test_bus_methods_for_core_nats_replies_and_discovery(bus):
+    from tradebus.proto import ServiceCommand
+    from tradebus.proto.codec import encode
+
+    seen = []
+    answer = ServiceCommand(service="busapi", command="pong")
+
+    async def echo(msg):
+        seen.append(msg.data)
+        await bus.respond(msg, answer)  # no reply subject on a plain publish: nothing is sent
+
+    sub = await bus.nc.subscribe("busapi_core.echo", cb=echo)
+    await bus.publish_bytes("busapi_core.echo", b"raw")
+    ask = ServiceCommand(service="busapi", command="ping")
+    assert await bus.request("busapi_core.echo", ask, ServiceCommand) == answer
+    await bus.flush()
+    assert seen == [b"raw", encode(ask)]
+    await sub.unsubscribe()
+    service = await bus.add_service(name="busapi_svc", version="0.0.1")
+    assert [p["name"] for p in await bus.discover("PING", "busapi_svc", timeout=0.3)] == ["busapi_svc"]
+    assert ":" in bus.connected_url
+    await service.stop()

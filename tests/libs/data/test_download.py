@@ -13,7 +13,7 @@ from tradebus.data.download import download, output_path
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.marketdata.replay import Replayer, open_sources
 from tradebus.proto import Bar, Trade
-from tradebus.services.sim_exchange.config import default_config
+from tradebus.services.sim_exchange.settings import default_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 

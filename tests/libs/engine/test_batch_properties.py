@@ -145,7 +145,8 @@ def test_long_holds_and_far_orders_across_superblocks(uniform, fill):
     bars = random_walk_bars(n, seed=11, uniform=uniform)
     ts, close = bars["ts"], bars["close"]
     lo, hi = float(bars["low"].min()), float(bars["high"].max())
-    at = lambda i: int(ts[i])
+    def at(i):
+        return int(ts[i])
     signals = make_signals(
         [at(10), at(9_000), at(9_000), at(15_500), at(100), at(200), at(300), at(301), at(19_999)],
         [0, 1, 1, 0, 0, 1, 0, 1, 0],

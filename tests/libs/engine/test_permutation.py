@@ -54,7 +54,8 @@ def test_same_seed_same_paths():
 
 def test_paths_mode_runs_each_strategy_on_its_own_path():
     bars = trending_bars(400)
-    strategy = lambda b: sma_cross(b, 5, 20)
+    def strategy(b):
+        return sma_cross(b, 5, 20)
     result = permutation_test(bars, strategy, n=30, seed=1, fee_rate=0.0002)
     assert result.n == 30 and result.mode == "paths"
     assert set(result.distribution) == set(STAT_KEYS)
@@ -74,7 +75,8 @@ def test_paths_mode_runs_each_strategy_on_its_own_path():
 
 def test_signals_mode_runs_path_signals_on_the_real_bars():
     bars = trending_bars(400)
-    strategy = lambda b: sma_cross(b, 5, 20)
+    def strategy(b):
+        return sma_cross(b, 5, 20)
     result = permutation_test(bars, strategy, n=10, seed=2, mode="signals", statistic="sharpe")
     engine = Engine()
     engine.load_bars(bars)
@@ -112,7 +114,8 @@ def test_a_strategy_that_exploits_the_trend_beats_its_permutations():
 def test_large_studies_split_into_batches(monkeypatch):
     import tradebus.engine.permutation as perm
     bars = trending_bars(200)
-    strategy = lambda b: sma_cross(b, 3, 9)
+    def strategy(b):
+        return sma_cross(b, 3, 9)
     whole = perm.permutation_test(bars, strategy, n=8, seed=4)
     split = perm.permutation_test(bars, strategy, n=8, seed=4, batch_size=3)
     monkeypatch.setattr(perm, "PATH_MEMORY_BUDGET", 200 * perm.BYTES_PER_BAR * 2)  # 2 paths a batch

@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl, urlsplit
 
-import ccxt.async_support as ccxt_async
-
 from tradebus.exchanges import make_adapter
 
 

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradebus.execution import (CUMULATIVE, FillLedger, fill_position_change, fill_quote_fee, new_status,
-                                position_change)
+from tradebus.execution import CUMULATIVE, FillLedger, fill_position_change, fill_quote_fee, new_status, position_change
 from tradebus.proto import Fill, NewOrder, OrderStatus
 
 quote_fee = fill_quote_fee

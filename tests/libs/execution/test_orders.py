@@ -62,3 +62,15 @@ def test_cancel_all_and_modify():
     mod = orders.modify_order(signal("modify", price=0.0, quantity=0.2), client_order_id="c", strategy="s",
                               venue="sim", symbol="BTC/USDT", ts_init=1)
     assert isinstance(mod, ModifyOrder) and (mod.new_price, mod.new_qty) == (None, 0.2)
+
+
+def test_loose_fields_follow_the_same_rules():
+    """Another strategy API (MLThon's send_new_order) builds its orders through the same rules."""
+    order = orders.build_new_order(order_type="market", side="sell", qty=0.2, price=99.0, post_only=True,
+                                   time_in_force="IOC", symbol="BTC/USDT", client_order_id="m-1", strategy="m",
+                                   venue="sim", ts_init=1, params={"triggerBy": "MarkPrice"})
+    assert (order.price, order.post_only, order.time_in_force, order.params) == (None, False, TimeInForce.IOC,
+                                                                                 {"triggerBy": "MarkPrice"})
+    limit = orders.build_new_order(order_type=OrderType.LIMIT, side="buy", qty=0.2, price=99.0, symbol="BTC/USDT",
+                                   client_order_id="m-2", strategy="m", venue="sim", ts_init=1)
+    assert limit.price == 99.0 and limit.time_in_force is TimeInForce.GTC

@@ -1,8 +1,8 @@
 """RiskEngine limits, lookup order and kill switch."""
 from __future__ import annotations
 
-from tradebus.proto import NewOrder
 from tradebus.execution import RiskEngine, RiskLimits
+from tradebus.proto import NewOrder
 
 
 def order(**kw):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 

@@ -26,7 +26,7 @@ from tradebus.marketdata.binance_trades import TradeTap
 from tradebus.marketdata.emit import trade_events
 from tradebus.proto import Trade, TradeBatch
 from tradebus.proto.base import Side
-from tradebus.services.sim_exchange.config import default_config
+from tradebus.services.sim_exchange.settings import default_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 N = 600  # recorded rows per file
@@ -211,7 +211,7 @@ async def test_a_malformed_trade_is_counted_and_skipped_and_the_next_goes_throug
     frame = dict(good[0], **change)
     # the generic path refuses it too (ccxt raises, or parse.trade does)
     ex_generic = instance(url, mkts)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017
         generic_trades(ex_generic, client_for(ex_generic, "spot"), [frame], "BTC/USDT")
     ex = instance(url, mkts)
     bad: list[str] = []

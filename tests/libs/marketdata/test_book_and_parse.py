@@ -4,13 +4,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradebus.marketdata import parse
-from tradebus.marketdata.backoff import Backoff, BackoffSettings
 from tradebus.marketdata.book import LevelBook, delta_between, diff_levels
 from tradebus.marketdata.emit import BarCloser, BookEmitter, trade_events
 from tradebus.proto import BookDelta, BookSnapshot, FeedStatus, Trade, TradeBatch
+from tradebus.retry import Backoff, BackoffSettings
 
 prices = st.integers(1, 60).map(lambda i: i / 4)
 qtys = st.integers(1, 5).map(float)

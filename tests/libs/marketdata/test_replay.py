@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tradebus.data import data_dir
 from tradebus.marketdata.book import LevelBook
 from tradebus.marketdata.replay import Replayer, detect_kind, open_sources
 from tradebus.proto import BBO, Bar, BookDelta, BookSnapshot, FeedStatus, Trade
-from tradebus.data import data_dir
 
 D = data_dir()
 SPOT = "binance_spot_BTCUSDT_20240808T2354Z_"
@@ -74,7 +74,7 @@ async def test_trades_bbo_and_klines_replay():
     trades = [e for e in events if isinstance(e, Trade)]
     assert len(trades) == 19_904 and counters["bad.replay"] == 0
     assert [int(t.trade_id) for t in trades] == list(range(3735683259, 3735703163))
-    recv = [getattr(e, "ts_recv") for e in events]
+    recv = [e.ts_recv for e in events]
     assert recv == sorted(recv)  # merged in arrival order
     assert all(q.bid_price < q.ask_price for q in events if isinstance(q, BBO))
     bars, _ = await replay([D / "binance_spot_ETHUSDT_1m_20250520_20250818.csv.gz"])

@@ -207,7 +207,7 @@ def test_threaded_timers_fire_on_the_real_clock():
                 fired.set()
 
     runner = Runner(reg, print, threaded=True)
-    s = runner.add_strategy(Ticker([btc]))
+    runner.add_strategy(Ticker([btc]))
     runner.start()
     try:
         assert fired.wait(timeout=10), "the timer did not fire three times"

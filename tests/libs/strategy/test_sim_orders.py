@@ -165,9 +165,9 @@ def test_timers_run_on_the_backtest_clock():
 
 
 def test_daily_timer_fires_at_the_wall_clock_time():
-    from tradebus.strategy import Strategy
+    from tradebus.strategy import BacktestRunner, Strategy
+
     from .scripted import registry
-    from tradebus.strategy import BacktestRunner
 
     class Daily(Strategy):
         def __init__(self, symbols):
@@ -216,8 +216,8 @@ def test_a_strategy_that_raises_stops_the_backtest_with_its_error():
 
 
 def test_an_order_loop_is_stopped():
-    from tradebus.strategy import Strategy
-    from tradebus.strategy import BacktestRunner
+    from tradebus.strategy import BacktestRunner, Strategy
+
     from .scripted import registry
 
     class Loop(Strategy):

@@ -64,25 +64,25 @@ def test_the_id_is_the_content(btc):
 async def test_published_once_fetched_by_id_and_cached_on_disk(btc, bus, tmp_path):
     await declare_all(bus.js)
     bars = btc[:40_000]  # 1.9 MB: several object-store chunks
-    ident = await publish_dataset(bus.js, bars)
+    ident = await publish_dataset(bus, bars)
     assert ident == dataset_id(bars)
     store = await bus.js.object_store("bt_datasets")
     first = await store.get_info(ident)
-    assert await publish_dataset(bus.js, bars) == ident
+    assert await publish_dataset(bus, bars) == ident
     assert (await store.get_info(ident)).nuid == first.nuid  # not uploaded again
-    assert decode_bars(await fetch_dataset(bus.js, ident), ident).tobytes() == bars.tobytes()
+    assert decode_bars(await fetch_dataset(bus, ident), ident).tobytes() == bars.tobytes()
 
     cache = DatasetCache(tmp_path / "cache")
-    got = await cache.get(bus.js, ident)
+    got = await cache.get(bus, ident)
     assert np.array_equal(got, bars) and cache.fetched == 1
-    assert await cache.get(bus.js, ident) is got and cache.fetched == 1  # memory
+    assert await cache.get(bus, ident) is got and cache.fetched == 1  # memory
     fresh = DatasetCache(tmp_path / "cache")
-    assert np.array_equal(await fresh.get(bus.js, ident), bars) and fresh.fetched == 0  # disk
+    assert np.array_equal(await fresh.get(bus, ident), bars) and fresh.fetched == 0  # disk
     (tmp_path / "cache" / f"{ident}.npy").write_bytes(b"garbage")
     again = DatasetCache(tmp_path / "cache")
-    assert np.array_equal(await again.get(bus.js, ident), bars) and again.fetched == 1  # corrupt file refetched
+    assert np.array_equal(await again.get(bus, ident), bars) and again.fetched == 1  # corrupt file refetched
 
     with pytest.raises(DatasetError, match="not in the bt_datasets object store"):
-        await cache.get(bus.js, "bars-" + "0" * 32)
+        await cache.get(bus, "bars-" + "0" * 32)
     with pytest.raises(DatasetError, match="not a dataset id"):
-        await fetch_dataset(bus.js, "../etc/passwd")
+        await fetch_dataset(bus, "../etc/passwd")

@@ -90,7 +90,7 @@ def test_walkforward_windows_roll_forward_without_overlap_out_of_sample():
     windows = walkforward_windows(ts, folds=4, is_ratio=3.0)
     oos_len = 1000 // 7
     assert len(windows) == 4
-    for fold, (is_start, is_end, oos_start, oos_end) in enumerate(windows):
+    for fold, (is_start, is_end, oos_start, _oos_end) in enumerate(windows):
         assert is_end == oos_start  # out-of-sample starts where in-sample ends
         assert (oos_start - is_start) // MINUTE == 3 * oos_len
         if fold:

@@ -97,7 +97,7 @@ class Workers:
                 codes[name] = proc.wait()
         return codes
 
-    async def __aenter__(self) -> "Workers":
+    async def __aenter__(self) -> Workers:
         for name in self._names:
             self.start(name)
         await self.wait_ready()

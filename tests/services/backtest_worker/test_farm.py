@@ -78,7 +78,7 @@ def assert_matches_direct(spec, collector, bars, **engine_options) -> None:
 async def test_sweep_over_two_workers_equals_direct_engine_loop(farm, tmp_path):
     server, bus = farm
     bars = real_bars(20_000)
-    ident = await publish_dataset(bus.js, bars)
+    ident = await publish_dataset(bus, bars)
     settings = EngineSettings(initial_cash=100_000.0, taker_fee_bps=1.0, maker_fee_bps=1.0, slippage_bps=0.5)
     spec = make_spec("sweep", strategy="sma_cross", dataset_id=ident, settings=settings,
                      grid=parse_grid(["fast=2:31:1", "slow=40:130:10"]))
@@ -96,7 +96,7 @@ async def test_sweep_over_two_workers_equals_direct_engine_loop(farm, tmp_path):
 async def test_sigkill_mid_study_still_yields_every_result_exactly_once(farm, tmp_path):
     server, bus = farm
     bars = real_bars(10_000)
-    ident = await publish_dataset(bus.js, bars)
+    ident = await publish_dataset(bus, bars)
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "closed").touch()
@@ -120,7 +120,7 @@ async def test_sigkill_mid_study_still_yields_every_result_exactly_once(farm, tm
 async def test_poisoned_job_ends_in_dead_letter_and_the_study_completes(farm, tmp_path):
     server, bus = farm
     bars = real_bars(5_000)
-    ident = await publish_dataset(bus.js, bars)
+    ident = await publish_dataset(bus, bars)
     spec = make_spec("sweep", strategy="sma_cross", dataset_id=ident, grid=parse_grid(["fast=0:10:2", "slow=30,40"]))
     seen_dead: list[BacktestDead] = []
 
@@ -148,7 +148,7 @@ async def test_poisoned_job_ends_in_dead_letter_and_the_study_completes(farm, tm
 
 async def test_job_that_kills_its_workers_is_dead_lettered_by_the_next_one(farm, tmp_path):
     server, bus = farm
-    ident = await publish_dataset(bus.js, real_bars(2_000))
+    ident = await publish_dataset(bus, real_bars(2_000))
     spec = make_spec("sweep", strategy=f"{STRATEGIES}:kill_own_worker", dataset_id=ident)
     farm_workers = workers(bus, server, tmp_path, 0, attempts=1, ack_wait=1)
     try:
@@ -169,7 +169,7 @@ async def test_job_that_kills_its_workers_is_dead_lettered_by_the_next_one(farm,
 
 async def test_heartbeats_keep_a_job_longer_than_ack_wait_from_redelivery(farm, tmp_path):
     server, bus = farm
-    ident = await publish_dataset(bus.js, real_bars(2_000))
+    ident = await publish_dataset(bus, real_bars(2_000))
     gate = tmp_path / "gate"
     gate.mkdir()
     (gate / "closed").touch()
@@ -189,7 +189,7 @@ async def test_heartbeats_keep_a_job_longer_than_ack_wait_from_redelivery(farm, 
 async def test_study_survives_a_nats_server_restart(farm, tmp_path):
     server, bus = farm
     bars = real_bars(10_000)
-    ident = await publish_dataset(bus.js, bars)
+    ident = await publish_dataset(bus, bars)
     gate = tmp_path / "gate"
     gate.mkdir()
     spec = make_spec("sweep", strategy=f"{STRATEGIES}:gated_cross", dataset_id=ident,
@@ -213,7 +213,7 @@ async def test_study_survives_a_nats_server_restart(farm, tmp_path):
 
 async def test_a_job_run_twice_stores_its_result_once(farm, tmp_path):
     server, bus = farm
-    ident = await publish_dataset(bus.js, real_bars(3_000))
+    ident = await publish_dataset(bus, real_bars(3_000))
     spec = make_spec("sweep", strategy="sma_cross", dataset_id=ident, grid=parse_grid(["fast=3,5"]))
     (first, second) = [p.job for p in build_jobs(spec)]
     async with workers(bus, server, tmp_path, 1):

@@ -9,11 +9,11 @@ import pytest_asyncio
 from tradebus.bus import Bus
 from tradebus.marketdata.book import LevelBook
 from tradebus.proto import BookDelta, BookSnapshot, FeedStatus, MarketDataEvent
+from tradebus.retry import BackoffSettings
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings
-from tradebus.services.sim_exchange.config import default_config
+from tradebus.services.sim_exchange.settings import default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
-from tradebus.marketdata.backoff import BackoffSettings
 
 
 class Collector:

@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from tradebus.bus import Bus
-from tradebus.marketdata.backoff import BackoffSettings
 from tradebus.proto import FeedStatus, MarketDataEvent
+from tradebus.retry import BackoffSettings
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings
 

@@ -9,11 +9,10 @@ from collections import Counter
 import pytest_asyncio
 
 from tradebus.bus import Bus
-from tradebus.marketdata.backoff import BackoffSettings
 from tradebus.marketdata.emit import status
-from tradebus.proto import (BBO, Bar, BookSnapshot, FeedStatus, MarketDataEvent, ServiceCommand, Trade,
-                            TradeBatch)
+from tradebus.proto import BBO, Bar, BookSnapshot, FeedStatus, MarketDataEvent, ServiceCommand, Trade, TradeBatch
 from tradebus.proto.market import FeedState
+from tradebus.retry import BackoffSettings
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import csv
 import gzip
 
-from tradebus.proto import BBO, Bar, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
 from tradebus.data import data_dir
+from tradebus.proto import BBO, Bar, BookSnapshot, FeedStatus, FundingRate, Instrument, Trade, TradeBatch
 
 from .conftest import assert_book_at_rest, rebuild, until
 

@@ -5,12 +5,12 @@ import asyncio
 from collections import Counter
 
 from tradebus.bus import Bus
+from tradebus.data import data_dir
 from tradebus.marketdata.record import read_jetstream, recording_files
 from tradebus.proto import MarketDataEvent
 from tradebus.proto.codec import decoder_for
 from tradebus.services.market_data.service import MarketData
 from tradebus.services.market_data.settings import MarketDataSettings, RecordSettings, ReplaySettings
-from tradebus.data import data_dir
 
 from .conftest import Collector, until
 

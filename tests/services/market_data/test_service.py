@@ -64,11 +64,11 @@ async def test_venue_that_comes_up_later_is_picked_up_after_backoff(nats_server)
     from collections import Counter
 
     from tradebus.bus import Bus
-    from tradebus.marketdata.backoff import BackoffSettings
     from tradebus.proto import BookSnapshot, Trade, TradeBatch
+    from tradebus.retry import BackoffSettings
     from tradebus.services.market_data.service import MarketData
     from tradebus.services.market_data.settings import MarketDataSettings, VenueSettings
-    from tradebus.services.sim_exchange.config import default_config
+    from tradebus.services.sim_exchange.settings import default_config
     from tradebus.services.sim_exchange.testing import running_sim
 
     from .conftest import Collector, until

@@ -14,12 +14,13 @@ import pytest_asyncio
 
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
+from tradebus.execution import RiskEngine
 from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import order_event_wildcard, order_request_subject
-from tradebus.execution import RiskEngine
+from tradebus.proto.subjects import order_event_subject, order_event_wildcard, order_request_subject
+from tradebus.retry import BackoffSettings
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 
 KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False, "timeout": 3000}
@@ -57,7 +58,7 @@ class Harness:
         self.bus, self.sim, self.venue = bus, sim, venue
         self.order_entry = order_entry
         self.risk = risk or RiskEngine()
-        self.options = options or RouterOptions(retry_initial_delay=0.05, retry_max_delay=0.5)
+        self.options = options or RouterOptions(backoff=BackoffSettings(initial=0.05, cap=0.5))
         self.ccxt_extra = ccxt_extra
         self.events: list = []
         self.router: OrderRouter | None = None
@@ -68,7 +69,8 @@ class Harness:
             async def on_evt(msg):
                 self.events.append(ORDER_EVENT_DECODER.decode(msg.data))
             self._sub = await self.bus.nc.subscribe(order_event_wildcard(self.venue), cb=on_evt)
-        self.router = OrderRouter(self.bus, self.venue, adapters_for(self.sim, order_entry=self.order_entry, **self.ccxt_extra), self.risk, self.options)
+        adapters = adapters_for(self.sim, order_entry=self.order_entry, **self.ccxt_extra)
+        self.router = OrderRouter(self.bus, self.venue, adapters, self.risk, self.options)
         await self.router.start()
         await until(self.router.ready.is_set)
         return self.router
@@ -89,6 +91,25 @@ class Harness:
 
     def of(self, kind, coid=None) -> list:
         return [e for e in self.events if isinstance(e, kind) and (coid is None or getattr(e, "client_order_id", None) == coid)]
+
+    async def stored(self, kind, coid=None, strategy="s1") -> list:
+        """The ``kind`` events of ``coid`` kept in the ORDERS stream, in order: what consumers get.
+        (A stop can cut the router off between an event and its KV write; after the restart the
+        event is sent again under the same Nats-Msg-Id, which the stream keeps once and a plain
+        subscriber like ``events`` sees twice.)"""
+        sub = await self.bus.js.subscribe(order_event_subject(self.venue, strategy), ordered_consumer=True)
+        out = []
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=0.5)
+                except TimeoutError:
+                    return out
+                event = ORDER_EVENT_DECODER.decode(msg.data)
+                if isinstance(event, kind) and (coid is None or getattr(event, "client_order_id", None) == coid):
+                    out.append(event)
+        finally:
+            await sub.unsubscribe()
 
     async def wait(self, kind, coid=None, n=1, timeout=10.0):
         await until(lambda: len(self.of(kind, coid)) >= n, timeout, step=lambda: self.sim.step(2))

@@ -7,28 +7,16 @@ from decimal import Decimal
 
 import pytest
 
-from tradebus.proto import ORDER_EVENT_DECODER, Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
+from tradebus.proto import Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
 from tradebus.proto.codec import decode
-from tradebus.proto.subjects import order_event_subject, router_order_key
+from tradebus.proto.subjects import router_order_key
 
 from .conftest import PERP, SPOT, resting_bid, sell_into, until
 
 
 async def stream_fills(h, coid: str) -> list[Fill]:
     """The Fill events of ``coid`` stored in the ORDERS stream, in order."""
-    sub = await h.bus.js.subscribe(order_event_subject(h.venue, "s1"), ordered_consumer=True)
-    out = []
-    try:
-        while True:
-            try:
-                msg = await sub.next_msg(timeout=0.5)
-            except TimeoutError:
-                return out
-            event = ORDER_EVENT_DECODER.decode(msg.data)
-            if isinstance(event, Fill) and event.client_order_id == coid:
-                out.append(event)
-    finally:
-        await sub.unsubscribe()
+    return await h.stored(Fill, coid)
 
 FAULTS_OFF = dict(latency_ms=0, rate_limit_rate=0, timeout_rate=0, error_rate=0, maintenance=False)
 
@@ -195,3 +183,28 @@ async def test_fills_missed_in_a_ws_gap_come_with_their_trade_ids_and_fees(harne
     fills = h.of(Fill, "gapfee")
     assert all(f.liquidity is Liquidity.MAKER for f in fills)
     check_against_venue(h.sim, fills)
+
+
+async def test_a_spot_buy_holds_what_the_venue_credits_and_close_position_sells_just_that(harness):
+    """Binance charges a spot buy's fee in the base asset: the router's position is the venue's
+    balance change (net of the fee), so closing it sells what the account got, not more."""
+    h = harness
+    await h.start()
+    btc = h.sim.account().asset("BTC")
+    before = btc[0] + btc[1]
+    await h.send(h.order("nf-buy", strategy="netfee", side="buy", order_type="market", qty=0.01), "nf-buy")
+    fills = await h.wait(Fill, "nf-buy")
+    await until(lambda: sum(f.qty for f in h.of(Fill, "nf-buy")) >= 0.01 - 1e-12)
+    fills = h.of(Fill, "nf-buy")
+    credited = float(btc[0] + btc[1] - before)
+    assert all(f.fee_currency == "BTC" and f.fee > 0 for f in fills)
+    assert credited == pytest.approx(0.01 - sum(f.fee for f in fills))
+    assert h.router.positions[("netfee", SPOT)] == pytest.approx(credited)
+    await h.send(h.order("nf-close", strategy="netfee", side="sell", order_type="close_position", qty=0.0), "nf-close")
+    await until(lambda: h.router.orders.get("nf-close") is not None
+                and h.router.orders["nf-close"].status.status is OrderState.FILLED, step=lambda: h.sim.step(2))
+    sold = h.router.orders["nf-close"].status.filled_qty
+    step = 0.00001  # BTC/USDT lot size: what cannot be sold stays
+    assert credited - step < sold <= credited + 1e-12
+    assert 0 <= float(btc[0] + btc[1] - before) < step
+    assert 0 <= h.router.positions[("netfee", SPOT)] < step

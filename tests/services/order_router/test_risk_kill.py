@@ -1,9 +1,19 @@
 """Pre-trade risk limits and the kill switch (a control command on svc.order_router.kill)."""
 from __future__ import annotations
 
-from tradebus.proto import (CancelAll, CancelAllAck, CommandResult, Fill, OrderAck, OrderCancelled, OrderReject, RejectCode, ServiceCommand)
-from tradebus.proto.subjects import service_subject
 from tradebus.execution import RiskEngine, RiskLimits
+from tradebus.proto import (
+    CancelAll,
+    CancelAllAck,
+    CommandResult,
+    Fill,
+    OrderAck,
+    OrderCancelled,
+    OrderReject,
+    RejectCode,
+    ServiceCommand,
+)
+from tradebus.proto.subjects import service_subject
 
 from .conftest import PERP, top, until
 

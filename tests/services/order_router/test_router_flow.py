@@ -3,13 +3,27 @@ from __future__ import annotations
 
 import pytest
 
-from tradebus.proto import (CancelAck, CancelAll, CancelAllAck, CancelOrder, CancelReject, Fill, ModifyAck,
-                            ModifyOrder, OrderAck, OrderCancelled, OrderReject, OrderState, OrderStatus, RejectCode,
-                            UnsupportedOp)
+from tradebus.proto import (
+    CancelAck,
+    CancelAll,
+    CancelAllAck,
+    CancelOrder,
+    CancelReject,
+    Fill,
+    ModifyAck,
+    ModifyOrder,
+    OrderAck,
+    OrderCancelled,
+    OrderReject,
+    OrderState,
+    OrderStatus,
+    RejectCode,
+    UnsupportedOp,
+)
 from tradebus.proto.codec import decode
 from tradebus.proto.subjects import router_order_key
 
-from .conftest import PERP, SPOT, resting_bid, top, until
+from .conftest import PERP, SPOT, resting_bid, sell_into, top, until
 
 
 async def kv_status(h, coid) -> OrderStatus:
@@ -70,7 +84,9 @@ async def test_partial_fills_then_fill(harness, mover_spot):
     first = (await h.wait(Fill, "p1"))[0]
     assert 0 < first.qty <= 0.004 + 1e-12 and first.leaves_qty == pytest.approx(0.01 - first.qty)
     await until(lambda: h.router.orders["p1"].status.status in (OrderState.PARTIALLY_FILLED, OrderState.FILLED))
-    await mover_spot.create_order(SPOT, "market", "sell", 0.01)
+    # the rest: everything bid at p1's price or better is sold, so p1 fills whatever bids the
+    # replayed market put above it or ahead of it in the queue meanwhile
+    sell_into(h.sim, price)
     await until(lambda: h.of(Fill, "p1") and h.of(Fill, "p1")[-1].cum_qty >= 0.01 - 1e-12, step=lambda: h.sim.step(2))
     fills = h.of(Fill, "p1")
     assert len(fills) >= 2 and sum(f.qty for f in fills) == pytest.approx(0.01)

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
-from tradebus.services.sim_exchange.config import Account, default_config
+from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim, until  # noqa: F401  (re-exported to the tests)
 
 KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False}

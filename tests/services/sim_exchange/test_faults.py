@@ -12,7 +12,7 @@ import ccxt.pro as ccxtpro
 import pytest
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
-from tradebus.services.sim_exchange.config import replace_faults
+from tradebus.services.sim_exchange.settings import replace_faults
 from tradebus.services.sim_exchange.testing import running_sim
 
 from .conftest import KEYS, make, sim_config, stepping, top, until
@@ -118,7 +118,7 @@ async def test_drop_after_n_messages(sim, pro_spot):
             while True:
                 try:
                     msg = await ws.receive(timeout=0.05)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     assert len(frames) <= 4
                     sim.step(10)
                     continue

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from tradebus.data import data_dir
-from tradebus.services.sim_exchange.config import default_config, load_config
 from tradebus.services.sim_exchange.engine import Engine
 from tradebus.services.sim_exchange.replay import DEPTH, SNAPSHOT, TRADE, parse_speed, recorded_feed
 from tradebus.services.sim_exchange.server import SimExchange
+from tradebus.services.sim_exchange.settings import default_config, load_config
 from tradebus.services.sim_exchange.testing import running_sim
 
 from .conftest import until
@@ -128,6 +128,20 @@ async def test_symbols_without_data_get_a_seeded_synthetic_market(tmp_path):
         assert abs(btc - Decimal("61838")) < 300 and abs(perp - Decimal("61800")) < 300
         assert abs(eth - Decimal("2600")) < 30  # no klines file either: the configured price
         assert sim.engine.klines[("spot", "ETHUSDT")][0].open_time >= 0
+    finally:
+        await sim.stop()
+
+
+async def test_no_data_folder_at_all_still_gets_a_synthetic_market(monkeypatch, tmp_path):
+    """Started where no shared/data exists and TRADEBUS_DATA_DIR is unset (a container, say)."""
+    monkeypatch.delenv("TRADEBUS_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    sim = SimExchange(default_config(speed="0"))
+    assert sim.data_dir is None
+    await sim.start()
+    try:
+        sim.step(300)
+        assert sim.engine.reference_price(sim.instrument("BTCUSDT")) > 0
     finally:
         await sim.stop()
 

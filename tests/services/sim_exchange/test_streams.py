@@ -18,7 +18,7 @@ async def receive_stepping(sim, ws, timeout: float = 5.0) -> dict:
     while loop.time() < deadline:
         try:
             return await ws.receive_json(timeout=0.05)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             sim.step(20)
     raise AssertionError("no stream message")
 

@@ -50,3 +50,23 @@ class Exploding(Strategy):
 
     def on_error(self, symbol, error):
         self.errors += 1
+
+
+class BuyThenClose(Strategy):
+    """Buys ``qty`` at market on the first trade and closes the position once it is filled."""
+
+    def __init__(self, symbols, qty=0.01):
+        super().__init__(symbols)
+        self.qty = qty
+        self.bought = False
+        self.closing = False
+
+    def on_trade(self, ctx, trade):
+        if not self.bought:
+            self.bought = True
+            self.market_buy(self.qty)
+
+    def on_fill(self, fill):
+        if fill.position > 0 and not self.closing:
+            self.closing = True
+            self.close_position()

@@ -5,7 +5,7 @@ import msgspec
 import pytest
 
 from tradebus.config import ConfigError, DeploymentConfig, service_section
-from tradebus.services.strategy_runner.config import StrategyRunnerSettings, load_class
+from tradebus.services.strategy_runner.settings import StrategyRunnerSettings, load_class
 
 GOOD = {"strategies": [{"name": "sma", "class": "tradebus.strategy.examples:SmaCross",
                         "symbols": ["BTC/USDT", {"symbol": "ETH/USDT", "tick_size": 0.01}],

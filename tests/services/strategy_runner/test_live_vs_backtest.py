@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import yaml
 
 from tradebus.bus.jetstream import declare_all
@@ -38,7 +37,7 @@ from tradebus.proto.subjects import md_subject, order_event_subject, order_reque
 from tradebus.strategy import BacktestRunner, SymbolRegistry
 from tradebus.strategy.data import default_data_dir, load_trades
 
-from .strategies import Exploding, Flipper
+from .strategies import Flipper
 
 HERE = Path(__file__).parent
 N_TRADES = 1500

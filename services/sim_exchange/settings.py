@@ -1,4 +1,4 @@
-"""sim_exchange configuration: frozen msgspec Structs decoded from YAML, typos fail loudly."""
+"""sim_exchange settings: its own YAML file (``--config``), decoded into Settings Structs; typos fail loudly."""
 from __future__ import annotations
 
 import os
@@ -6,19 +6,13 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-import yaml
 
+from tradebus.config import Settings, decode_settings, read_config_file
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
 
-
-
-class _Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class DataFiles(_Config):
+class DataFiles(Settings):
     """Recorded Binance data for one instrument; paths are relative to the data folder."""
 
     snapshot: str | None = None
@@ -26,7 +20,7 @@ class DataFiles(_Config):
     trades: str | None = None
 
 
-class Synthetic(_Config):
+class Synthetic(Settings):
     """Seeded synthetic market used when no recording exists (or after it runs out)."""
 
     price: str | None = None  # start price when ``klines`` is absent (else its first open)
@@ -42,7 +36,7 @@ class Synthetic(_Config):
     history_minutes: int = 500  # 1m klines served before the replay start
 
 
-class Instrument(_Config):
+class Instrument(Settings):
     symbol: str  # ccxt unified symbol: BTC/USDT (spot) or BTC/USDT:USDT (usdm)
     market: Literal["spot", "usdm"]
     tick_size: str
@@ -54,14 +48,14 @@ class Instrument(_Config):
     synthetic: Synthetic = Synthetic()
 
 
-class Fees(_Config):
+class Fees(Settings):
     spot_maker: str = "0.001"
     spot_taker: str = "0.001"
     usdm_maker: str = "0.0002"
     usdm_taker: str = "0.0005"
 
 
-class Account(_Config):
+class Account(Settings):
     api_key: str
     secret: str
     spot: dict[str, str] = {}
@@ -69,7 +63,7 @@ class Account(_Config):
     leverage: int = 20
 
 
-class Faults(_Config):
+class Faults(Settings):
     """Fault knobs; every one can also be changed at run time through /admin/faults."""
 
     latency_ms: float = 0.0  # added to every REST response and signed WS-API answer
@@ -86,7 +80,7 @@ class Faults(_Config):
     depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
 
 
-class SimConfig(_Config):
+class SimConfig(Settings):
     seed: int = 7
     speed: str = "1"  # replay speed: "0" paused, "1" real time, "10", ... or "max"
     recv_window_max_ms: int = 60000
@@ -98,8 +92,8 @@ class SimConfig(_Config):
 
 def load_config(path: str | os.PathLike | None = None) -> SimConfig:
     """Decode a YAML file (the packaged default when ``path`` is None)."""
-    text = Path(path or DEFAULT_CONFIG).read_text()
-    return msgspec.convert(yaml.safe_load(text) or {}, SimConfig)
+    path = Path(path or DEFAULT_CONFIG)
+    return decode_settings(read_config_file(path), SimConfig, str(path))
 
 
 def default_config(**overrides) -> SimConfig:

@@ -21,12 +21,13 @@ from typing import Any
 
 import msgspec
 
+from tradebus.config import Settings
 from tradebus.proto.subjects import name_token, symbol_token, venue_token
 
 __all__ = ["SymbolSpec", "StrategySpec", "StrategyRunnerSettings", "load_class"]
 
 
-class SymbolSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class SymbolSpec(Settings):
     """A symbol in ccxt unified form (BTC/USDT) with its price and quantity steps (0: none)."""
 
     symbol: str
@@ -34,7 +35,7 @@ class SymbolSpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_field
     lot_size: float = 0.0
 
 
-class StrategySpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class StrategySpec(Settings):
     """One hosted strategy: ``class`` is ``package.module:Class`` or ``path/file.py:Class``."""
 
     name: str
@@ -61,7 +62,7 @@ class StrategySpec(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
         return [SymbolSpec(symbol=s) if isinstance(s, str) else s for s in self.symbols]
 
 
-class StrategyRunnerSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+class StrategyRunnerSettings(Settings):
     """strategies: what to host; status_interval: seconds between status lines;
     python_path: folders added to sys.path before loading strategy classes."""
 
