@@ -81,19 +81,15 @@ over those marks. The guards above are the only ones: a ratio of rounding noise 
 engines, which therefore agree on every statistic.
 
 A run typically costs O(signals + fills x 64 + bars / 4096), not O(bars): see ``batch.pyx``.
+
+Modules: ``bars`` (bar storage: loading, block summaries, ``Instrument``), ``fills`` (signals and
+the fill search), ``batch`` (the run and ``Engine``), ``ledger`` (accounting and statistics, shared
+with the event backtester), ``paths`` (permutation paths), ``indicators``, ``event`` and
+``event_sim`` (the event backtester); the C kernels are headers in ``engine/include``.
 """
-from tradebus.engine.batch import (
-    BAR_DTYPE,
-    DEFAULT_FILL,
-    FILL_DTYPE,
-    SIGNAL_DTYPE,
-    STAT_KEYS,
-    Engine,
-    Instrument,
-    PyBar,
-    make_signals,
-    normalize_timestamps,
-)
+from tradebus.engine.bars import BAR_DTYPE, Instrument, PyBar, normalize_timestamps
+from tradebus.engine.batch import DEFAULT_FILL, FILL_DTYPE, Engine
+from tradebus.engine.fills import SIGNAL_DTYPE, make_signals
 from tradebus.engine.indicators import (
     ATR,
     EMA,
@@ -112,6 +108,7 @@ from tradebus.engine.indicators import (
     sma,
     vwap,
 )
+from tradebus.engine.ledger import STAT_KEYS
 from tradebus.engine.permutation import PermutationResult, permutation_paths, permutation_test
 
 BUY, SELL = 0, 1

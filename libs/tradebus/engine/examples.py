@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradebus.engine.batch import make_signals
+from tradebus.engine.fills import make_signals
 from tradebus.engine.indicators import sma
 
 __all__ = ["sma_cross"]

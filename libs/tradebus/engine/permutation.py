@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebus.engine.batch import BAR_DTYPE, STAT_KEYS, Engine, _permuted_path  # noqa: F401  BAR_DTYPE: the doctests
+from tradebus.engine.bars import BAR_DTYPE  # noqa: F401  BAR_DTYPE: the doctests
+from tradebus.engine.batch import Engine
+from tradebus.engine.ledger import STAT_KEYS
+from tradebus.engine.paths import permuted_path
 
 __all__ = ["PermutationResult", "permutation_paths", "permutation_test"]
 
@@ -75,7 +78,7 @@ def permutation_paths(bars, n: int, seed: int | None = None) -> Iterator[np.ndar
     for _ in range(int(n)):
         order = rng.permutation(log_returns.shape[0])
         closes = close[0] * np.exp(np.cumsum(log_returns[order]))
-        yield _permuted_path(inst.timestamps, first, closes, order, shape)
+        yield permuted_path(inst.timestamps, first, closes, order, shape)
 
 
 def permutation_test(

@@ -1,6 +1,7 @@
-"""Plain Python/numpy reference of the batch engine's rules, written from the documentation in
-tradebus.engine, bar by bar and order by order, with no shared code. The engine must agree with
-it on every statistic, fill and equity value."""
+"""Plain Python/numpy reference of the engines' rules, written from the documentation in
+tradebus.engine, bar by bar and order by order, with no shared code. The batch engine must agree
+with it on every statistic, fill and equity value; the event backtester's ledger is checked with
+the same ``Account`` and ``curve_stats``."""
 from __future__ import annotations
 
 import bisect
@@ -17,6 +18,103 @@ class Result:
     stats: dict
     equity: np.ndarray
     fills: list  # dicts: bar, signal, side, type, quantity, price, fee, position
+
+
+class Account:
+    """Cash, fees, position and round trips of one instrument: a round trip runs from flat to
+    flat (or to a flip); its PnL is the cash it moved, fees included, a flip's fee split by
+    quantity; a position reduced to within 1e-9 of its size is flat."""
+
+    def __init__(self, capital: float) -> None:
+        self.cash, self.pos, self.trade_pnl, self.fees = capital, 0.0, 0.0, 0.0
+        self.trades = self.wins = self.losses = 0
+        self.gross_profit = self.gross_loss = 0.0
+
+    def _close_trade(self) -> None:
+        self.trades += 1
+        if self.trade_pnl > 0:
+            self.wins += 1
+            self.gross_profit += self.trade_pnl
+        elif self.trade_pnl < 0:
+            self.losses += 1
+            self.gross_loss += -self.trade_pnl
+        self.trade_pnl = 0.0
+
+    def fill(self, q: float, price: float, fee_rate: float) -> float:
+        """Trade signed quantity q at price; the fee."""
+        fee = fee_rate * abs(q) * price
+        self.cash -= q * price + fee
+        self.fees += fee
+        before, after = self.pos, self.pos + q
+        if before == 0.0:
+            self.trade_pnl = -q * price - fee
+            self.pos = after
+        elif (before > 0) == (q > 0):
+            self.trade_pnl += -q * price - fee
+            self.pos = after
+        elif abs(after) <= 1e-9 * abs(before):
+            self.trade_pnl += -q * price - fee
+            self.pos = 0.0
+            self._close_trade()
+        elif abs(q) < abs(before):
+            self.trade_pnl += -q * price - fee
+            self.pos = after
+        else:
+            closing_fee = fee_rate * abs(before) * price
+            self.trade_pnl += before * price - closing_fee
+            self._close_trade()
+            self.trade_pnl = -after * price - (fee - closing_fee)
+            self.pos = after
+        return fee
+
+    def trade_stats(self) -> dict:
+        return {
+            "total_trades": self.trades,
+            "winning_trades": self.wins,
+            "losing_trades": self.losses,
+            "gross_profit": self.gross_profit,
+            "gross_loss": self.gross_loss,
+            "total_fees": self.fees,
+            "win_rate": self.wins / self.trades if self.trades else 0.0,
+            "profit_factor": (self.gross_profit / self.gross_loss if self.gross_loss > 0
+                              else math.inf if self.gross_profit > 0 else 0.0),
+            "avg_win": self.gross_profit / self.wins if self.wins else 0.0,
+            "avg_loss": -self.gross_loss / self.losses if self.losses else 0.0,
+        }
+
+
+def curve_stats(equity: np.ndarray, capital: float, interval: int) -> dict:
+    """The statistics of an equity curve marked ``interval`` ns apart (the smallest gap)."""
+    eq = np.asarray(equity, dtype=np.float64)
+    n = eq.shape[0]
+    prev = np.concatenate(([capital], eq[:-1]))
+    r = (eq - prev) / capital
+    peak = np.maximum.accumulate(np.concatenate(([capital], eq)))[1:]
+    drawdown = peak - eq
+    ppy = YEAR_NS / interval if n >= 2 else 0.0
+    mean = r.mean()
+    sharpe = sortino = 0.0
+    noise = math.sqrt(np.mean(r * r)) <= 1e-12            # rounding noise, not returns
+    if n >= 2 and not noise:
+        var = r.var(ddof=1)
+        if var > 1e-12 * np.mean(r * r):
+            sharpe = mean / math.sqrt(var) * math.sqrt(ppy)
+        downside = float(np.sum(np.minimum(r, 0.0) ** 2))
+        if downside > 0:
+            sortino = mean / math.sqrt(downside / n) * math.sqrt(ppy)
+    net = eq[-1] - capital
+    return_pct = net / capital * 100
+    mdd_pct = float(np.max(drawdown / peak)) * 100
+    return {
+        "net_pnl": float(net),
+        "return_pct": float(return_pct),
+        "sharpe": float(sharpe),
+        "sortino": float(sortino),
+        "calmar": float(return_pct * ppy / n / mdd_pct) if drawdown.max() > 1e-12 * capital else 0.0,
+        "max_drawdown": float(drawdown.max()),
+        "max_drawdown_pct": mdd_pct,
+        "final_capital": float(eq[-1]),
+    }
 
 
 def stamp_bar(ts: list[int], interval: int, t: int) -> int:
@@ -39,50 +137,15 @@ def reference_run(bars: dict, signals: list[dict], capital: float, fee_rate: flo
     slip = slippage_bps / 10_000.0
 
     stamped = [stamp_bar(ts, interval, s["timestamp_ns"]) for s in signals]
-    cash, pos = capital, 0.0
-    trade_pnl, trades, wins, losses, gross_profit, gross_loss, fees = 0.0, 0, 0, 0, 0.0, 0.0, 0.0
+    acct = Account(capital)
     equity, fills = [], []
 
-    def close_trade():
-        nonlocal trades, wins, losses, gross_profit, gross_loss, trade_pnl
-        trades += 1
-        if trade_pnl > 0:
-            wins += 1
-            gross_profit += trade_pnl
-        elif trade_pnl < 0:
-            losses += 1
-            gross_loss += -trade_pnl
-        trade_pnl = 0.0
-
     def execute(bar: int, i: int, price: float):
-        nonlocal cash, pos, trade_pnl, fees
         s = signals[i]
         q = s["quantity"] if s["side"] == 0 else -s["quantity"]
-        fee = fee_rate * abs(q) * price
-        cash -= q * price + fee
-        fees += fee
-        before, after = pos, pos + q
-        if before == 0.0:
-            trade_pnl = -q * price - fee
-            pos = after
-        elif (before > 0) == (q > 0):
-            trade_pnl += -q * price - fee
-            pos = after
-        elif abs(after) <= 1e-9 * abs(before):
-            trade_pnl += -q * price - fee
-            pos = 0.0
-            close_trade()
-        elif abs(q) < abs(before):
-            trade_pnl += -q * price - fee
-            pos = after
-        else:
-            closing_fee = fee_rate * abs(before) * price
-            trade_pnl += before * price - closing_fee
-            close_trade()
-            trade_pnl = -after * price - (fee - closing_fee)
-            pos = after
+        fee = acct.fill(q, price, fee_rate)
         fills.append({"bar": bar, "signal": i, "side": s["side"], "type": s["type"],
-                      "quantity": s["quantity"], "price": price, "fee": fee, "position": pos})
+                      "quantity": s["quantity"], "price": price, "fee": fee, "position": acct.pos})
 
     # Market orders know their bar up front; limit and stop orders rest from the bar after
     # their stamp and are checked against every bar until they fill.
@@ -119,50 +182,12 @@ def reference_run(bars: dict, signals: list[dict], capital: float, fee_rate: flo
         resting = still
         for _, i, price in sorted(todo):
             execute(t, i, price)
-        equity.append(cash + pos * c[t])
+        equity.append(acct.cash + acct.pos * c[t])
 
     eq = np.array(equity)
-    prev = np.concatenate(([capital], eq[:-1]))
-    r = (eq - prev) / capital
-    peak = np.maximum.accumulate(np.concatenate(([capital], eq)))[1:]
-    drawdown = peak - eq
-    ppy = YEAR_NS / interval if n >= 2 else 0.0
-    mean = r.mean()
-    sharpe = sortino = 0.0
-    noise = math.sqrt(np.mean(r * r)) <= 1e-12            # rounding noise, not returns
-    if n >= 2 and not noise:
-        var = r.var(ddof=1)
-        if var > 1e-12 * np.mean(r * r):
-            sharpe = mean / math.sqrt(var) * math.sqrt(ppy)
-        downside = float(np.sum(np.minimum(r, 0.0) ** 2))
-        if downside > 0:
-            sortino = mean / math.sqrt(downside / n) * math.sqrt(ppy)
-    net = eq[-1] - capital
-    return_pct = net / capital * 100
-    mdd_pct = float(np.max(drawdown / peak)) * 100
-    if gross_loss > 0:
-        profit_factor = gross_profit / gross_loss
-    else:
-        profit_factor = math.inf if gross_profit > 0 else 0.0
     stats = {
-        "total_trades": trades,
-        "winning_trades": wins,
-        "losing_trades": losses,
-        "net_pnl": float(net),
-        "gross_profit": gross_profit,
-        "gross_loss": gross_loss,
-        "total_fees": fees,
-        "return_pct": float(return_pct),
-        "sharpe": float(sharpe),
-        "sortino": float(sortino),
-        "calmar": float(return_pct * ppy / n / mdd_pct) if drawdown.max() > 1e-12 * capital else 0.0,
-        "max_drawdown": float(drawdown.max()),
-        "max_drawdown_pct": mdd_pct,
-        "win_rate": wins / trades if trades else 0.0,
-        "profit_factor": profit_factor,
-        "avg_win": gross_profit / wins if wins else 0.0,
-        "avg_loss": -gross_loss / losses if losses else 0.0,
-        "final_capital": float(eq[-1]),
+        **curve_stats(eq, capital, interval),
+        **acct.trade_stats(),
         "exposure_pct": 100.0 * sum(1 for f in _positions(fills, n) if f != 0.0) / n,
         "total_fills": len(fills),
         "unfilled_orders": len(signals) - len(fills),

@@ -5,13 +5,16 @@ import doctest
 
 import pytest
 
+import tradebus.engine.bars
 import tradebus.engine.batch
 import tradebus.engine.examples
+import tradebus.engine.fills
 import tradebus.engine.indicators
 import tradebus.engine.permutation
 
 
-@pytest.mark.parametrize("module", [tradebus.engine.batch, tradebus.engine.indicators,
+@pytest.mark.parametrize("module", [tradebus.engine.bars, tradebus.engine.fills,
+                                    tradebus.engine.batch, tradebus.engine.indicators,
                                     tradebus.engine.permutation, tradebus.engine.examples])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

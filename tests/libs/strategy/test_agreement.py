@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradebus.engine import SMA, STAT_KEYS, Engine, make_signals
+from tradebus.engine.event import ORDER_STATES
 from tradebus.strategy import BacktestRunner, Strategy
-from tradebus.strategy.data import default_data_dir, load_klines
+from tradebus.strategy.data import default_data_dir, load_klines, load_trades
 
+from ..engine.reference import Account, curve_stats
 from .scripted import registry
 
 
@@ -168,3 +170,77 @@ def test_rounding_noise_gives_the_same_ratios_in_both_engines():
     assert np.abs(np.diff(np.r_[1_000.0, batch["equity"]])).max() < 1e-9       # noise only
     assert (event["sharpe"], event["sortino"], event["calmar"]) == (0.0, 0.0, 0.0)
     assert_same(event, batch)
+
+
+class TradeFlipAndQuote(Strategy):
+    """On trades: flips long/short on an SMA(10)/SMA(30) cross with market orders, and every
+    200 trades quotes a limit buy and sell 2 bp away (resting fills pay the maker rate)."""
+
+    def __init__(self, symbols):
+        super().__init__(symbols)
+        self.fast, self.slow, self.n = SMA(10), SMA(30), 0
+
+    def on_trade(self, ctx, trade):
+        self.n += 1
+        if self.n % 200 == 0:
+            self.limit_buy(round(trade.price * 0.9998, 2), 0.003)
+            self.limit_sell(round(trade.price * 1.0002, 2), 0.003)
+        f, s = self.fast.update(trade.price), self.slow.update(trade.price)
+        if f is None or s is None:
+            return
+        if f > s and not ctx.is_long():
+            self.market_buy(0.01 if ctx.is_flat() else 0.02)
+        elif f < s and not ctx.is_short():
+            self.market_sell(0.01 if ctx.is_flat() else 0.02)
+
+
+def test_event_statistics_on_real_trades_match_the_numpy_reference():
+    # The event backtester's ledger against the plain reference: its fills are replayed through
+    # reference.Account (taker or maker rate per fill), the equity is re-marked at the end of
+    # each 1 s bucket that had trades (cash + position x the last trade price), and every
+    # statistic is recomputed with reference.curve_stats.
+    trades = load_trades(default_data_dir() / "binance_spot_BTCUSDT_20240808T2354Z_trades.csv.gz")
+    capital, taker, maker, interval = 10_000.0, 0.0004, -0.0001, 1_000_000_000
+    reg, sym = registry(tick=0.0)
+    bt = BacktestRunner(reg, fee_rate=taker, maker_fee_rate=maker, initial_capital=capital)
+    bt.set_strategy(TradeFlipAndQuote([sym]))
+    event = bt.run_trades(trades)
+    fills = event["fills"]
+    assert {0, 1} <= set(fills["is_maker"].tolist()) and event["total_trades"] > 50
+
+    acct = Account(capital)
+    for f in fills:
+        q = float(f["qty"]) if f["side"] == 0 else -float(f["qty"])
+        fee = acct.fill(q, float(f["price"]), maker if f["is_maker"] else taker)
+        assert fee == pytest.approx(float(f["fee"]), rel=1e-12, abs=1e-15)
+        assert acct.pos == pytest.approx(float(f["position"]), abs=1e-12)
+
+    ts = trades.ts_ns
+    starts = np.unique(ts - ts % interval)
+    ends = starts + interval
+    last_trade = np.searchsorted(ts, ends, "left") - 1
+    fills_in = np.searchsorted(fills["ts_ns"], ends, "left")
+    marks = Account(capital)
+    equity, exposed, k = [], 0, 0
+    for end_fills, last in zip(fills_in, last_trade):
+        for f in fills[k:end_fills]:
+            q = float(f["qty"]) if f["side"] == 0 else -float(f["qty"])
+            marks.fill(q, float(f["price"]), maker if f["is_maker"] else taker)
+        k = end_fills
+        equity.append(marks.cash + marks.pos * float(trades.price[last]))
+        exposed += marks.pos != 0.0
+    np.testing.assert_array_equal(event["equity_ts"], starts)
+    np.testing.assert_allclose(event["equity"], equity, rtol=1e-12)
+
+    orders = event["orders"]
+    want = {
+        **curve_stats(np.array(equity), capital, int(np.diff(starts).min())),
+        **acct.trade_stats(),
+        "exposure_pct": 100.0 * exposed / len(starts),
+        "total_fills": len(fills),
+        "unfilled_orders": int(np.count_nonzero((orders["filled"] == 0)
+                                                & (orders["status"] != ORDER_STATES.index("rejected")))),
+    }
+    assert set(want) == set(STAT_KEYS)
+    for key in STAT_KEYS:
+        assert event[key] == pytest.approx(want[key], rel=1e-9, abs=1e-9), key

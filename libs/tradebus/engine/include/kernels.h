@@ -1,4 +1,4 @@
-/* C kernels of tradebus.engine's batch engine, cimported through bars.pxd / ledger.pxd.
+/* C kernels of tradebus.engine (declared for Cython in bars.pxd, ledger.pxd and paths.pyx).
 
    Hot loops written with SSE2 intrinsics where compilers otherwise emit data-dependent
    branches for a max/min against zero, with plain C for other machines. Everything is
