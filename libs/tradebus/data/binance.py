@@ -32,30 +32,47 @@ so one file can hold both). ``exact=True`` keeps prices and quantities as their 
 A malformed row (wrong column count, a value that is not of its column's type, an unknown side)
 raises :class:`CsvRowError` naming the file and the line; with ``on_bad_row=callback`` the
 callback gets ``(path, line, reason)`` for each bad row and the rows are left out instead.
-Blank lines are skipped.
+Blank lines are skipped. :func:`iter_binance_csv` gives the same frames block by block
+(pyarrow's streaming ``open_csv``) for files too big to hold in memory.
 
-**Columns without copies.** ``frame[name]`` is a numpy array built once per column (Arrow
-chunks concatenated; booleans unpacked; timestamps scaled to ns). To avoid even that copy, use
-``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units) and take
-``chunk.to_numpy(zero_copy_only=True)`` per chunk of a numeric column, or pass a
-``block_size`` larger than the file so the table has one chunk per column and
-``frame.table[name].chunk(0).to_numpy()`` views Arrow's buffer directly.
+**Columns without copies.** ``frame[name]`` is a writable numpy array made with one copy per
+column (Arrow's chunks concatenated; booleans unpacked; timestamps scaled to ns). To skip that
+copy, read ``frame.table`` (a ``pyarrow.Table`` of the parsed columns, in the file's units):
+``tradebus.data.arrow_csv.chunk_numpy(chunk)`` of a numeric chunk is a read-only view of Arrow's
+buffer (``np.frombuffer``), and a ``block_size`` larger than the file gives one chunk per
+column. (``chunk.to_numpy()`` is zero-copy too, but makes pyarrow import pandas: about a second
+the first time; these modules avoid it.)
 """
 from __future__ import annotations
 
 import gzip
-import logging
 import os
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+
+from .arrow_csv import (
+    BadRowLog,
+    CsvRowError,
+    OnBadRow,
+    convert_options,
+    diagnose,
+    has_empty,
+    is_gzip,
+    label_text,
+    labels,
+    open_stream,
+    out_of_range,
+    parse,
+    parse_options,
+    report,
+    timestamps_ns,
+    to_numpy,
+)
 
 __all__ = [
     "KINDS",
@@ -65,48 +82,19 @@ __all__ = [
     "detect_kind",
     "read_header",
     "read_binance_csv",
+    "iter_binance_csv",
     "timestamps_ns",
+    "out_of_range",
 ]
 
 KINDS = ("trades", "aggtrades", "klines", "bookticker", "depth_snapshot", "depth_updates", "t_depth")
 _DESCRIPTION = {"trades": "trade", "aggtrades": "trade", "klines": "kline", "bookticker": "book ticker",
                 "depth_snapshot": "depth snapshot", "depth_updates": "depth updates", "t_depth": "T_DEPTH"}
 
-OnBadRow = Callable[[Path, int, str], None]
-
-_TRUE = ("true", "True", "TRUE", "1", "t")
-_FALSE = ("false", "False", "FALSE", "0", "f")
 _BID = ("bid", "b", "BID", "buy", "bids", "B")
 _ASK = ("ask", "a", "ASK", "sell", "asks", "A")
 _BUY = ("buy", "b", "BUY", "Buy")
 _SELL = ("sell", "s", "SELL", "Sell")
-
-
-class CsvRowError(ValueError):
-    """A row of a data file that cannot be read: ``path``, ``line`` (1 = the first line), ``reason``."""
-
-    def __init__(self, path: Path, line: int, reason: str) -> None:
-        super().__init__(f"{path}: line {line}: {reason}")
-        self.path, self.line, self.reason = path, line, reason
-
-
-class BadRowLog:
-    """An ``on_bad_row`` callback for services that report bad rows and keep going: counts them in
-    ``counters[key]`` and logs them with file, line and reason (at most one line per ``every`` s)."""
-
-    def __init__(self, log: logging.Logger, counters: Counter | None = None, key: str = "bad_rows",
-                 every: float = 5.0) -> None:
-        self.log, self.key, self.every = log, key, every
-        self.counters = counters if counters is not None else Counter()
-        self._last = -every
-
-    def __call__(self, path: Path, line: int, reason: str) -> None:
-        self.counters[self.key] += 1
-        now = time.monotonic()
-        if now - self._last >= self.every:
-            self._last = now
-            self.log.warning("%s line %d skipped: %s [%d bad rows so far]", Path(path).name, line, reason,
-                             self.counters[self.key])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,6 +118,7 @@ def _time(name: str, aliases: tuple[str, ...], required: bool = True) -> _Col:
 
 _RECV = _time("recv_ts_ns", ("local_ts_ns", "recv_ts", "ts_recv", "recv_ts_ns"), required=False)
 _EVENT = _time("event_ts_ns", ("event_time_ms", "event_time"), required=False)
+_STAMPS = (_RECV, _EVENT)
 _PRICE = ("price", "p")
 _QTY = ("qty", "quantity", "amount", "q", "size")
 
@@ -142,50 +131,38 @@ _TRADE = (
     _Col("side", ("side", "taker_side"), "buysell", required=False),
     _Col("is_buy", ("is_buy",), "bool", required=False),
     _Col("trade_id", ("trade_id", "id", "agg_trade_id", "a"), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _KLINE = (
     _time("ts_ns", ("open_time", "ts_ns", "timestamp_ns", "timestamp", "time", "ts", "date")),
     *(_Col(n, (n, n[0]), "float") for n in ("open", "high", "low", "close", "volume")),
 )
+_LEVEL = (_Col("is_bid", ("side",), "side"), _Col("price", _PRICE, "float"), _Col("qty", _QTY, "float"))
 _TICKER = (
-    _Col("bid_price", ("bid_price", "best_bid_price"), "float"),
-    _Col("bid_qty", ("bid_qty", "best_bid_qty"), "float"),
-    _Col("ask_price", ("ask_price", "best_ask_price"), "float"),
-    _Col("ask_qty", ("ask_qty", "best_ask_qty"), "float"),
+    *(_Col(n, (n, f"best_{n}"), "float") for n in ("bid_price", "bid_qty", "ask_price", "ask_qty")),
     _Col("update_id", ("update_id",), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _SNAPSHOT = (
     _Col("last_update_id", ("last_update_id",), "int"),
-    _Col("is_bid", ("side",), "side"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
+    *_LEVEL,
     _Col("level", ("level",), "int", required=False),
-    _RECV,
-    _EVENT,
+    *_STAMPS,
 )
 _UPDATES = (
     _Col("first_update_id", ("first_update_id",), "int"),
     _Col("last_update_id", ("last_update_id",), "int"),
     _Col("prev_last_update_id", ("prev_last_update_id", "pu"), "int", required=False),
-    _Col("is_bid", ("side",), "side"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
-    _RECV,
-    _EVENT,
+    *_LEVEL,
+    *_STAMPS,
 )
 _T_DEPTH = (
     _time("ts_ns", ("timestamp",)),
     _Col("first_update_id", ("first_update_id",), "int"),
     _Col("last_update_id", ("last_update_id",), "int"),
     _Col("prev_last_update_id", ("pu",), "int"),
-    _Col("is_bid", ("side",), "side"),
     _Col("is_snapshot", ("update_type",), "snap"),
-    _Col("price", _PRICE, "float"),
-    _Col("qty", _QTY, "float"),
+    *_LEVEL,
 )
 _LAYOUTS = {"trades": _TRADE, "aggtrades": _TRADE, "klines": _KLINE, "bookticker": _TICKER,
             "depth_snapshot": _SNAPSHOT, "depth_updates": _UPDATES, "t_depth": _T_DEPTH}
@@ -203,13 +180,8 @@ _HEADERLESS = {
 # ---------------------------------------------------------------------------------------------
 # Sniffing: header and kind
 
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
 def _first_line(path: Path) -> str:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     with opener(path, "rb") as fh:
         for raw in fh:
             line = raw.decode("utf-8", errors="replace").strip()
@@ -315,17 +287,10 @@ class BinanceFrame:
         return self.columns.get(name, default)
 
 
-def timestamps_ns(values: np.ndarray, unit: str | None = None) -> np.ndarray:
-    """int64 ns from integer times in ``unit`` (ms/us/ns), or, with no unit, each value's magnitude
-    (below 1e13 ms, below 1e16 us, else ns: the scale ``tradebus.engine.normalize_timestamps`` uses)."""
-    values = np.asarray(values, dtype=np.int64)
-    if unit is not None:
-        return values * {"ms": 1_000_000, "us": 1_000, "ns": 1}[unit]
-    mag = np.abs(values)
-    return np.where(mag < 10**13, values * 1_000_000, np.where(mag < 10**16, values * 1_000, values))
-
-
-_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "time": pa.int64()}
+# labels (side, update type) as dictionaries: a handful of distinct strings per column
+_LABEL_TYPE = pa.dictionary(pa.int32(), pa.string())
+_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "time": pa.int64(), "side": _LABEL_TYPE,
+          "buysell": _LABEL_TYPE, "snap": _LABEL_TYPE}
 
 
 def _plan(path: Path, kind: str, header: list[str] | None, exact: bool) -> dict[str, tuple[_Col, str]]:
@@ -350,34 +315,27 @@ def _plan(path: Path, kind: str, header: list[str] | None, exact: bool) -> dict[
 def _arrow_type(col: _Col, exact: bool) -> pa.DataType:
     if col.type == "float" and exact:
         return pa.string()
-    return _ARROW.get(col.type, pa.string())
+    return _ARROW[col.type]
 
 
-def _open(path: Path) -> pa.NativeFile:
-    return pa.input_stream(str(path), compression="gzip" if _is_gzip(path) else None)
+@dataclass
+class _File:
+    """How one file is read: its kind, header, column names, the rows to skip and the columns wanted."""
+
+    path: Path
+    kind: str
+    header: list[str] | None
+    names: list[str]
+    skip: int
+    plan: dict[str, tuple[_Col, str]]
+    types: dict[str, pa.DataType]
+
+    @property
+    def first_line(self) -> int:
+        return self.skip + 1
 
 
-def _parse(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType], threads: bool,
-           on_invalid, block_size: int | None) -> pa.Table:
-    read = pacsv.ReadOptions(column_names=names, skip_rows=skip, use_threads=threads,
-                             **({"block_size": block_size} if block_size else {}))
-    parse = pacsv.ParseOptions(ignore_empty_lines=False, invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(column_types=types, include_columns=list(types), null_values=[""],
-                                   strings_can_be_null=False, true_values=list(_TRUE),
-                                   false_values=list(_FALSE))
-    with _open(path) as stream:
-        return pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
-
-
-def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
-                     exact: bool = False, on_bad_row: OnBadRow | None = None,
-                     threads: bool = True, block_size: int | None = None) -> BinanceFrame:
-    """Read a Binance CSV file into canonical columns (see the module docstring).
-
-    kind: one of KINDS, or None to detect it (among ``kinds``). exact: prices and quantities as
-    decimal text. on_bad_row: called with (path, line, reason) for each malformed row, which is
-    then left out; without it the first malformed row raises CsvRowError.
-    """
+def _file(path: str | os.PathLike, kind: str | None, kinds: Iterable[str], exact: bool) -> _File:
     path = Path(path)
     header, width = read_header(path)
     if kind is None:
@@ -389,44 +347,94 @@ def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds:
     if header is None and width not in (len(_HEADERLESS[kind]), 6 if kind == "klines" else -1):
         raise ValueError(f"{path}: a headerless {_DESCRIPTION[kind]} file has {len(_HEADERLESS[kind])} columns, "
                          f"this one has {width}")
-    file_names = list(header) if header is not None else list(_HEADERLESS[kind][:width])
-    file_names = [n if file_names.index(n) == i else f"{n}#{i}" for i, n in enumerate(file_names)]
+    names = list(header) if header is not None else list(_HEADERLESS[kind][:width])
+    names = [n if names.index(n) == i else f"{n}#{i}" for i, n in enumerate(names)]
     plan = _plan(path, kind, header, exact)
     types = {found: _arrow_type(col, exact) for col, found in plan.values()}
     skip = 0 if header is None else 1 + _leading_blank_lines(path)
-    first_line = skip + 1
+    return _File(path, kind, header, names, skip, plan, types)
 
-    invalid: list[tuple[int | None, str]] = []
+
+def _frame(f: _File, table: pa.Table, lines: np.ndarray, on_bad_row: OnBadRow | None) -> BinanceFrame:
+    columns, keep = _columns(f.path, table, f.plan, lines, on_bad_row)
+    if not keep.all():
+        lines, table = lines[keep], table.filter(pa.array(keep))
+        columns = {k: v[keep] for k, v in columns.items()}
+    return BinanceFrame(f.path, f.kind, f.header, columns, lines, table)
+
+
+def _clean(table: pa.Table | pa.RecordBatch, types: dict[str, pa.DataType]) -> bool:
+    return not any(has_empty(table.column(n)) for n in types)
+
+
+def read_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
+                     exact: bool = False, on_bad_row: OnBadRow | None = None,
+                     threads: bool = True, block_size: int | None = None) -> BinanceFrame:
+    """Read a Binance CSV file into canonical columns (see the module docstring).
+
+    kind: one of KINDS, or None to detect it (among ``kinds``). exact: prices and quantities as
+    decimal text. on_bad_row: called with (path, line, reason) for each malformed row, which is
+    then left out; without it the first malformed row raises CsvRowError.
+    """
+    f = _file(path, kind, kinds, exact)
+    invalid: list[int | None] = []
 
     def note_invalid(row) -> str:
-        invalid.append((row.number, row.text))
+        invalid.append(row.number)
         return "skip"
 
     table = None
     try:
-        table = _parse(path, file_names, skip, types, threads, note_invalid, block_size)
+        table = parse(f.path, f.names, f.skip, f.types, threads, note_invalid, block_size)
     except pa.ArrowInvalid:
         pass                                   # a value of the wrong type: find it below
-    if table is None or invalid or any(_has_empty(table.column(n)) for n in types):
-        table, lines = _diagnose(path, file_names, skip, types, plan, on_bad_row)
+    if table is None or invalid or not _clean(table, f.types):
+        table, lines = diagnose(f.path, f.names, f.skip, f.types, on_bad_row)
     else:
-        lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
-    columns, keep = _columns(path, table, plan, lines, on_bad_row)
-    if not keep.all():
-        lines, table = lines[keep], table.filter(pa.array(keep))
-        columns = {k: v[keep] for k, v in columns.items()}
-    return BinanceFrame(path, kind, header, columns, lines, table)
+        lines = np.arange(f.first_line, f.first_line + table.num_rows, dtype=np.int64)
+    return _frame(f, table, lines, on_bad_row)
 
 
-def _has_empty(column: pa.ChunkedArray) -> bool:
-    """A null (an empty number: blank line or missing value) or an empty text value."""
-    if column.null_count:
-        return True
-    return pa.types.is_string(column.type) and bool(pc.any(pc.equal(pc.utf8_length(column), 0)).as_py())
+def iter_binance_csv(path: str | os.PathLike, kind: str | None = None, *, kinds: Iterable[str] = KINDS,
+                     exact: bool = False, on_bad_row: OnBadRow | None = None,
+                     block_size: int = 16 << 20) -> Iterator[BinanceFrame]:
+    """:func:`read_binance_csv` for files too big to hold: frames of about ``block_size`` bytes of
+    CSV each, in file order (pyarrow's streaming reader, ``open_csv``).
+
+    From the first malformed row on, the rest of the file is read by the serial pass that finds
+    bad rows (it holds that rest as text), so frames and errors are those of read_binance_csv.
+    """
+    f = _file(path, kind, kinds, exact)
+    invalid: list[int | None] = []
+
+    def note_invalid(row) -> str:
+        invalid.append(row.number)
+        return "skip"
+
+    read = pacsv.ReadOptions(column_names=f.names, skip_rows=f.skip, block_size=block_size)
+    next_line = f.first_line
+    with open_stream(f.path) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse_options(note_invalid),
+                                convert_options=convert_options(f.types))
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid:
+                break
+            if invalid or not _clean(batch, f.types):
+                break
+            lines = np.arange(next_line, next_line + batch.num_rows, dtype=np.int64)
+            next_line += batch.num_rows
+            yield _frame(f, pa.Table.from_batches([batch]), lines, on_bad_row)
+    # a malformed row in what is left: the serial pass, from the first line not yet given out
+    table, lines = diagnose(f.path, f.names, f.skip, f.types, on_bad_row, since=next_line)
+    yield _frame(f, table, lines, on_bad_row)
 
 
 def _leading_blank_lines(path: Path) -> int:
-    opener = gzip.open if _is_gzip(path) else open
+    opener = gzip.open if is_gzip(path) else open
     n = 0
     with opener(path, "rb") as fh:
         for raw in fh:
@@ -437,92 +445,7 @@ def _leading_blank_lines(path: Path) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# The slow path, only taken when a row is malformed: find every bad row and its line
-
-def _diagnose(path: Path, names: list[str], skip: int, types: dict[str, pa.DataType],
-              plan: dict[str, tuple[_Col, str]], on_bad_row: OnBadRow | None) -> tuple[pa.Table, np.ndarray]:
-    invalid: list[tuple[int, str, int, int]] = []
-
-    def note_invalid(row) -> str:
-        invalid.append((row.number, row.text, row.expected_columns, row.actual_columns))
-        return "skip"
-
-    as_text = {n: pa.string() for n in types}
-    table = _parse(path, names, skip, as_text, False, note_invalid, None)
-    first = skip + 1
-    bad_lines = {n for n, *_ in invalid}
-    every = np.arange(first, first + table.num_rows + len(invalid), dtype=np.int64)
-    lines = every[~np.isin(every, np.fromiter(bad_lines, np.int64, len(bad_lines)))] if bad_lines else every
-    problems: list[tuple[int, str]] = [
-        (n, f"expected {exp} columns, found {act}: {text[:80]!r}") for n, text, exp, act in invalid]
-
-    blank = np.ones(table.num_rows, dtype=bool)
-    for n in types:
-        blank &= np.asarray(pc.equal(table.column(n), "").to_numpy(zero_copy_only=False), dtype=bool)
-    keep = ~blank
-    for col, found in plan.values():
-        text = table.column(found)
-        target = types[found]
-        if pa.types.is_string(target):
-            continue
-        bad = _unconvertible(text, target, keep)
-        for i in bad:
-            value = text[int(i)].as_py()
-            reason = "empty" if value == "" else f"{value!r} is not {_TYPE_WORDS[col.type]}"
-            problems.append((int(lines[i]), f"column {found!r}: {reason}"))
-        keep[bad] = False
-    if problems:
-        problems.sort()
-        if on_bad_row is None:
-            raise CsvRowError(path, *problems[0])
-        for line, reason in problems:
-            on_bad_row(path, line, reason)
-    mask = pa.array(keep)
-    table = table.filter(mask)
-    lines = lines[keep]
-    cast = {}
-    for found, target in types.items():
-        column = table.column(found)
-        cast[found] = column if pa.types.is_string(target) else pc.cast(column, target)
-    return pa.table(cast), lines
-
-
-_TYPE_WORDS = {"int": "an integer", "time": "an integer timestamp", "float": "a number", "bool": "true/false"}
-
-
-def _unconvertible(text: pa.ChunkedArray, target: pa.DataType, keep: np.ndarray) -> np.ndarray:
-    """Row indices (among ``keep``) whose text does not convert to ``target``."""
-    arr = text.combine_chunks()
-    if pa.types.is_boolean(target):
-        ok = pc.is_in(arr, value_set=pa.array(_TRUE + _FALSE)).to_numpy(zero_copy_only=False)
-        return np.flatnonzero(keep & ~ok)
-    idx = np.flatnonzero(keep)
-    bad: list[int] = []
-
-    def search(lo: int, hi: int) -> None:   # bisect on pyarrow casts: k bad rows cost k*log(n) casts
-        try:
-            pc.cast(arr.take(pa.array(idx[lo:hi])), target)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            if hi - lo == 1:
-                bad.append(int(idx[lo]))
-            else:
-                mid = (lo + hi) // 2
-                search(lo, mid)
-                search(mid, hi)
-
-    if len(idx):
-        search(0, len(idx))
-    return np.array(bad, dtype=np.int64)
-
-
-# ---------------------------------------------------------------------------------------------
 # Arrow columns -> canonical numpy columns
-
-def _numpy(column: pa.ChunkedArray) -> np.ndarray:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column.to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(column.to_numpy())
-
 
 def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lines: np.ndarray,
              on_bad_row: OnBadRow | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -533,24 +456,25 @@ def _columns(path: Path, table: pa.Table, plan: dict[str, tuple[_Col, str]], lin
     for name, (col, found) in plan.items():
         column = table.column(found)
         if col.type == "time":
-            out[name] = timestamps_ns(_numpy(column), col.units.get(found))
+            raw, unit = to_numpy(column), col.units.get(found)
+            late = out_of_range(raw, unit)
+            if late.any():
+                problems += [(int(lines[i]), f"column {found!r}: time {raw[i]} is out of range (after 2262 in ns)")
+                             for i in np.flatnonzero(late)]
+                keep &= ~late
+                raw[late] = 0
+            out[name] = timestamps_ns(raw, unit, in_place=True)
         elif col.type in _LABELS:
             yes, no, what = _LABELS[col.type]
-            is_yes = pc.is_in(column, value_set=pa.array(yes)).to_numpy(zero_copy_only=False)
-            unknown = ~(is_yes | pc.is_in(column, value_set=pa.array(no)).to_numpy(zero_copy_only=False))
+            is_yes, unknown = labels(column, yes, no)
             if unknown.any():
-                texts = column.to_numpy(zero_copy_only=False)
-                problems += [(int(lines[i]), f"{what}, found {texts[i]!r}") for i in np.flatnonzero(unknown)]
+                problems += [(int(lines[i]), f"{what}, found {label_text(column, int(i))!r}")
+                             for i in np.flatnonzero(unknown)]
                 keep &= ~unknown
             out[name] = is_yes
         else:
-            out[name] = _numpy(column)
-    if problems:
-        problems.sort()
-        if on_bad_row is None:
-            raise CsvRowError(path, *problems[0])
-        for line, reason in problems:
-            on_bad_row(path, line, reason)
+            out[name] = to_numpy(column)
+    report(path, problems, on_bad_row)
     if "side" in out:                       # tradebus's own trades: side of the aggressor
         out.setdefault("is_buyer_maker", ~out.pop("side"))
     if "is_buy" in out:

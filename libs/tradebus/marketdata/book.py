@@ -63,7 +63,7 @@ class LevelBook:
 
     def set_level(self, is_bid: bool, price: float, qty: float) -> None:
         """One level; qty 0 removes it."""
-        self.levels.update(is_bid, price, qty)
+        self.levels.update(bool(is_bid), price, qty)
 
     def apply(self, delta: BookDelta) -> None:
         update = self.levels.update

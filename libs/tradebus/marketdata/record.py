@@ -129,9 +129,9 @@ class JetStreamRecorder:
         self.bus, self.stream, self.venues, self.retention_hours = bus, stream, venues, retention_hours
 
     async def start(self) -> None:
-        from tradebus.bus.jetstream import declare_stream, md_record_stream
+        from tradebus.bus.jetstream import md_record_stream
 
-        await declare_stream(self.bus.js, md_record_stream(self.stream, self.venues, self.retention_hours))
+        await self.bus.declare_stream(md_record_stream(self.stream, self.venues, self.retention_hours))
 
     async def add(self, subject: str, data: bytes, event: Any) -> None:
         return None
@@ -142,11 +142,11 @@ class JetStreamRecorder:
 
 async def read_jetstream(bus, stream: str, idle: float = 1.0) -> AsyncIterator[tuple[int, str, bytes]]:
     """(ts, subject, payload) of every message in ``stream``, oldest first (stops when idle)."""
-    info = await bus.js.stream_info(stream)
+    info = await bus.stream_info(stream)
     last = info.state.last_seq
     if not info.state.messages:
         return
-    sub = await bus.js.subscribe(">", stream=stream, ordered_consumer=True)
+    sub = await bus.read_stream(stream)
     try:
         while True:
             try:

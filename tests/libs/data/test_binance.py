@@ -172,7 +172,7 @@ GOOD = "1723161254087896568,1723161255343,1723161255342,{id},61837.63,0.02,true,
     ("1723161254087896568,1723161255343,1723161255342,7,61837.63,0.02,maybe,true\n",
      "column 'is_buyer_maker': 'maybe' is not true/false"),
     ("1723161254087896568,1723161255343,17231612553.5,7,61837.63,0.02,true,true\n",
-     "column 'trade_time_ms': '17231612553.5' is not an integer timestamp"),
+     "column 'trade_time_ms': '17231612553.5' is not an integer"),
     ("garbage\n", "expected 8 columns, found 1"),
 ])
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
@@ -225,3 +225,57 @@ def test_files_of_no_known_kind_are_refused(tmp_path, text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         read_binance_csv(tmp_path / "nope.csv")
+
+
+def test_streaming_gives_the_rows_and_lines_of_the_whole_read(tmp_path, spot_trades):
+    from tradebus.data.binance import iter_binance_csv
+
+    path = D / (SPOT + "trades.csv.gz")
+    whole = read_binance_csv(path)
+    frames = list(iter_binance_csv(path, block_size=64 << 10))
+    assert len(frames) > 5
+    for name in whole.columns:
+        assert np.array_equal(np.concatenate([f[name] for f in frames]), whole[name]), name
+    assert np.array_equal(np.concatenate([f.lines for f in frames]), whole.lines)
+    # a bad row late in the file: the frames before it come out, then the error names its line
+    rows = [",".join(r) + "\n" for r in spot_trades]
+    fields = rows[15_000].split(",")
+    rows[15_000] = ",".join(fields[:6] + ["perhaps"] + fields[7:])
+    bad = write(tmp_path / "late.csv", HEADER + "".join(rows))
+    seen = []
+    with pytest.raises(CsvRowError, match="line 15002: column 'is_buyer_maker': 'perhaps'"):
+        for frame in iter_binance_csv(bad, block_size=64 << 10):
+            seen.append(frame)
+    assert seen and seen[-1].lines[-1] < 15002
+    skipped = []
+    kept = list(iter_binance_csv(bad, block_size=64 << 10, on_bad_row=lambda p, line, why: skipped.append(line)))
+    assert skipped == [15002]
+    ids = np.concatenate([f["trade_id"] for f in kept])
+    assert np.array_equal(ids, np.delete(whole["trade_id"], 15_000))
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.lists(st.one_of(st.integers(0, 10**13 - 1), st.integers(10**13, 10**16 - 1),
+                          st.integers(10**16, 4 * 10**18), st.integers(-10**12, -1)), max_size=30))
+def test_timestamp_scale_matches_a_value_by_value_reference(values):
+    from tradebus.data.binance import timestamps_ns
+
+    def ref(v):
+        m = abs(v)
+        return v * 1_000_000 if m < 10**13 else v * 1_000 if m < 10**16 else v
+    from tradebus.data.binance import out_of_range
+
+    arr = np.array(values, dtype=np.int64)
+    late = out_of_range(arr)
+    assert late.tolist() == [abs(ref(v)) > 2**63 - 1 for v in values]
+    assert timestamps_ns(arr[~late]).tolist() == [ref(v) for v in values if abs(ref(v)) <= 2**63 - 1]
+
+
+def test_a_time_past_2262_is_a_row_error(tmp_path):
+    path = write(tmp_path / "t.csv", HEADER + GOOD.format(id=1)
+                 + GOOD.format(id=2).replace("1723161255342", "9999999999999") + GOOD.format(id=3))
+    with pytest.raises(CsvRowError, match="line 3: column 'trade_time_ms': time 9999999999999 is out of range"):
+        read_binance_csv(path)
+    assert read_binance_csv(path, on_bad_row=lambda *a: None)["trade_id"].tolist() == [1, 3]
