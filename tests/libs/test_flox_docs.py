@@ -18,6 +18,7 @@ import pytest
 
 import tradebus
 from tradebus.live import SANDBOX_URL_ENV
+from tradebus.retry import BackoffSettings
 from tradebus.services.sim_exchange.settings import Account, default_config
 from tradebus.services.sim_exchange.testing import running_sim
 from tradebus.strategy import Signal
@@ -148,7 +149,7 @@ def test_batch_engine_permutation_example():
 
 def test_broker_backoff_and_subclass_examples():
     out = runpy.run_path(str(FLOX / "ccxt_backoff_and_subclass.py"))
-    assert out["broker"].retry == (1.0, 2.0, 60.0)
+    assert out["broker"].backoff == BackoffSettings(initial=1.0, cap=60.0, multiplier=2.0)
     assert issubclass(out["BybitBroker"], out["CcxtBroker"])   # run against a venue in tests/libs/live
 
 

@@ -42,9 +42,10 @@ from typing import Any
 
 import ccxt
 
-from tradebus.exchanges import Backoff, VenueAdapter, load_config
+from tradebus.exchanges import VenueAdapter, load_config
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.execution import RiskEngine
+from tradebus.retry import Backoff, BackoffSettings
 from tradebus.strategy import Runner, Strategy, Symbol, SymbolRegistry
 
 from .orders import OrderFlow, UnsupportedOrderType
@@ -78,9 +79,8 @@ class CcxtBroker(OrderFlow):
                  adapters: tuple[str, ...] | None = None, client_id_prefix: str = "tb",
                  on_error: Callable[[str | None, BaseException], Any] | None = None,
                  risk: RiskEngine | None = None):
-        Backoff(retry_initial_delay, retry_multiplier, retry_max_delay)  # ValueError on nonsense
-        if retry_max_delay < retry_initial_delay:
-            raise ValueError(f"retry_max_delay {retry_max_delay} < retry_initial_delay {retry_initial_delay}")
+        self.backoff = BackoffSettings(initial=float(retry_initial_delay), multiplier=float(retry_multiplier),
+                                       cap=float(retry_max_delay))   # ValueError on nonsense
         if int(book_depth) <= 0:
             raise ValueError(f"book_depth must be > 0, got {book_depth}")
         if adapters is None and (":" in exchange_id or "___" in exchange_id):  # a venue: binance:usdm / BINANCE___SWAP
@@ -91,7 +91,6 @@ class CcxtBroker(OrderFlow):
         self.exchange_id = exchange_id
         self.sandbox = sandbox
         self.book_depth = int(book_depth)
-        self.retry = (float(retry_initial_delay), float(retry_multiplier), float(retry_max_delay))
         self._credentials = {k: v for k, v in (("apiKey", api_key), ("secret", secret), ("password", password)) if v}
         has_keys = bool(self._credentials) or bool(exchange is not None and getattr(exchange, "apiKey", None))
         if live is not None:  # tradebus's earlier spelling: live=True is dry_run=False
@@ -272,7 +271,7 @@ class CcxtBroker(OrderFlow):
         return self.book_depth
 
     async def _stream(self, kind: str, name: str, sym: Symbol) -> None:
-        backoff = Backoff(*self.retry)
+        backoff = Backoff(self.backoff)
         limit = self.book_limit(name)
         while True:
             try:
