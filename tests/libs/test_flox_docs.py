@@ -183,3 +183,27 @@ async def test_broker_quick_start_against_sim_exchange():
         assert account.orders and all(o.type == "MARKET" for o in account.orders.values())
         assert account.fills["spot"]
         assert "LIVE: orders are sent" in errors
+
+
+def test_signal_and_trade_events_answer_to_flox_field_names():
+    registry = tradebus.SymbolRegistry()
+    btc = registry.add_symbol("binance", "BTCUSDT", tick_size=0.01)
+    sent, seen = [], []
+
+    class Orders(tradebus.Strategy):
+        def on_trade(self, ctx, trade):
+            seen.append((trade.quantity, trade.qty))
+            self.stop_market("sell", 59_000.0, 0.01)
+            self.trailing_stop("sell", 25.5, 0.01, activation=60_100.0)
+            self.trailing_stop_percent("sell", 40.0, 0.01)
+
+    runner = tradebus.Runner(registry, sent.append)
+    runner.add_strategy(Orders([btc]))
+    runner.start()
+    runner.on_trade(btc, 60_000.0, 0.25, True, 1)
+    assert seen == [(0.25, 0.25)]
+    stop, trailing, percent = sent
+    assert (stop.trigger_price, stop.trailing_offset, stop.trailing_bps) == (59_000.0, 0.0, 0.0)
+    assert (trailing.trigger_price, trailing.trailing_offset, trailing.trailing_bps) == (60_100.0, 25.5, 0.0)
+    assert (percent.trigger_price, percent.trailing_offset, percent.trailing_bps) == (0.0, 0.0, 40.0)
+    assert all(s.quantity == 0.01 for s in sent)
