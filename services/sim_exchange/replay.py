@@ -16,17 +16,17 @@ import math
 import random
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from tradebus.data.binance import BadRowLog, BinanceFrame, read_binance_csv
 
-from .settings import Instrument as InstrumentConfig
 from .engine import Engine, Instrument, Kline
+from .settings import Instrument as InstrumentConfig
 
 DEPTH, TRADE, SNAPSHOT, TRADES = 0, 1, 2, 3
 Event = tuple[int, int, object]
@@ -123,13 +123,13 @@ def recorded_feed(cfg: InstrumentConfig, data: Path | None) -> Iterator[Event] |
 class SyntheticMarket:
     """A seeded random (or kline-following) market: a level lattice around a moving mid, and trades."""
 
-    def __init__(self, inst: Instrument, cfg: InstrumentConfig, data: Path, seed: int,
+    def __init__(self, inst: Instrument, cfg: InstrumentConfig, data: Path | None, seed: int,
                  start_price: Decimal | None = None):
         syn = cfg.synthetic
         self.inst, self.syn = inst, syn
         self.rng = random.Random(seed * 1_000_003 + zlib.crc32(f"{inst.market}:{inst.symbol}".encode()))
         self.klines = None
-        if syn.klines and (data / syn.klines).exists() and start_price is None:
+        if syn.klines and data is not None and (data / syn.klines).exists() and start_price is None:
             rows = load_klines(data / syn.klines)
             self.klines = rows[min(syn.klines_start, len(rows) - 1):]
             self.history_rows = rows[max(0, syn.klines_start - syn.history_minutes):syn.klines_start]
@@ -388,7 +388,7 @@ class Replay:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), min(delay, 1.0))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 continue
             now = time.monotonic()
