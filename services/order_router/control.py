@@ -1,9 +1,10 @@
-"""Control of the router: the kill switch, as NATS service endpoints.
+"""Control of the router: the kill switch and account queries, as NATS service endpoints.
 
 ``svc.order_router.kill`` / ``svc.order_router.release`` take a ``ServiceCommand`` whose args may
 name a ``venue`` (another venue's router stays silent) and a ``strategy`` (none: every strategy
 on the venue). They are endpoints of the router's ``nats.micro`` service, so ``$SRV.INFO``
-lists them, and a request that does not decode gets a 400 like every other endpoint. An engaged
+lists them, and a request that does not decode gets a 400 like every other endpoint.
+``svc.order_router.query.<venue>`` answers an AccountQuery from the venue (see .queries). An engaged
 switch is kept in KV, so a restarted router still refuses; the checks themselves are the
 execution layer's (``RiskEngine.pre_trade``).
 """
@@ -13,8 +14,10 @@ import logging
 import time
 
 from tradebus.bus.service import add_typed_endpoint
-from tradebus.proto import CommandResult, ServiceCommand
-from tradebus.proto.subjects import EXTERNAL_STRATEGY, service_subject
+from tradebus.proto import AccountQuery, AccountSnapshot, CommandResult, ServiceCommand
+from tradebus.proto.subjects import EXTERNAL_STRATEGY, account_query_subject, service_subject
+
+from .queries import answer_query
 
 __all__ = ["Control", "COMMANDS"]
 
@@ -33,6 +36,15 @@ class Control:
             # one queue group per venue: every venue's router hears a command, one instance each answers
             await add_typed_endpoint(service, self.bus, command, service_subject("order_router", command),
                                      ServiceCommand, handler, queue_group=f"order_router-{self.venue}")
+        await add_typed_endpoint(service, self.bus, "query", account_query_subject(self.venue), AccountQuery,
+                                 self.answer_query, queue_group=f"order_router-{self.venue}")
+
+    async def answer_query(self, query: AccountQuery) -> AccountSnapshot:
+        """What the venue says about the account (MLThon's fetch_*), or the router's view of orders."""
+        return await answer_query(query, venue=self.venue, account=self.venue, adapters=self.adapters,
+                                  adapter_for=self.adapter_for,
+                                  orders=lambda strategy, symbol: [r.status for r in self.open_orders(strategy, symbol)],
+                                  call=self._call)
 
     async def kill(self, strategy: str | None = None) -> int:
         """Engage the kill switch (kept in KV for a restart) and cancel the open orders it covers;

@@ -11,7 +11,8 @@ One router per venue account; its parts live beside it, one concern each:
   ``FillLedger`` (exactly once, by trade id or by cumulative quantity; positions net of
   base-asset fees).
 - ``reconcile``: balances, positions and open orders at start and after every reconnect.
-- ``control``: the kill switch as ``svc.order_router.kill`` / ``.release`` service endpoints.
+- ``control``: the kill switch (``svc.order_router.kill`` / ``.release``) and account queries
+  (``svc.order_router.query.<venue>``, answered by ``queries``) as service endpoints.
 
 This module holds the lifecycle (start, connect, stop), the venue call path (rate limiter,
 retries) and publishing.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tradebus.bus.service import ServiceContext, service_main
 from tradebus.config import DEFAULT_CONFIG, service_section
-from tradebus.proto import MarketDataEvent, OrderEvent, ParamsUpdate
-from tradebus.proto.subjects import md_wildcard, order_event_wildcard, params_subject
+from tradebus.proto import AccountEvent, ControlMessage, MarketDataEvent, OrderEvent
+from tradebus.proto.subjects import account_wildcard, control_wildcard, md_wildcard, order_event_wildcard
 
 from .host import StrategyHost
 from .settings import StrategyRunnerSettings
@@ -29,9 +29,11 @@ async def setup(svc: ServiceContext) -> None:
     await svc.subscribe(md_wildcard(), MarketDataEvent, host.on_market_data)
     await svc.subscribe(order_event_wildcard(), OrderEvent, host.on_order_event)
     for name in host.specs:
-        await svc.subscribe(params_subject(name), ParamsUpdate, host.on_params)
+        await svc.subscribe(control_wildcard(name), ControlMessage, host.on_control)
+    for venue in host.mlthon:
+        await svc.subscribe(account_wildcard(venue), AccountEvent, host.on_account_event)
     await host.start()
-    tasks = [asyncio.create_task(host.run_timers()),
+    tasks = [asyncio.create_task(host.run_timers()), asyncio.create_task(host.watch_params()),
              asyncio.create_task(host.report_status(settings.status_interval))]
 
     async def stop() -> None:

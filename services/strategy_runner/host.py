@@ -3,7 +3,10 @@
 Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
 ``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
 order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
-positions follow fills. A strategy that raises is logged with its traceback, told through
+positions follow fills. MLThon strategies (``kind: mlthon``) run in the same Runner through
+:class:`tradebus.mlthon.MLThonStrategy`; they also get gateway and rate-limit events
+(``acct.<venue>.*``), feed status and funding, commands (``ctl.<strategy>.<command>``) and their
+``fetch_*`` answers from the venue's order router. A strategy that raises is logged with its traceback, told through
 on_error, and reported as a ServiceStatus on ``svc.strategy_runner.event``; the others go on.
 """
 from __future__ import annotations
@@ -17,8 +20,13 @@ from nats.js.errors import NoStreamResponseError
 
 from tradebus.bus.service import ServiceContext
 from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
+from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
+from tradebus.mlthon.basics.defs import Exchange
+from tradebus.mlthon.live import BusGateway, on_live_event
 from tradebus.proto import (
     BBO,
+    AccountQuery,
+    AccountSnapshot,
     Bar,
     BookDelta,
     BookSide,
@@ -27,9 +35,11 @@ from tradebus.proto import (
     CancelAllAck,
     CancelAllReject,
     CancelReject,
+    CommandResult,
     FeedState,
     FeedStatus,
     Fill,
+    FundingRate,
     ModifyAck,
     ModifyReject,
     NewOrder,
@@ -42,6 +52,7 @@ from tradebus.proto import (
     ServiceState,
     ServiceStatus,
     Side,
+    StrategyCommand,
     Trade,
     TradeBatch,
     UnsupportedOp,
@@ -50,6 +61,7 @@ from tradebus.proto.codec import encode
 from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
     ORDERS_STREAM,
+    account_query_subject,
     order_event_subject,
     order_request_subject,
     params_key,
@@ -76,6 +88,9 @@ def _session_tag() -> str:
     return out
 
 
+_MISSING = object()
+
+
 class StrategyHost:
     """Builds the strategies of the settings and connects their Runner to the bus."""
 
@@ -94,6 +109,9 @@ class StrategyHost:
         self._events: list[ServiceStatus] = []
         self._stream_ok = True
         self.last_error = ""
+        self.mlthon: dict[str, list[MLThonStrategy]] = {}     # venue -> its MLThon strategies
+        self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
+        self._kv_params = True
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -119,13 +137,70 @@ class StrategyHost:
 
     def _add(self, spec: StrategySpec, config_dir: Path | None) -> None:
         cls = load_class(spec.cls, config_dir)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
         symbols = [self.symbols[(spec.venue, s.symbol)] for s in spec.symbol_specs()]
-        strategy = cls(symbols, **spec.params)
+        if spec.kind == "mlthon":
+            strategy = self._mlthon(spec, cls, symbols)
+        else:
+            if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+                raise ValueError(f"strategy {spec.name}: {spec.cls} is not a tradebus Strategy")
+            strategy = cls(symbols, **spec.params)
         strategy.name = spec.name
         self.runner.add_strategy(strategy)
         self.specs[spec.name] = spec
+
+    def _mlthon(self, spec: StrategySpec, cls: type, symbols: list) -> MLThonStrategy:
+        if not (isinstance(cls, type) and issubclass(cls, IStrategy)):
+            raise ValueError(f"strategy {spec.name}: {spec.cls} is not an MLThon IStrategy")
+        try:
+            exchange = Exchange.from_venue(spec.venue)
+        except ValueError:
+            exchange = Exchange.Sim
+        inner = cls(dict(spec.cfg)) if spec.cfg else cls()
+        host = MLThonStrategy(inner, symbols, exchange=exchange, name=spec.name, params=spec.params,
+                              gateway=BusGateway(self._query, spec.venue, spec.name, self._order_client.get,
+                                                 lambda coid: (self._client_ids.get(coid) or (None, None))[1]),
+                              notifier=notifier_from_env(spec.name), log_path=spec.callback_log or None)
+        self.mlthon.setdefault(spec.venue, []).append(host)
+        return host
+
+    def _query(self, query: AccountQuery, reply) -> None:
+        """An MLThon fetch_*: ask the venue's router, answer through ``reply`` when it does."""
+        asyncio.get_running_loop().create_task(self._ask(query, reply))
+
+    async def _ask(self, query: AccountQuery, reply) -> None:
+        try:
+            snapshot = await self.svc.bus.request(account_query_subject(query.venue), query, AccountSnapshot,
+                                                  timeout=self.settings.query_timeout)
+        except Exception as exc:
+            reply(None, f"no answer from the order router of {query.venue}: {type(exc).__name__} {exc}".strip())
+        else:
+            reply(snapshot, "")
+        await self.flush()
+
+    async def on_account_event(self, event, _msg=None) -> None:
+        """acct.<venue>.*: gateway status and rate-limit use, for the MLThon strategies."""
+        for host in self.mlthon.get(event.venue, ()):
+            on_live_event(host, event)
+        await self.flush()
+
+    async def on_control(self, message, msg=None) -> None:
+        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult."""
+        if isinstance(message, ParamsUpdate):
+            await self.on_params(message)
+            return
+        if not isinstance(message, StrategyCommand):
+            return
+        strategy = self.runner.strategy(message.strategy) if message.strategy in self.specs else None
+        if isinstance(strategy, MLThonStrategy):
+            params = list(message.params) or [f"{k}={v}" for k, v in message.args.items()]
+            ok = strategy.command(message.command, params)
+            text = "done" if ok else f"{message.strategy} has no hook for {message.command!r}"
+        else:
+            ok, text = False, f"{message.strategy} takes no commands (only MLThon strategies have command hooks)"
+        await self.flush()
+        if msg is not None and msg.reply:
+            await self.svc.bus.respond(msg, CommandResult(strategy=message.strategy, command=message.command, ok=ok,
+                                                          message=text, ts_init=time.time_ns()))
 
     async def start(self) -> None:
         """Load stored params, start the strategies, then give them the positions their past
@@ -184,7 +259,37 @@ class StrategyHost:
                 continue
             update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
             if update is not None:
+                self._stored_params[name] = (entry.revision, dict(update.params))
                 self.runner.update_params(name, update.params)
+
+    async def watch_params(self) -> None:
+        """Deliver each change of a hosted strategy's entry in the strategy_params KV bucket
+        (the keys whose values changed) until cancelled."""
+        try:
+            kv = await self.svc.bus.key_value(KV_STRATEGY_PARAMS)
+            watcher = await kv.watchall()
+        except Exception as exc:
+            self.log.warning("strategy params: no KV watch (%s); updates come from ctl.<strategy>.params only", exc)
+            self._kv_params = False
+            return
+        try:
+            async for entry in watcher:
+                if entry is None or entry.value is None:
+                    continue
+                name = next((n for n in self.specs if params_key(n) == entry.key), None)
+                if name is None or entry.revision <= self._stored_params.get(name, (0, {}))[0]:
+                    continue
+                update = self.svc.bus.decode(f"kv.{KV_STRATEGY_PARAMS}.{name}", entry.value, ParamsUpdate)
+                if update is None:
+                    continue
+                before = self._stored_params.get(name, (0, {}))[1]
+                self._stored_params[name] = (entry.revision, dict(update.params))
+                changed = {k: v for k, v in update.params.items() if before.get(k, _MISSING) != v}
+                if changed:
+                    self.runner.update_params(name, changed)
+                    await self.flush()
+        finally:
+            await watcher.stop()
 
     async def stop(self) -> None:
         """on_stop for every strategy, send what it still asked for, log the summary."""
@@ -229,6 +334,9 @@ class StrategyHost:
                     runner.on_book_snapshot(sym, [], [], [], [], event.ts_init)
             case _:
                 pass
+        if isinstance(event, (FeedStatus, FundingRate)):
+            for host in self.mlthon.get(event.venue, ()):
+                on_live_event(host, event)
         await self.flush()
 
     # -- orders out ----------------------------------------------------------------------------
@@ -341,8 +449,18 @@ class StrategyHost:
         await self.flush()
 
     async def on_params(self, update: ParamsUpdate, _msg=None) -> None:
+        """ctl.<strategy>.params: merged into the strategy's KV entry, whose watch delivers it
+        (so a restarted runner starts from it); straight to the strategy when there is no KV."""
         if update.strategy not in self.specs:
             return
+        if self._kv_params:
+            merged = {**self._stored_params.get(update.strategy, (0, {}))[1], **update.params}
+            stored = ParamsUpdate(strategy=update.strategy, params=merged, ts_init=time.time_ns())
+            try:
+                await self.svc.bus.kv_put(KV_STRATEGY_PARAMS, params_key(update.strategy), encode(stored))
+                return
+            except Exception as exc:
+                self.log.warning("strategy params: KV put failed (%s); delivering directly", exc)
         self.runner.update_params(update.strategy, update.params)
         await self.flush()
 

@@ -10,6 +10,13 @@
             venue: sim
             symbols: [{symbol: BTC/USDT, tick_size: 0.01, lot_size: 0.00001}]   # or ["BTC/USDT"]
             params: {fast: 10, slow: 30, qty: 0.001}      # keyword arguments after symbols
+          - name: demo                          # an MLThon IStrategy (see docs/mlthon.md)
+            kind: mlthon
+            class: tradebus.mlthon.demo:DemoStrategy
+            cfg: {product: BTC-USDT}            # the strategy's constructor argument
+            params: {qty: "0.001"}              # on_strat_params_update
+            venue: sim
+            symbols: ["BTC/USDT"]
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,7 +43,12 @@ class SymbolSpec(Settings):
 
 
 class StrategySpec(Settings):
-    """One hosted strategy: ``class`` is ``package.module:Class`` or ``path/file.py:Class``."""
+    """One hosted strategy: ``class`` is ``package.module:Class`` or ``path/file.py:Class``.
+
+    ``kind``: ``flox`` (a tradebus Strategy, built as ``Class(symbols, **params)``) or ``mlthon``
+    (an MLThon IStrategy, built as ``Class(cfg)``, with ``params`` its strat params);
+    ``callback_log``: for mlthon, a file that gets each callback delivered as a JSON line.
+    """
 
     name: str
     cls: str = msgspec.field(name="class")
@@ -44,6 +56,9 @@ class StrategySpec(Settings):
     symbols: list[str | SymbolSpec]
     params: dict[str, Any] = {}
     enabled: bool = True
+    kind: Literal["flox", "mlthon"] = "flox"
+    cfg: dict[str, Any] = {}
+    callback_log: str = ""
 
     def __post_init__(self) -> None:
         name_token(self.name, "strategy name")
@@ -52,6 +67,8 @@ class StrategySpec(Settings):
             raise ValueError(f"strategy {self.name}: class must be 'module:Class' or 'file.py:Class', got {self.cls!r}")
         if not self.symbols:
             raise ValueError(f"strategy {self.name}: needs at least one symbol")
+        if self.kind != "mlthon" and (self.cfg or self.callback_log):
+            raise ValueError(f"strategy {self.name}: cfg and callback_log are for kind: mlthon")
         for spec in self.symbol_specs():
             symbol_token(spec.symbol)
             if "/" not in spec.symbol:
@@ -64,11 +81,13 @@ class StrategySpec(Settings):
 
 class StrategyRunnerSettings(Settings):
     """strategies: what to host; status_interval: seconds between status lines;
-    python_path: folders added to sys.path before loading strategy classes."""
+    python_path: folders added to sys.path before loading strategy classes; query_timeout:
+    seconds an MLThon fetch_* waits for the order router."""
 
     strategies: list[StrategySpec] = []
     status_interval: float = 5.0
     python_path: list[str] = []
+    query_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.status_interval > 0:

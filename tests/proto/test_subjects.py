@@ -159,7 +159,7 @@ def test_order_account_control_backtest_subjects():
         s.bt_result_subject("a.b")
 
 
-REPLY_ONLY = {p.CommandResult, p.ServiceStatus}
+REPLY_ONLY = {p.CommandResult, p.ServiceStatus, p.AccountSnapshot}
 STORED = {p.NewOrder, p.CancelOrder, p.CancelAll, p.ModifyOrder, p.BacktestJob, p.BacktestResult, p.BacktestDead}
 STORED |= set(p.OrderEvent.__args__)
 

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import enum
 
+from .account import AssetBalance, Position
 from .base import Event, Request
+from .order_events import OrderStatus
 
 __all__ = [
+    "QueryKind",
+    "AccountQuery",
+    "AccountSnapshot",
     "ParamValue",
     "StrategyCommand",
     "CommandResult",
@@ -29,6 +34,8 @@ class StrategyCommand(Request, tag="ctl.command", kw_only=True, frozen=True):
     command: str
     args: dict[str, str] = {}
     ts_init: int = 0
+    params: list[str] = []
+    """Positional parameters, as MLThon's command hooks take them (a list of strings)."""
 
 
 class CommandResult(Event, tag="ctl.result", kw_only=True, frozen=True):
@@ -86,5 +93,53 @@ class ServiceStatus(Event, tag="svc.status", kw_only=True, frozen=True):
     ts_init: int = 0
 
 
-ControlMessage = StrategyCommand | CommandResult | ParamsUpdate | ServiceCommand | ServiceStatus
+class QueryKind(enum.StrEnum):
+    """What an AccountQuery asks the order router for."""
+
+    ACCOUNT = "account"
+    WALLET = "wallet"
+    POSITION = "position"
+    FUNDING = "funding"
+    ORDER = "order"
+    OPEN_ORDERS = "open_orders"
+
+
+class AccountQuery(Request, tag="svc.acct_query", frozen=True, kw_only=True):
+    """Ask a venue's order router about its account: a core NATS request on
+    ``svc.order_router.query``, answered with an AccountSnapshot.
+
+    ``symbol`` (position, funding, order, open_orders), ``coin`` (wallet) and
+    ``client_order_id`` (order) narrow it; ``strategy`` limits orders to that strategy's.
+    """
+
+    venue: str
+    kind: QueryKind
+    strategy: str = ""
+    symbol: str = ""
+    coin: str = ""
+    client_order_id: str = ""
+    ts_init: int = 0
+
+
+class AccountSnapshot(Event, tag="svc.acct_snapshot", frozen=True, kw_only=True):
+    """The answer to an AccountQuery, from the venue. ``ok`` False: ``error`` says why;
+    ``unsupported`` True: the venue or market has no such thing (funding on spot, say)."""
+
+    venue: str
+    kind: QueryKind
+    ok: bool = True
+    error: str = ""
+    unsupported: bool = False
+    account: str = ""
+    balances: list[AssetBalance] = []
+    positions: list[Position] = []
+    funding_rate: float | None = None
+    next_funding_ts: int = 0
+    orders: list[OrderStatus] = []
+    ts_init: int = 0
+
+
+ControlMessage = (
+    StrategyCommand | CommandResult | ParamsUpdate | ServiceCommand | ServiceStatus | AccountQuery | AccountSnapshot
+)
 """Everything published under ``ctl.>`` and ``svc.>``."""

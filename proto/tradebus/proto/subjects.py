@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from .account import AccountEvent, Balance, GatewayStatus, Position, RateLimitInfo
 from .backtest import BacktestDead, BacktestJob, BacktestMessage, BacktestProgress, BacktestResult
 from .base import MdKind
-from .control import ControlMessage, ParamsUpdate, ServiceCommand, StrategyCommand
+from .control import AccountQuery, ControlMessage, ParamsUpdate, ServiceCommand, StrategyCommand
 from .instrument import Instrument
 from .market import (
     BBO,
@@ -54,6 +54,7 @@ __all__ = [
     "control_wildcard",
     "params_subject",
     "service_subject",
+    "account_query_subject",
     "service_wildcard",
     "BT_JOB_SUBJECT",
     "bt_job_subject",
@@ -278,6 +279,11 @@ def service_subject(service: str, command: str) -> str:
     return f"svc.{name_token(service, 'service')}.{name_token(command, 'command')}"
 
 
+def account_query_subject(venue: str) -> str:
+    """``svc.order_router.query.<venue>``: AccountQuery requests, answered by that venue's router."""
+    return f"{service_subject('order_router', 'query')}.{venue_token(venue)}"
+
+
 def service_wildcard(service: str | None = None) -> str:
     """Commands of one service (``svc.<service>.*``) or of all (``svc.>``)."""
     return "svc.>" if service is None else f"svc.{name_token(service, 'service')}.*"
@@ -348,6 +354,8 @@ def subject_for(msg: Any) -> str:
             return params_subject(msg.strategy)
         case ServiceCommand():
             return service_subject(msg.service, msg.command)
+        case AccountQuery():
+            return account_query_subject(msg.venue)
         case BacktestJob():
             return bt_job_subject(msg.study_id)
         case BacktestResult():

@@ -4,7 +4,7 @@ from __future__ import annotations
 from tradebus.bus import discover
 from tradebus.proto import CommandResult, ServiceCommand, Trade
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import service_subject
+from tradebus.proto.subjects import account_query_subject, service_subject
 
 GARBAGE = [b"\xc1\xc1\xc1", b"\x93\x01\x02", b""]
 
@@ -17,7 +17,8 @@ async def test_kill_and_release_are_listed_in_srv_info(harness):
     assert len(mine) == 1
     subjects = {e["name"]: e["subject"] for e in mine[0]["endpoints"]}
     assert subjects == {"kill": service_subject("order_router", "kill"),
-                        "release": service_subject("order_router", "release")}
+                        "release": service_subject("order_router", "release"),
+                        "query": account_query_subject(h.venue)}
 
 
 async def test_an_undecodable_kill_or_release_gets_a_400(harness):

@@ -1,0 +1,1 @@
+"""MLThon's API: the strategy interface (IStrategy) and the trading environment (IStratEnv)."""

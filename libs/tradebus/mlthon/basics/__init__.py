@@ -1,0 +1,1 @@
+"""MLThon's basic types: enums, exact decimal prices and quantities, instruments."""
