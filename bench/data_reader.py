@@ -18,7 +18,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-
 from tradebus.data import data_dir  # noqa: E402
 
 ROWS = 1_000_000

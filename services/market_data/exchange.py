@@ -1,7 +1,8 @@
 """The ccxt.pro instance of one venue, guarded so a message ccxt cannot parse is skipped, not fatal."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ccxt.pro as ccxtpro
 

@@ -12,13 +12,14 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import ccxt
 
 from tradebus.marketdata import parse
-from tradebus.retry import Backoff, BackoffSettings
 from tradebus.marketdata.binance_trades import FAST_TRADE_EXCHANGES, TradeTap
+from tradebus.retry import Backoff, BackoffSettings
 
 from .exchange import guard_messages, make_exchange
 from .settings import VenueSettings

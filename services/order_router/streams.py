@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -38,7 +37,7 @@ from tradebus.proto import (
     RejectCode,
     Side,
 )
-from tradebus.proto.orders import CLIENT_ORDER_ID_PATTERN
+from tradebus.proto.orders import is_client_order_id
 from tradebus.proto.subjects import EXTERNAL_STRATEGY
 
 from .state import OPEN, Tracked
@@ -215,7 +214,7 @@ class VenueStreams:
         """An order the router never placed (manual trade, other tool): track it as external."""
         if exchange_id is None:
             return None
-        if not coid or not re.match(CLIENT_ORDER_ID_PATTERN, coid):
+        if not coid or not is_client_order_id(coid):
             coid = f"ext-{exchange_id}"
         qty = float(order.get("amount") or 0.0)
         status = OrderStatus(venue=self.venue, strategy=EXTERNAL_STRATEGY, symbol=order.get("symbol") or "",

@@ -40,6 +40,7 @@ from tradebus.proto import (
     FeedStatus,
     Fill,
     FundingRate,
+    Instrument,
     ModifyAck,
     ModifyReject,
     NewOrder,
@@ -334,7 +335,7 @@ class StrategyHost:
                     runner.on_book_snapshot(sym, [], [], [], [], event.ts_init)
             case _:
                 pass
-        if isinstance(event, (FeedStatus, FundingRate)):
+        if isinstance(event, (FeedStatus, FundingRate, Instrument)):
             for host in self.mlthon.get(event.venue, ()):
                 on_live_event(host, event)
         await self.flush()

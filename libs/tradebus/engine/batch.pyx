@@ -81,7 +81,7 @@ if FILL_DTYPE.itemsize != sizeof(Fill):
 
 # Market orders fill at the next bar's open unless told otherwise: no look-ahead. The event
 # backtester (BacktestRunner's bar_fill) and the farm's EngineSettings.fill default to the same.
-DEFAULT_FILL = "next_open"
+from tradebus.proto.backtest import DEFAULT_FILL  # the one definition (the wire contract names it too)
 # FLOX names an instrument loaded without a symbol 1: run(symbol=1) finds it.
 FLOX_DEFAULT_SYMBOL = 1
 

@@ -15,8 +15,9 @@ import heapq
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ def recording_source(path: Path, bad: BadRows) -> Iterator[Item]:
     from .record import read_parquet
 
     decode = decoder_for(MarketDataEvent).decode
-    for i, (ts, subject, payload) in enumerate(read_parquet(path), 1):
+    for i, (ts, _subject, payload) in enumerate(read_parquet(path), 1):
         try:
             yield ts, decode(payload)
         except Exception as exc:  # msgspec.DecodeError / ValidationError

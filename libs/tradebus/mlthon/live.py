@@ -2,7 +2,7 @@
 
 strategy_runner hosts an :class:`MLThonStrategy` like any strategy; these helpers feed it what
 only the live stack has: the router's gateway status and rate-limit use (``acct.*``), feed
-status and funding (``md.*``), and the answers to ``fetch_*`` from the venue, asked through the
+status, funding and the venue's instrument sizes (``md.*``), and the answers to ``fetch_*`` from the venue, asked through the
 order router (an AccountQuery on ``svc.order_router.query.<venue>``).
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tradebus.proto import (
     FundingRate,
     GatewayState,
     GatewayStatus,
+    Instrument,
     OrderState,
     QueryKind,
     RateLimitInfo,
@@ -69,6 +70,10 @@ def on_live_event(host: MLThonStrategy, event) -> None:
             inst = host.instrument_by_name(event.symbol)
             if inst is not None:
                 host.funding_update(inst.get_instrument_id(), event.rate, event.ts_next_funding)
+        case Instrument():
+            inst = host.instrument_by_name(event.symbol)
+            if inst is not None:
+                inst.update_sizes(event.tick_size, event.lot_size, event.min_qty)
 
 
 Send = Callable[[AccountQuery, Callable[[AccountSnapshot | None, str], None]], None]

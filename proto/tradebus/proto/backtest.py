@@ -11,6 +11,7 @@ from .control import ParamValue
 __all__ = [
     "EngineMode",
     "EngineSettings",
+    "DEFAULT_FILL",
     "BacktestJob",
     "BacktestResult",
     "BacktestProgress",
@@ -26,12 +27,17 @@ class EngineMode(enum.StrEnum):
     EVENT = "event"
 
 
+DEFAULT_FILL = "next_open"
+"""The market fill rule everywhere unless told otherwise: Engine, BacktestRunner, studies (tradebus.engine re-exports it)."""
+
+
 class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """How the engine runs a job. Fees and slippage are in basis points of notional.
 
     ``start``/``end`` bound the dataset in ns (0 = from its start / to its end). ``fill`` is the
-    batch engine's market fill rule: ``next_open`` (the default, tradebus.engine.DEFAULT_FILL: at
-    the next bar's open, no look-ahead) or ``close`` (at the close of the signal's bar).
+    batch engine's market fill rule: ``next_open`` (the default, DEFAULT_FILL: at the next bar's
+    open, no look-ahead) or ``close`` (at the close of the signal's bar). The default was ``close``
+    before 2026-12: a job or study stored earlier with the field left out now reads as next_open.
     """
 
     mode: EngineMode = EngineMode.BATCH
@@ -42,7 +48,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     latency_ns: int = 0
     start: int = 0
     end: int = 0
-    fill: str = "next_open"
+    fill: str = DEFAULT_FILL
 
 
 class BacktestJob(Request, tag="bt.job", kw_only=True, frozen=True):

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tradebus.data import data_dir
 from tradebus.data.binance import CsvRowError, detect_kind, read_binance_csv
@@ -253,8 +255,6 @@ def test_streaming_gives_the_rows_and_lines_of_the_whole_read(tmp_path, spot_tra
     ids = np.concatenate([f["trade_id"] for f in kept])
     assert np.array_equal(ids, np.delete(whole["trade_id"], 15_000))
 
-
-from hypothesis import given, strategies as st  # noqa: E402
 
 
 @given(st.lists(st.one_of(st.integers(0, 10**13 - 1), st.integers(10**13, 10**16 - 1),

@@ -2,6 +2,7 @@
 
 from tradebus import proto as p
 from tradebus.mlthon.basics.defs import Exchange, FeedHandlerStatus, GtwRejectCode, GtwStatus
+from tradebus.mlthon.basics.price import Price
 from tradebus.mlthon.basics.qty import Qty
 from tradebus.mlthon.live import BusGateway, on_live_event
 
@@ -29,6 +30,12 @@ def test_bus_events_become_transitions():
         ("on_feed_handler_status", BIN, FeedHandlerStatus.Disconnected, "ws")]
     assert ("on_rate_limit_info", BIN, 100, 8, TS + 60_000 * 1_000_000) in rec.calls
     assert host.funding[1] == (0.0001, TS + 1)
+    on_live_event(host, p.Instrument(venue="binance", symbol="BTC/USDT", venue_symbol="BTCUSDT", base="BTC",
+                                     quote="USDT", market_type=p.MarketType.SPOT, tick_size=0.1, lot_size=0.0001,
+                                     min_qty=0.0002, price_precision=1, qty_precision=4, ts_init=TS))
+    inst = host.instruments[1]
+    assert (inst.get_tick_size(), inst.get_lot_size(), inst.get_min_qty()) == (Price("0.1"), Qty("0.0001"),
+                                                                              Qty("0.0002"))
 
 
 def test_fetches_go_to_the_router_and_come_back_as_callbacks():

@@ -8,7 +8,7 @@ import gzip
 import numpy as np
 import pytest
 
-from tradebus.strategy import BacktestRunner, CANCEL_REASONS
+from tradebus.strategy import CANCEL_REASONS, BacktestRunner
 from tradebus.strategy.data import BookReplay, default_data_dir, load_depth, load_trades
 
 from .scripted import SEC, T0, Scripted, registry

@@ -27,6 +27,15 @@ class Instrument:
         self._base = base
         self._quote = quote
 
+    def update_sizes(self, tick_size=None, lot_size=None, min_qty=None) -> None:
+        """The venue's own sizes (from its Instrument events) replace the configured ones."""
+        if tick_size:
+            self._tick = Price(tick_size)
+        if lot_size:
+            self._lot = Qty(lot_size)
+        if min_qty:
+            self._min_qty = Qty(min_qty)
+
     def get_exchange(self) -> Exchange:
         return self._exchange
 
