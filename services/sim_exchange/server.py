@@ -108,7 +108,8 @@ class SimExchange:
             self._inst_cfg[inst.key] = item
         accounts = [Account(a.api_key, a.secret, {k: Decimal(v) for k, v in a.spot.items()},
                             {k: Decimal(v) for k, v in a.futures.items()}, a.leverage) for a in cfg.accounts]
-        return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000)
+        return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000,
+                      queue_model=cfg.queue.build())
 
     # ------------------------------------------------------------------ lifecycle
 

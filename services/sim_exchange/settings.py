@@ -8,6 +8,7 @@ from typing import Literal
 import msgspec
 
 from tradebus.config import Settings, decode_settings, read_config_file
+from tradebus.engine.models import ProbQueue, QueueModel, RiskAverseQueue
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -80,6 +81,19 @@ class Faults(Settings):
     depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
 
 
+class Queue(Settings):
+    """Where a resting user order waits in its price level: the event backtester's queue model
+    (tradebus.engine.models). ``risk_averse``: behind all the level's replayed quantity, moved
+    up only when the level shrinks below it (the default); ``prob``: ProbQueue, cancels are
+    behind us with probability back^power / (back^power + front^power)."""
+
+    model: Literal["risk_averse", "prob"] = "risk_averse"
+    power: float = 3.0
+
+    def build(self) -> QueueModel:
+        return ProbQueue(power=self.power) if self.model == "prob" else RiskAverseQueue()
+
+
 class SimConfig(Settings):
     seed: int = 7
     speed: str = "1"  # replay speed: "0" paused, "1" real time, "10", ... or "max"
@@ -88,6 +102,7 @@ class SimConfig(Settings):
     instruments: list[Instrument] = []
     accounts: list[Account] = []
     faults: Faults = Faults()
+    queue: Queue = Queue()
 
 
 def load_config(path: str | os.PathLike | None = None) -> SimConfig:

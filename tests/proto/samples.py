@@ -30,7 +30,8 @@ _trades = [
 _job = p.BacktestJob(
     job_id="job-1", study_id="sweep1", dataset_id="binance_BTCUSDT_1m", strategy="sma",
     params={"fast": 10, "slow": 30.5, "mode": "long", "short": False}, seed=7,
-    settings=p.EngineSettings(mode=p.EngineMode.EVENT, taker_fee_bps=4.0, latency_ns=1_000_000),
+    settings=p.EngineSettings(mode=p.EngineMode.EVENT, taker_fee_bps=4.0, latency_ns=1_000_000,
+                              maker_fee_bps=-1.0, response_latency_ns=500_000),
     ts_init=TS,
 )
 

@@ -27,6 +27,7 @@ from tradebus.bus import Bus, NatsConfig
 from tradebus.cli.status import default_url
 from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
+from tradebus.proto.backtest import EngineMode
 from tradebus.study.client import Collector, list_specs, load_spec, stored_counts, submit
 from tradebus.study.datasets import (
     DEFAULT_BARS_FILE,
@@ -70,9 +71,11 @@ def _timestamp_ns(text: str | None) -> int:
 
 
 def _settings(args) -> EngineSettings:
-    return EngineSettings(initial_cash=args.capital, taker_fee_bps=args.fee_bps, maker_fee_bps=args.fee_bps,
+    return EngineSettings(mode=EngineMode(args.mode), initial_cash=args.capital, taker_fee_bps=args.fee_bps,
+                          maker_fee_bps=args.fee_bps if args.maker_fee_bps is None else args.maker_fee_bps,
                           slippage_bps=args.slippage_bps, fill=args.fill, start=_timestamp_ns(args.start),
-                          end=_timestamp_ns(args.end))
+                          end=_timestamp_ns(args.end), latency_ns=args.latency_ns,
+                          response_latency_ns=args.response_latency_ns)
 
 
 DATASET_ID = re.compile(r"bars-[0-9a-f]{32}")
@@ -290,7 +293,12 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--start", help="first bar time (ISO, UTC) or ns")
     p.add_argument("--end", help="end time, exclusive (ISO, UTC) or ns")
     p.add_argument("--capital", type=float, default=100_000.0, help="initial cash")
-    p.add_argument("--fee-bps", type=float, default=0.0, help="fee per fill, basis points of notional")
+    p.add_argument("--mode", choices=("batch", "event"), default="batch",
+                   help="batch engine, or the event backtester (maker fees, latency)")
+    p.add_argument("--fee-bps", type=float, default=0.0, help="fee per fill (taker fee), basis points of notional")
+    p.add_argument("--maker-fee-bps", type=float, help="event mode: fee of resting limit fills (default: --fee-bps)")
+    p.add_argument("--latency-ns", type=int, default=0, help="event mode: order entry latency")
+    p.add_argument("--response-latency-ns", type=int, default=0, help="event mode: latency of reports back")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="market/stop fill slippage, basis points")
     p.add_argument("--fill", choices=("close", "next_open"), default=DEFAULT_FILL,
                    help="market fill rule (default: the next bar's open)")

@@ -1,4 +1,5 @@
-"""tradebus.engine: the compiled batch backtest engine, permutation studies and indicators.
+"""tradebus.engine: the compiled batch backtest engine, permutation studies, indicators and the
+venue models of the event backtester (fees, latency, queue position: ``tradebus.engine.models``).
 
 Names follow FLOX's batch engine::
 
@@ -109,6 +110,17 @@ from tradebus.engine.indicators import (
     vwap,
 )
 from tradebus.engine.ledger import STAT_KEYS
+from tradebus.engine.models import (
+    ConstantLatency,
+    FeeModel,
+    LatencyModel,
+    NoQueue,
+    ProbQueue,
+    QueueModel,
+    QueuePosition,
+    RecordedLatency,
+    RiskAverseQueue,
+)
 from tradebus.engine.permutation import PermutationResult, permutation_paths, permutation_test
 
 BUY, SELL = 0, 1
@@ -120,4 +132,6 @@ __all__ = [
     "PermutationResult", "permutation_paths", "permutation_test",
     "SMA", "EMA", "RSI", "ATR", "Bollinger", "MACD", "RollingStd", "VWAP",
     "sma", "ema", "rsi", "atr", "bollinger", "macd", "rolling_std", "vwap",
+    "FeeModel", "LatencyModel", "ConstantLatency", "RecordedLatency", "QueueModel", "NoQueue",
+    "RiskAverseQueue", "ProbQueue", "QueuePosition",
 ]

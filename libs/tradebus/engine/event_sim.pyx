@@ -1,11 +1,18 @@
 """Event-driven backtester: a simulated venue that replays trades, bars or an L2 book through
 one strategy, and returns the batch engine's statistics plus fills, orders and equity.
 
-How orders execute (queue-free price matching, no market impact):
+How orders execute (price matching, no market impact). Fees, latency and queue position are
+the venue models of :mod:`tradebus.engine.models`; the defaults (``FeeModel(fee_rate,
+fee_rate)``, ``ConstantLatency(latency_ns)``, ``NoQueue()``) are the rules below.
 
-* Requests (new orders, cancels, modifies) reach the venue ``latency_ns`` after they were sent;
-  with latency 0, right after the callback that sent them returns (never inside it), so a
+* Requests (new orders, cancels, modifies) reach the venue the latency model's entry latency
+  after they were sent (``latency_ns`` by default), never overtaking an earlier request; with
+  latency 0, right after the callback that sent them returns (never inside it), so a
   strategy's position changes only between callbacks, when a fill is reported.
+* Reports (on_order_update, on_fill, on_error of a failed request) reach the strategy the
+  latency model's response latency after the venue produced them (0 by default: at once).
+  The context's position and PnL are the venue's: they change at the fill, not at its report.
+  Requests and reports due after the last event of the data are never carried out.
 * Market (and close_position, and triggered stop/take-profit/trailing) orders fill against the
   book, walking the levels, when the book has that side; otherwise at the next trade's price
   (adjusted by ``slippage_bps`` against the taker). What the book's levels cannot fill of a
@@ -13,7 +20,11 @@ How orders execute (queue-free price matching, no market impact):
 * Limit orders that cross on arrival take liquidity (book levels up to the limit, or the next
   trade if it is at or better than the limit); post-only ones are cancelled instead. Resting
   limits fill completely, at their price, when a trade prints through it (below a buy, above a
-  sell) or the opposite best price crosses it. IOC/FOK keep nothing resting.
+  sell) or the opposite best price crosses it. A trade *at* their price goes through the queue
+  model: with ``NoQueue()`` it fills nothing, with ``NoQueue(touch=True)`` everything; with
+  ``RiskAverseQueue``/``ProbQueue`` the order joins behind the book's quantity at its price and
+  fills with what trades past the queue ahead (each of our orders sees the whole trade). Book
+  updates of that level move the queue (``depth``). IOC/FOK keep nothing resting.
 * Stops trigger when a trade reaches the trigger (buy at or above, sell at or below); take
   profits the other way; trailing stops when the price comes back ``offset`` (or ``bps`` of it)
   from the best trade since activation. They then execute as market or limit orders.
@@ -24,7 +35,8 @@ How orders execute (queue-free price matching, no market impact):
   of the bar whose on_bar sent them (``bar_fill="close"``) or at the next bar's open
   (``"next_open"``); limits and stops rest from the next bar; limits fill at their price when
   the bar trades through, stops at the trigger or at the open when the bar gapped past it.
-* Every fill pays ``fee_rate`` (``maker_fee_rate`` for resting limit fills) x qty x price.
+* Every fill pays the fee model's taker rate (maker rate for resting limit fills) x qty x
+  price: ``fee_rate`` and ``maker_fee_rate`` by default. Bars ignore the queue model.
 
 Positions, cash, round trips and statistics are tradebus.engine.ledger's, the batch engine's
 own: equity is marked at the close of each bar, or for trades and books at the end of each
@@ -35,6 +47,7 @@ from libc.math cimport INFINITY, NAN, fabs, isnan
 from libc.stdint cimport INT64_MAX, int32_t, int64_t, uint8_t
 from libc.string cimport memcpy, memmove, memset
 
+from tradebus.engine.models cimport FeeModel, LatencyModel, QueueModel, QueuePos
 from tradebus.engine.event cimport (
     EV_BUY, EV_SELL, FLAG_POST_ONLY, FLAG_REDUCE_ONLY, OT_CANCEL, OT_CANCEL_ALL, OT_CLOSE, OT_LIMIT,
     OT_MARKET, OT_MODIFY, OT_STOP_LIMIT, OT_STOP_MARKET, OT_TP_LIMIT, OT_TP_MARKET, OT_TRAILING,
@@ -47,9 +60,12 @@ from tradebus.engine.ledger cimport (
     stats_dict,
 )
 
+from collections import deque
+
 import numpy as np
 
 from tradebus.engine.ledger import STAT_KEYS
+from tradebus.engine.models import ConstantLatency, FeeModel, LatencyModel, NoQueue, QueueModel
 from tradebus.engine.event import ORDER_STATES, ORDER_TYPES, SIDES, TIME_IN_FORCE, OrderError
 
 __all__ = ["SimVenue", "ORDER_LOG_DTYPE", "FILL_LOG_DTYPE", "CANCEL_REASONS", "STAT_KEYS"]
@@ -99,6 +115,7 @@ cdef struct SimOrder:
     double trigger        # stop / take-profit trigger, trailing activation (0: none)
     double offset         # trailing offset (price units, or bps for OT_TRAILING_PCT)
     double extreme        # trailing: best trade price since activation
+    QueuePos queue        # resting limit: its place in the level (queue model)
 
 
 cdef struct Request:
@@ -173,8 +190,16 @@ cdef class SimVenue(OrderSink):
     """The simulated venue of one backtest run; BacktestRunner builds and drives it."""
 
     # configuration
-    cdef double capital, fee_rate, maker_fee_rate, slippage
-    cdef int64_t latency, mark_interval
+    cdef double capital, slippage
+    cdef int64_t mark_interval
+    # venue models (tradebus.engine.models)
+    cdef readonly FeeModel fee_model
+    cdef readonly LatencyModel latency_model
+    cdef readonly QueueModel queue_model
+    cdef bint queue_depth           # the queue model follows book updates
+    cdef bint delay_reports         # the latency model delays reports
+    cdef int64_t last_eff, last_due, next_due
+    cdef object reports             # deque of (due, callback, args) when reports are delayed
     cdef bint fill_at_close
     cdef int mode
     # the strategy and its callbacks (None when not overridden)
@@ -235,21 +260,43 @@ cdef class SimVenue(OrderSink):
         PyMem_Free(self.mark_eq)
 
     def __init__(self, Strategy strategy, list contexts, Clock clock, *, double initial_capital,
-                 double fee_rate, maker_fee_rate=None, double slippage_bps=0.0,
+                 double fee_rate=0.0, maker_fee_rate=None, double slippage_bps=0.0,
                  int64_t latency_ns=0, str bar_fill="next_open",
-                 int64_t mark_interval_ns=1_000_000_000, bint update_with_order=False):
+                 int64_t mark_interval_ns=1_000_000_000, bint update_with_order=False,
+                 fee_model=None, latency_model=None, queue_model=None):
+        """``fee_model`` replaces ``fee_rate``/``maker_fee_rate`` and ``latency_model``
+        replaces ``latency_ns`` (passing both is an error); ``queue_model`` defaults to
+        NoQueue()."""
         if not (initial_capital > 0.0 and initial_capital < INFINITY):
             raise ValueError(f"initial_capital must be finite and > 0, got {initial_capital!r}")
-        if not (fee_rate >= 0.0 and fee_rate < 1.0):
-            raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
-        if maker_fee_rate is None:
-            maker_fee_rate = fee_rate
-        if not (-1.0 < maker_fee_rate < 1.0):
-            raise ValueError(f"maker_fee_rate must be in (-1, 1), got {maker_fee_rate!r}")
+        if fee_model is None:
+            if not (fee_rate >= 0.0 and fee_rate < 1.0):
+                raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
+            if maker_fee_rate is None:
+                maker_fee_rate = fee_rate
+            if not (-1.0 < maker_fee_rate < 1.0):
+                raise ValueError(f"maker_fee_rate must be in (-1, 1), got {maker_fee_rate!r}")
+            fee_model = FeeModel(maker_fee_rate, fee_rate)
+        elif not isinstance(fee_model, FeeModel):
+            raise TypeError(f"fee_model must be a tradebus.engine.models.FeeModel, got {type(fee_model).__name__}")
+        elif fee_rate != 0.0 or maker_fee_rate is not None:
+            raise ValueError("pass either fee_model or fee_rate/maker_fee_rate, not both")
         if not (slippage_bps >= 0.0 and slippage_bps < 10_000.0):
             raise ValueError(f"slippage_bps must be in [0, 10000), got {slippage_bps!r}")
         if latency_ns < 0:
             raise ValueError(f"latency_ns must be >= 0, got {latency_ns!r}")
+        if latency_model is None:
+            latency_model = ConstantLatency(latency_ns)
+        elif not isinstance(latency_model, LatencyModel):
+            raise TypeError(f"latency_model must be a tradebus.engine.models.LatencyModel, got "
+                            f"{type(latency_model).__name__}")
+        elif latency_ns != 0:
+            raise ValueError("pass either latency_model or latency_ns, not both")
+        if queue_model is None:
+            queue_model = NoQueue()
+        elif not isinstance(queue_model, QueueModel):
+            raise TypeError(f"queue_model must be a tradebus.engine.models.QueueModel, got "
+                            f"{type(queue_model).__name__}")
         if bar_fill not in ("close", "next_open"):
             raise ValueError(f'bar_fill must be "close" or "next_open", got {bar_fill!r}')
         if mark_interval_ns < 1:
@@ -258,10 +305,14 @@ cdef class SimVenue(OrderSink):
         self.ctxs = contexts
         self.clock = clock
         self.capital = initial_capital
-        self.fee_rate = fee_rate
-        self.maker_fee_rate = maker_fee_rate
+        self.fee_model = fee_model.for_symbols([(<StrategyContext>c).symbol for c in contexts])
+        self.latency_model = latency_model.fresh()
+        self.queue_model = queue_model
+        self.queue_depth = self.queue_model.tracks_depth
+        self.delay_reports = self.latency_model.has_response()
+        self.next_due = INT64_MAX
+        self.reports = deque()
         self.slippage = slippage_bps / 10_000.0
-        self.latency = latency_ns
         self.fill_at_close = bar_fill == "close"
         self.mark_interval = mark_interval_ns
         self.update_with_order = update_with_order
@@ -293,7 +344,10 @@ cdef class SimVenue(OrderSink):
         self.req_tail += 1
         memset(r, 0, sizeof(Request))
         r.kind = kind
-        r.eff = self.clock.now + self.latency
+        r.eff = self.clock.now + self.latency_model.entry(self.clock.now)
+        if r.eff < self.last_eff:           # one connection: no request overtakes another
+            r.eff = self.last_eff
+        self.last_eff = r.eff
         return r
 
     cdef int64_t submit(self, Strategy strategy, StrategyContext ctx, int side, int otype, double qty,
@@ -394,15 +448,42 @@ cdef class SimVenue(OrderSink):
             return 0
         ctx = <StrategyContext>self.ctxs[o.sym]
         avg = o.notional / o.filled if o.filled > 0.0 else 0.0
-        if self.update_with_order:
+        if self.delay_reports:
+            if self.update_with_order:
+                self._defer(self.cb_update, (ctx.symbol, ORDER_STATES[status], o.filled, avg, self._snapshot(o)))
+            else:
+                self._defer(self.cb_update, (ctx.symbol, ORDER_STATES[status], o.filled, avg))
+        elif self.update_with_order:
             self.cb_update(ctx.symbol, ORDER_STATES[status], o.filled, avg, self._snapshot(o))
         else:
             self.cb_update(ctx.symbol, ORDER_STATES[status], o.filled, avg)
         return 0
 
+    cdef int _defer(self, object callback, tuple args) except -1:
+        """Deliver a report the response latency from now, after the reports before it."""
+        cdef int64_t due = self.clock.now + self.latency_model.response(self.clock.now)
+        if due < self.last_due:
+            due = self.last_due
+        self.last_due = due
+        if not self.reports:
+            self.next_due = due
+        self.reports.append((due, callback, args))
+        return 0
+
+    cdef int _deliver_reports(self, int64_t now) except -1:
+        """Hand the strategy every report due by ``now``."""
+        while self.reports and self.next_due <= now:
+            due, callback, args = self.reports.popleft()
+            self.next_due = self.reports[0][0] if self.reports else INT64_MAX
+            callback(*args)
+        return 0
+
     cdef int _request_failed(self, int64_t order_id, int32_t sym, str message) except -1:
         symbol = (<StrategyContext>self.ctxs[sym]).symbol if sym >= 0 else None
-        self.cb_error(symbol, OrderError(message, "order_not_found", order_id, symbol))
+        if self.delay_reports:
+            self._defer(self.cb_error, (symbol, OrderError(message, "order_not_found", order_id, symbol)))
+        else:
+            self.cb_error(symbol, OrderError(message, "order_not_found", order_id, symbol))
         return 0
 
     # -- order life -----------------------------------------------------------------------------
@@ -447,6 +528,7 @@ cdef class SimVenue(OrderSink):
             o.work = W_MARKET
         elif o.otype == OT_LIMIT:
             o.work = W_LIMIT
+            self.queue_model.join(&o.queue, ctx.book.qty_at(buy, o.price))
         else:
             o.work = W_TRIGGER
             if o.otype == OT_TRAILING or o.otype == OT_TRAILING_PCT:
@@ -611,16 +693,20 @@ cdef class SimVenue(OrderSink):
         else:
             row.status = ST_PARTIAL
         if self.cb_fill is not None:
-            self.cb_fill(Fill(done.id, ctx.symbol, SIDES[done.side], px, q, fee, self.clock.now,
-                              maker, ctx.pos, 0.0 if complete else done.qty - done.filled,
-                              ORDER_TYPES[done.otype], None))
+            fill = Fill(done.id, ctx.symbol, SIDES[done.side], px, q, fee, self.clock.now, maker,
+                        ctx.pos, 0.0 if complete else done.qty - done.filled,
+                        ORDER_TYPES[done.otype], None)
+            if self.delay_reports:
+                self._defer(self.cb_fill, (fill,))
+            else:
+                self.cb_fill(fill)
         self._report(&done, ST_FILLED if complete else ST_PARTIAL)
         return 1 if complete else 0
 
     cdef double _account(self, StrategyContext ctx, double q, double px, bint maker) noexcept:
         """Book a fill in the ledger and in the strategy's view of its position; the fee."""
         cdef double fee = ledger_fill(&self.acct, &self.held[ctx.index], q, px,
-                                      self.maker_fee_rate if maker else self.fee_rate)
+                                      self.fee_model.rate_at(ctx.index, maker))
         ctx.apply_fill(q, px, fee)
         return fee
 
@@ -678,6 +764,8 @@ cdef class SimVenue(OrderSink):
                                         f"{o.filled} already filled of order {m.id}")
         if not isnan(m.price):
             if o.otype in (OT_LIMIT, OT_STOP_LIMIT, OT_TP_LIMIT):
+                if o.work == W_LIMIT and m.price != o.price:     # a new price: back of the queue
+                    self.queue_model.join(&o.queue, ctx.book.qty_at(o.side == EV_BUY, m.price))
                 o.price = m.price
             elif o.otype in (OT_STOP_MARKET, OT_TP_MARKET):
                 o.trigger = m.price
@@ -699,13 +787,19 @@ cdef class SimVenue(OrderSink):
 
     cdef int _wake(self, int64_t ts) except -1:
         """Advance the clock to ``ts``: fire due timers and carry out requests, in time order."""
-        cdef int64_t t_timer, t_req
+        cdef int64_t t_timer, t_req, t_rep
         while True:
             t_timer = self.strat._next_timer
             t_req = self.req[self.req_head].eff if self.req_head < self.req_tail else INT64_MAX
-            if t_req <= ts and t_req <= t_timer:
+            t_rep = self.next_due
+            if t_req <= ts and t_req <= t_timer and t_req <= t_rep:
                 if t_req > self.clock.now:
                     self.clock.now = t_req
+                self._drain(self.clock.now)
+            elif t_rep <= ts and t_rep <= t_timer:
+                if t_rep > self.clock.now:
+                    self.clock.now = t_rep
+                self._deliver_reports(self.clock.now)
                 self._drain(self.clock.now)
             elif t_timer <= ts:
                 if t_timer > self.clock.now:
@@ -720,13 +814,15 @@ cdef class SimVenue(OrderSink):
 
     # -- matching on market data -----------------------------------------------------------------
 
-    cdef int _on_trade_price(self, StrategyContext ctx, double px) except -1:
-        """A trade printed at ``px``: fill waiting takers, trade-through limits, triggers."""
+    cdef int _on_trade_price(self, StrategyContext ctx, double px, double qty) except -1:
+        """A trade of ``qty`` printed at ``px``: fill waiting takers, trade-through limits (and
+        what the queue model lets through at their price), triggers."""
         cdef Py_ssize_t i = 0
         cdef SimOrder* o
         cdef bint buy, has_side
         cdef int64_t oid
         cdef int32_t sym = ctx.index
+        cdef double reached
         while i < self.nopen:
             o = &self.open[i]
             if o.sym != sym:
@@ -737,6 +833,7 @@ cdef class SimVenue(OrderSink):
             if o.work == W_TRIGGER and self._triggered(o, px):
                 if o.otype == OT_STOP_LIMIT or o.otype == OT_TP_LIMIT:
                     o.work = W_LIMIT
+                    self.queue_model.join(&o.queue, ctx.book.qty_at(buy, o.price))
                     if (buy and px <= o.price) or (not buy and px >= o.price):
                         if ctx.book.depth(not buy):
                             self._walk(i, ctx, o.price)
@@ -762,6 +859,10 @@ cdef class SimVenue(OrderSink):
                             self._end(i, ST_CANCELLED, R_IOC)
                 elif (buy and px < o.price) or (not buy and px > o.price):
                     self._execute(i, ctx, o.price, o.qty - o.filled, True)
+                elif px == o.price:
+                    reached = self.queue_model.trade(&o.queue, qty)
+                    if reached > 0.0:
+                        self._execute(i, ctx, o.price, reached, True)
             # the order at i either stayed (advance) or left (the next one moved into i)
             if i < self.nopen and self.open[i].id == oid:
                 i += 1
@@ -811,6 +912,18 @@ cdef class SimVenue(OrderSink):
                         self._execute(i, ctx, o.price, o.qty - o.filled, True)
             if i < self.nopen and self.open[i].id == oid:
                 i += 1
+        return 0
+
+    cdef int _level_changes(self, StrategyContext ctx, bint bid, double px, double qty) except -1:
+        """A book level is about to become ``qty``: the queue of our resting limits there moves."""
+        cdef Py_ssize_t i
+        cdef SimOrder* o
+        cdef double prev = ctx.book.qty_at(bid, px)
+        for i in range(self.nopen):
+            o = &self.open[i]
+            if o.sym == ctx.index and o.work == W_LIMIT and not o.await_trade and o.price == px \
+                    and (o.side == EV_BUY) == bid:
+                self.queue_model.depth(&o.queue, prev, qty)
         return 0
 
     cdef int _bar_open(self, StrategyContext ctx, double open_) except -1:
@@ -1042,7 +1155,7 @@ cdef class SimVenue(OrderSink):
             t = ts[i]
             if t >= self.bucket_end or not self.have_bucket:
                 self._roll_bucket(t)
-            if t >= self.strat._next_timer or self.req_head < self.req_tail:
+            if t >= self.strat._next_timer or self.req_head < self.req_tail or t >= self.next_due:
                 self._wake(t)
             self.clock.now = t
             _trade(self, ctx, trade, cb, t, price[i], qty[i], is_buy[i])
@@ -1063,7 +1176,7 @@ cdef class SimVenue(OrderSink):
         self._start(ts[0] if n else 0)
         for i in range(n):
             t = ts[i]
-            if t >= self.strat._next_timer or self.req_head < self.req_tail:
+            if t >= self.strat._next_timer or self.req_head < self.req_tail or t >= self.next_due:
                 self._wake(t)
             self.clock.now = t
             if self.nopen:
@@ -1118,10 +1231,12 @@ cdef class SimVenue(OrderSink):
             t = ts[i]
             if t >= self.bucket_end or not self.have_bucket:
                 self._roll_bucket(t)
-            if t >= self.strat._next_timer or self.req_head < self.req_tail:
+            if t >= self.strat._next_timer or self.req_head < self.req_tail or t >= self.next_due:
                 self._wake(t)
             self.clock.now = t
             if kind[i] == 0:
+                if self.queue_depth and self.nopen:
+                    self._level_changes(ctx, flag[i] == 1, price[i], qty[i])
                 book.set_level(flag[i] == 1, price[i], qty[i])
                 if last_of_event[i]:
                     book.ts_ns = t
@@ -1141,7 +1256,7 @@ cdef inline int _trade(SimVenue self, StrategyContext ctx, TradeEvent trade, obj
                    double q, bint is_buy) except -1:
     """One public trade: resting orders see its price first, then the context and the strategy."""
     if self.nopen:
-        self._on_trade_price(ctx, px)
+        self._on_trade_price(ctx, px, q)
     ctx.last_px = px
     ctx.last_q = q
     ctx.last_ts = t

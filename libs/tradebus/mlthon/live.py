@@ -24,11 +24,11 @@ from tradebus.proto import (
     FundingRate,
     GatewayState,
     GatewayStatus,
-    Instrument,
     OrderState,
     QueryKind,
     RateLimitInfo,
 )
+from tradebus.proto import Instrument as InstrumentEvent
 
 if TYPE_CHECKING:
     from tradebus.mlthon.basics.instrument import Instrument
@@ -70,7 +70,7 @@ def on_live_event(host: MLThonStrategy, event) -> None:
             inst = host.instrument_by_name(event.symbol)
             if inst is not None:
                 host.funding_update(inst.get_instrument_id(), event.rate, event.ts_next_funding)
-        case Instrument():
+        case InstrumentEvent():
             inst = host.instrument_by_name(event.symbol)
             if inst is not None:
                 inst.update_sizes(event.tick_size, event.lot_size, event.min_qty)

@@ -25,6 +25,7 @@ import numpy as np
 from tradebus.engine import normalize_timestamps
 from tradebus.engine.event import Clock, Strategy, StrategyContext
 from tradebus.engine.event_sim import CANCEL_REASONS, FILL_LOG_DTYPE, ORDER_LOG_DTYPE, SimVenue
+from tradebus.engine.models import FeeModel, LatencyModel, QueueModel
 
 from .data import (
     BarData,
@@ -86,17 +87,24 @@ class BacktestRunner:
     """Runs one strategy over recorded market data on the simulated venue.
 
     fee_rate: fee per fill as a fraction of notional (maker_fee_rate for resting limit fills,
-    default the same); initial_capital: starting cash; latency_ns: time between a request and
-    the venue acting on it; slippage_bps: market and stop fills priced this many basis points
-    against the taker when they fill at a trade or bar price (book walks pay the book);
-    bar_fill: on bars, market orders fill at the "next_open" (default) or at the "close" of the
-    bar whose on_bar sent them; mark_interval: seconds between equity marks on trades and books.
+    default the same; fee_rate defaults to 0.0001); initial_capital: starting cash; latency_ns:
+    time between a request and the venue acting on it; slippage_bps: market and stop fills
+    priced this many basis points against the taker when they fill at a trade or bar price
+    (book walks pay the book); bar_fill: on bars, market orders fill at the "next_open"
+    (default) or at the "close" of the bar whose on_bar sent them; mark_interval: seconds
+    between equity marks on trades and books.
+
+    Venue models (:mod:`tradebus.engine.models`): ``fee_model`` (a FeeModel: maker/taker rates,
+    per-symbol overrides) instead of fee_rate/maker_fee_rate; ``latency_model``
+    (ConstantLatency or RecordedLatency: order entry and response latency) instead of
+    latency_ns; ``queue_model`` (NoQueue, the default; RiskAverseQueue; ProbQueue) for resting
+    limits on trades at their price.
     """
 
     def __init__(
         self,
         registry: SymbolRegistry,
-        fee_rate: float = 0.0001,
+        fee_rate: float | None = None,
         initial_capital: float = 100_000.0,
         latency_ns: int = 0,
         *,
@@ -104,6 +112,9 @@ class BacktestRunner:
         slippage_bps: float = 0.0,
         bar_fill: str = "next_open",
         mark_interval: float = 1.0,
+        fee_model: FeeModel | None = None,
+        latency_model: LatencyModel | None = None,
+        queue_model: QueueModel | None = None,
     ) -> None:
         if not isinstance(registry, SymbolRegistry):
             raise TypeError(f"registry must be a SymbolRegistry, got {type(registry).__name__}")
@@ -112,14 +123,22 @@ class BacktestRunner:
         if isinstance(latency_ns, bool) or not isinstance(latency_ns, (int, np.integer)) or latency_ns < 0:
             raise ValueError(f"latency_ns must be an int >= 0, got {latency_ns!r}")
         self.registry = registry
+        if fee_model is not None:
+            if fee_rate is not None or maker_fee_rate is not None:
+                raise ValueError("pass either fee_model or fee_rate/maker_fee_rate, not both")
+            if isinstance(fee_model, FeeModel):
+                fee_model.check_symbols(list(registry))
         self.config = dict(
             initial_capital=float(initial_capital),
-            fee_rate=float(fee_rate),
+            fee_rate=0.0 if fee_model is not None else 0.0001 if fee_rate is None else float(fee_rate),
             maker_fee_rate=None if maker_fee_rate is None else float(maker_fee_rate),
             slippage_bps=float(slippage_bps),
             latency_ns=int(latency_ns),
             bar_fill=bar_fill,
             mark_interval_ns=max(1, int(round(mark_interval * 1e9))),
+            fee_model=fee_model,
+            latency_model=latency_model,
+            queue_model=queue_model,
         )
         # Fail now on bad numbers rather than at the first run.
         SimVenue(Strategy(), [], Clock(), **self.config)

@@ -1,4 +1,7 @@
-"""Run backtest jobs on the batch engine: the one place a BacktestJob becomes an engine run.
+"""Run backtest jobs: the one place a BacktestJob becomes an engine run.
+
+Batch-mode jobs run on the batch engine, as below; event-mode jobs (``EngineMode.EVENT``) run
+one by one on the event backtester (:mod:`tradebus.study.event_jobs`).
 
 The worker calls :func:`run_jobs` on a fetched batch; reports call :func:`run_job` to redraw the
 equity curve of a run. Jobs that share a dataset and engine settings run in one ``run_batch``
@@ -20,6 +23,7 @@ from tradebus.engine import STAT_KEYS, Engine, permutation_paths
 from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.proto.backtest import EngineMode
 
+from .event_jobs import event_stats, run_event_job
 from .strategies import resolve_strategy
 
 __all__ = ["JobOutcome", "JobError", "engine_options", "window", "job_bars", "run_job", "run_jobs"]
@@ -103,7 +107,14 @@ def _describe(exc: BaseException) -> str:
 
 def run_job(bars: np.ndarray, job: BacktestJob, equity: bool = False) -> dict:
     """Run one job directly (no batching); with equity=True the dict also has ``equity``,
-    ``fills`` and ``timestamps`` (of the bars it ran on). Raises on failure."""
+    ``fills`` and ``timestamps`` (of the bars it ran on; an event-mode job's equity is marked
+    at every bar too). Raises on failure."""
+    if job.settings.mode == EngineMode.EVENT:
+        data = job_bars(bars, job)
+        out = run_event_job(data, job)
+        if equity:
+            out["timestamps"] = data["timestamp_ns"]
+        return out
     engine = Engine(**engine_options(job.settings))
     data = job_bars(bars, job)
     engine.load_bars(data)
@@ -124,11 +135,23 @@ def run_jobs(datasets: Mapping[str, np.ndarray], jobs: Sequence[BacktestJob], th
         bars = datasets.get(ident)
         if bars is None:
             results = [JobOutcome(job.job_id, None, f"DatasetError: dataset {ident} is not loaded", 0) for job in members]
+        elif settings.mode == EngineMode.EVENT:
+            results = [_run_event(bars, job) for job in members]
         else:
             results = _run_group(bars, settings, members, threads)
         for index, outcome in zip(indices, results):
             outcomes[index] = outcome
     return outcomes  # type: ignore[return-value]
+
+
+def _run_event(bars: np.ndarray, job: BacktestJob) -> JobOutcome:
+    """One event-mode job (the event backtester runs one strategy at a time)."""
+    t0 = time.perf_counter_ns()
+    try:
+        stats = event_stats(run_event_job(job_bars(bars, job), job))
+    except Exception as exc:  # a failing strategy fails its job only
+        return JobOutcome(job.job_id, None, _describe(exc), time.perf_counter_ns() - t0)
+    return JobOutcome(job.job_id, stats, None, time.perf_counter_ns() - t0)
 
 
 def _run_group(bars: np.ndarray, settings: EngineSettings, jobs: list[BacktestJob], threads: int) -> list[JobOutcome]:

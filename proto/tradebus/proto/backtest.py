@@ -35,9 +35,16 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     """How the engine runs a job. Fees and slippage are in basis points of notional.
 
     ``start``/``end`` bound the dataset in ns (0 = from its start / to its end). ``fill`` is the
-    batch engine's market fill rule: ``next_open`` (the default, DEFAULT_FILL: at the next bar's
-    open, no look-ahead) or ``close`` (at the close of the signal's bar). The default was ``close``
-    before 2026-12: a job or study stored earlier with the field left out now reads as next_open.
+    market fill rule: ``next_open`` (the default, DEFAULT_FILL: at the next bar's open, no
+    look-ahead) or ``close`` (at the close of the signal's bar). The default was ``close`` before
+    2026-12: a job or study stored earlier with the field left out now reads as next_open.
+
+    ``mode`` BATCH runs the batch engine, which has one fee rate (``taker_fee_bps``; a different
+    ``maker_fee_bps``) and no latency: it refuses the others. EVENT runs the event backtester
+    with a fee model (maker fee for resting limit fills, taker fee otherwise) and a latency model:
+    constant ``latency_ns`` (order entry) and ``response_latency_ns`` (reports back to the
+    strategy), or drawn from recorded ``latency_samples_ns`` (and ``response_latency_samples_ns``)
+    with ``latency_seed``.
     """
 
     mode: EngineMode = EngineMode.BATCH
@@ -49,6 +56,10 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     start: int = 0
     end: int = 0
     fill: str = DEFAULT_FILL
+    response_latency_ns: int = 0
+    latency_samples_ns: tuple[int, ...] = ()
+    response_latency_samples_ns: tuple[int, ...] = ()
+    latency_seed: int = 0
 
 
 class BacktestJob(Request, tag="bt.job", kw_only=True, frozen=True):

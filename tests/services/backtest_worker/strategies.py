@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from tradebus.engine.examples import sma_cross
+from tradebus.strategy import Strategy
 
 GATE = "closed"
 
@@ -35,3 +36,23 @@ def kill_own_worker(bars, **_):
 def not_signals(bars, **_):
     """Returns something the engine refuses (it fails inside run_batch, not in the strategy)."""
     return [1, 2, 3]
+
+
+class Quoter(Strategy):
+    """An event-mode strategy: every ``every`` bars a limit buy below and a limit sell above the
+    close (maker fills), and a market order back when the position passes ``cap`` (taker fills)."""
+
+    def __init__(self, symbols, every: int = 5, offset_bps: float = 5.0, qty: float = 0.1, cap: float = 0.3):
+        super().__init__(symbols)
+        self.every, self.offset, self.qty, self.cap, self.n = every, offset_bps / 1e4, qty, cap, 0
+
+    def on_bar(self, ctx, bar):
+        self.n += 1
+        if self.n % self.every:
+            return
+        self.limit_buy(round(bar.close * (1 - self.offset), 2), self.qty)
+        self.limit_sell(round(bar.close * (1 + self.offset), 2), self.qty)
+        if ctx.position > self.cap:
+            self.market_sell(self.qty)
+        elif ctx.position < -self.cap:
+            self.market_buy(self.qty)

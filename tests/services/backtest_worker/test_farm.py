@@ -9,10 +9,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from tradebus.bus import Bus, EmbeddedNats
-from tradebus.bus.jetstream import declare_all
 from tradebus.engine.examples import sma_cross
 from tradebus.proto import BacktestDead, EngineSettings, ServiceCommand, ServiceStatus
 from tradebus.proto.codec import encode
@@ -22,20 +19,6 @@ from tradebus.study import Collector, build_jobs, make_spec, parse_grid, publish
 from .farm import STRATEGIES, Workers, direct_stats, real_bars, stored_records
 
 COLLECT_TIMEOUT = 150.0  # a hang guard only
-
-
-@pytest.fixture
-async def farm(tmp_path):
-    """A fresh nats-server (file storage in tmp_path) and a connected Bus with the streams declared."""
-    server = EmbeddedNats(state_dir=tmp_path / "nats")
-    await asyncio.to_thread(server.start)
-    bus = await Bus.connect(server.url)
-    await declare_all(bus.js)
-    try:
-        yield server, bus
-    finally:
-        await bus.close()
-        await asyncio.to_thread(server.stop)
 
 
 def workers(bus: Bus, server: EmbeddedNats, tmp_path: Path, count: int, **flags) -> Workers:
