@@ -17,6 +17,7 @@ from typing import Any
 
 import ccxt
 
+from tradebus.exchanges.capabilities import check_subscription
 from tradebus.marketdata import parse
 from tradebus.marketdata.binance_trades import FAST_TRADE_EXCHANGES, TradeTap
 from tradebus.retry import Backoff, BackoffSettings
@@ -75,11 +76,17 @@ class VenueFeed:
 
     def add(self, symbol: str, streams: list[str]) -> list[str]:
         """Accept a subscription to ``symbol``'s ``streams`` (the one place that does); the streams
-        that were not running already."""
-        added = []
+        that were not running already. UnsupportedSubscription (a ValueError saying what the venue
+        can stream) before anything starts if one of them is not possible."""
         for stream in streams:
             if stream not in KIND:
                 raise ValueError(f"unknown stream {stream!r}")
+        wanted = check_subscription(self.exchange, symbol, streams, self.settings.book_depth,
+                                    self.settings.bar_interval)
+        if len(wanted) < len(streams):
+            log.info("%s %s: no %s for a spot market", self.venue, symbol, sorted(set(streams) - set(wanted)))
+        added = []
+        for stream in wanted:
             if self._shared(stream):
                 group = self.trade_group if stream == "trades" else self.groups.setdefault(stream, StreamGroup(stream))
                 if symbol not in group.symbols:

@@ -24,15 +24,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--live", action="store_true", default=None,
                         help="trade the real venue (also TRADEBUS_LIVE=1); needs API keys in the environment")
     parser.add_argument("--sim-url", default=None, help="sim_exchange URL in paper mode")
+    parser.add_argument("--adapters", default=None,
+                        help="comma-separated venue adapters, binance:spot or BINANCE___SPOT (default: settings)")
 
 
 def _env_prefix(venue: str) -> str:
     return "TRADEBUS_" + "".join(c if c.isalnum() else "_" for c in venue.upper())
 
 
-def build_adapters(settings: RouterSettings, venue: str, live: bool, sim_url: str) -> list[VenueAdapter]:
+def build_adapters(settings: RouterSettings, venue: str, live: bool, sim_url: str,
+                   names: tuple[str, ...] | None = None) -> list[VenueAdapter]:
+    """The venue adapters ``names`` (default: the settings'), in either spelling."""
     adapters = []
-    for key in settings.adapters:
+    for key in names or settings.adapters:
         config = load_config(key)
         ccxt_config = {"enableRateLimit": False, "timeout": settings.timeout_ms}
         if live:
@@ -56,10 +60,11 @@ async def setup(svc: ServiceContext) -> None:
     venue = svc.args.venue or settings.venue
     live = bool(svc.args.live) or os.environ.get("TRADEBUS_LIVE", "") in ("1", "true", "yes")
     sim_url = svc.args.sim_url or settings.sim_url
-    adapters = build_adapters(settings, venue, live, sim_url)
+    names = tuple(a.strip() for a in svc.args.adapters.split(",") if a.strip()) if svc.args.adapters else None
+    adapters = build_adapters(settings, venue, live, sim_url, names)
     mode = (f"LIVE{' (testnet)' if settings.sandbox else ''} account {settings.account!r}" if live
             else f"PAPER against sim_exchange at {sim_url}")
-    banner = f"order_router: venue {venue} [{', '.join(settings.adapters)}], {mode}"
+    banner = f"order_router: venue {venue} [{', '.join(a.config.key for a in adapters)}], {mode}"
     print(banner, flush=True)
     svc.log.warning("%s", banner)
     router = OrderRouter(svc.bus, venue, adapters, RiskEngine(settings.risk), settings.router, counters=svc.counters)

@@ -13,7 +13,7 @@ import time
 import ccxt
 import msgspec
 
-from tradebus.exchanges import LocalReject, VenueAdapter, is_ambiguous, reject_code
+from tradebus.exchanges import LocalReject, VenueAdapter, is_ambiguous
 from tradebus.execution import new_status
 from tradebus.proto import (
     CancelAck,
@@ -128,7 +128,7 @@ class RequestHandlers:
                         return
                     if attempt < self.options.ambiguous_retries:
                         continue
-                await self._reject(order, reject_code(exc), f"{type(exc).__name__}: {exc}", rec)
+                await self._reject(order, adapter.reject_code(exc), f"{type(exc).__name__}: {exc}", rec)
                 return
             self.counters["orders_sent"] += 1
             if not result.get("clientOrderId"):
@@ -198,7 +198,7 @@ class RequestHandlers:
             rec.cancel_requested = False
             if isinstance(exc, ccxt.OrderNotFound) or is_ambiguous(exc):
                 await self._refresh(rec)
-            await refuse(reject_code(exc), f"{type(exc).__name__}: {exc}")
+            await refuse(adapter.reject_code(exc), f"{type(exc).__name__}: {exc}")
             return
         await self._emit(CancelAck(venue=self.venue, strategy=req.strategy, symbol=req.symbol,
                                    client_order_id=req.client_order_id, exchange_order_id=rec.status.exchange_order_id,
@@ -266,7 +266,7 @@ class RequestHandlers:
             result = await self._call(adapter, "edit_order", adapter.modify, st.symbol, st.exchange_order_id, st.side,
                                       qty, price)
         except Exception as exc:
-            await refuse(reject_code(exc), f"{type(exc).__name__}: {exc}")
+            await refuse(adapter.reject_code(exc), f"{type(exc).__name__}: {exc}")
             return
         async with rec.lock:  # fills applied during the edit call stay in
             rec.status = msgspec.structs.replace(rec.status, qty=float(result.get("amount") or qty),

@@ -26,9 +26,9 @@ from collections import defaultdict
 from typing import Any
 
 from tradebus import __version__
-from tradebus.exchanges import TokenBucket, VenueAdapter, is_rate_limited
+from tradebus.exchanges import RateLimiter, RuleStatus, VenueAdapter, is_rate_limited, rate_limit_info
 from tradebus.execution import FillLedger, RiskEngine
-from tradebus.proto import GatewayState, GatewayStatus, RateLimitInfo
+from tradebus.proto import GatewayState, GatewayStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import account_subject, order_event_subject
 from tradebus.retry import Backoff
@@ -97,14 +97,12 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
     def _backoff(self) -> Backoff:
         return Backoff(self.options.backoff)
 
-    def _bucket(self, adapter: VenueAdapter) -> TokenBucket:
-        rule = adapter.config.rate_limit
-
-        def report(used, limit, pct, weight):
-            info = RateLimitInfo(venue=self.venue, used=used, limit=limit, pct=pct, window_ms=rule.window_ms,
-                                 weight=weight, scope=adapter.config.key, ts_init=time.time_ns())
+    def _bucket(self, adapter: VenueAdapter) -> RateLimiter:
+        """The adapter's rate-limit rules; a report names the rule closest to its limit."""
+        def report(status: RuleStatus, weight: float):
+            info = rate_limit_info(status, venue=self.venue, scope=adapter.config.key, weight=weight)
             self._spawn(self._publish_core(account_subject(self.venue, "ratelimit"), info))
-        return TokenBucket(rule.limit, rule.window_ms, report)
+        return adapter.rate_limiter(report)
 
     def _spawn(self, coro) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -240,26 +238,32 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
 
     async def _call(self, adapter: VenueAdapter, method: str, fn, *args):
         """One venue call under the rate limiter; 'too many requests' answers wait and retry."""
-        bucket = self._buckets[id(adapter)]
+        limiter = self._buckets[id(adapter)]
         backoff = self._backoff()
         for attempt in range(self.options.rate_limit_retries + 1):
-            await bucket.acquire(adapter.config.weight(method))
+            ticket = await limiter.acquire(endpoint=method)  # every rule of ``method``: waits, or RateLimitRejected
             try:
                 return await fn(*args)
             except Exception as exc:
                 if not is_rate_limited(exc) or attempt == self.options.rate_limit_retries:
                     raise
                 self.counters["rate_limited"] += 1
-                bucket.penalise()
+                limiter.penalise(method, headers=adapter.usage_headers())
                 await asyncio.sleep(backoff.next())
+            finally:
+                limiter.settle(ticket, adapter.usage_headers())  # the venue's usage headers correct the budgets
 
     async def _last_price(self, adapter: VenueAdapter, symbol: str) -> float | None:
         cached = self.last_price.get(symbol)
         if cached and time.monotonic() - cached[1] < 1.0:
             return cached[0]
         try:
-            await self._buckets[id(adapter)].acquire(adapter.config.weight("fetch_ticker"))
-            ticker = await adapter.exchange.fetch_ticker(symbol)
+            limiter = self._buckets[id(adapter)]
+            ticket = await limiter.acquire(endpoint="fetch_ticker")
+            try:
+                ticker = await adapter.exchange.fetch_ticker(symbol)
+            finally:
+                limiter.settle(ticket, adapter.usage_headers())
         except Exception:
             return cached[0] if cached else None
         price = ticker.get("last") or ticker.get("close")

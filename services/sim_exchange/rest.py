@@ -15,6 +15,8 @@ from aiohttp import WSMsgType, web
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
+from .limits import ORDER_PATHS, LimitError, Usage, request_weight
+from .settings import UsageLimits
 from .ws import CLOSE_TIMEOUT_S, Conn, Hub
 
 _encode = msgspec.json.Encoder().encode
@@ -82,8 +84,9 @@ class Ctx:
 class Venue:
     """Routes, authentication and the handlers of every served REST path."""
 
-    def __init__(self, engine: Engine, hub: Hub, recv_window_max: int):
+    def __init__(self, engine: Engine, hub: Hub, recv_window_max: int, usage: Usage | None = None):
         self.engine, self.hub = engine, hub
+        self.usage = usage if usage is not None else Usage(UsageLimits())
         self.recv_window_max = recv_window_max
         self.routes: dict[tuple[str, str], tuple[Callable, int]] = {}
         self.counters = {"rest_requests": 0, "rest_errors": 0, "wsapi_requests": 0, "wsapi_faults": 0}
@@ -98,6 +101,7 @@ class Venue:
         self.wsapi_methods[(USDM, "order.modify")] = self.amend_order
         self.wsapi_methods[(USDM, "algoOrder.place")] = self.new_algo_order
         self.wsapi_methods[(USDM, "algoOrder.cancel")] = self.cancel_algo_order
+        self._wsapi_order_handlers = (self.new_order, self.cancel_replace, self.amend_order, self.new_algo_order)
         for prefix, market in (("/api/v3/", SPOT), ("/fapi/v1/", USDM)):
             for path, handler in (("ping", self.ping), ("time", self.time), ("exchangeInfo", self.exchange_info),
                                   ("depth", self.depth), ("trades", self.trades),
@@ -162,16 +166,20 @@ class Venue:
         if raw_body:
             params.update(parse_params(raw_body))
         ctx = Ctx(params, market, self.engine, request.path)
+        ip = request.remote or "127.0.0.1"
+        headers: dict[str, str] = {}
         try:
+            headers = self.usage.charge(market, ip, request_weight(market, request.method, request.path, params))
             if security:
                 ctx.account = self._api_key(request.headers.get("X-MBX-APIKEY"))
             if security == SIGNED:
                 self._check_signature(ctx, raw_query, raw_body)
+            if (request.method, request.path) in ORDER_PATHS:
+                headers.update(self.usage.count_order(market, ip, ctx.account.api_key))
             body = handler(ctx)
         except SimError as err:
             self.counters["rest_errors"] += 1
-            return error_response(err)
-        headers = {"X-MBX-USED-WEIGHT-1M": "1"}
+            return error_response(err, {**headers, **err.headers} if isinstance(err, LimitError) else headers)
         return web.Response(body=_encode(body), content_type="application/json", headers=headers)
 
     def _api_key(self, key: str | None) -> Account:
@@ -659,6 +667,8 @@ class Venue:
         ctx = Ctx({k: _wsapi_value(v) for k, v in params.items() if k not in ("apiKey", "signature")},
                   conn.market, self.engine, "ws-api")
         ctx.account = account
+        if handler in self._wsapi_order_handlers:  # WS-API orders count against the account's order limits
+            self.usage.count_order(conn.market, "ws-api", account.api_key)
         try:
             return handler(ctx)
         finally:

@@ -25,6 +25,7 @@ from tradebus.data import find_data_dir
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
+from .limits import Usage
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
 from .settings import Faults, SimConfig, load_config
@@ -82,7 +83,7 @@ class SimExchange:
         self.engine = self._build_engine()
         self.hub = Hub(self.engine, self.faults)
         self.engine.sink = self.hub
-        self.venue = Venue(self.engine, self.hub, self.config.recv_window_max_ms)
+        self.venue = Venue(self.engine, self.hub, self.config.recv_window_max_ms, Usage(self.config.limits))
         self.replay: Replay | None = None
         self._runner: web.ServerRunner | None = None
         self._tasks: list[asyncio.Task] = []
@@ -203,7 +204,7 @@ class SimExchange:
                 "replay_events": self.replay.events_applied if self.replay else 0,
                 "faults": self.faults.as_dict(), "accounts": accounts,
                 "counters": {**self.engine.counters, **self.hub.counters, **self.venue.counters,
-                             **self.counters}}
+                             **self.venue.usage.counters, **self.counters}}
 
     # ------------------------------------------------------------------ HTTP dispatch
 

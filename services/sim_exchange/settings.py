@@ -81,6 +81,24 @@ class Faults(Settings):
     depth_gap_every: int = 0  # 0: off; else drop every Nth depth event of each stream
 
 
+class MarketLimits(Settings):
+    """Binance's limits of one market (0: not enforced; the usage headers are sent regardless).
+    Binance: spot 6000 weight per minute, 100 orders per 10 s, 200,000 per day; USD-M 2400
+    weight per minute, 300 orders per 10 s, 1200 per minute."""
+
+    request_weight_1m: int = 0  # per IP
+    orders_10s: int = 0  # per account
+    orders_1d: int = 0  # per account (spot)
+    orders_1m: int = 0  # per account (USD-M)
+
+
+class UsageLimits(Settings):
+    spot: MarketLimits = MarketLimits()
+    usdm: MarketLimits = MarketLimits()
+    ban_after: int = 0  # 0: never; else refusals (429) of an IP before it is banned (418)
+    ban_s: int = 120  # how long a ban lasts
+
+
 class Queue(Settings):
     """Where a resting user order waits in its price level: the event backtester's queue model
     (tradebus.engine.models). ``risk_averse``: behind all the level's replayed quantity, moved
@@ -102,6 +120,7 @@ class SimConfig(Settings):
     instruments: list[Instrument] = []
     accounts: list[Account] = []
     faults: Faults = Faults()
+    limits: UsageLimits = UsageLimits()
     queue: Queue = Queue()
 
 

@@ -26,110 +26,41 @@ so it is handled like any ambiguous REST timeout (looked up by client id before 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import ccxt
 import msgspec
-import yaml
 
 from tradebus.proto import NewOrder, OrderState, OrderType, RejectCode, Side, TimeInForce
 
-from .errors import LocalReject
+from .errors import LocalReject, reject_code
+from .ratelimit import RateLimiter, RuleStatus
+from .venue_config import VenueConfig, canonical_key, load_config
 
-__all__ = ["VenueConfig", "Capabilities", "VenueAdapter", "register", "load_config", "adapter_keys",
-           "make_adapter", "VENUES_DIR"]
-
-VENUES_DIR = Path(__file__).with_name("venues")
-ORDER_ENTRY = ("rest", "ws")
-
-
-class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    order_types: tuple[OrderType, ...] = (OrderType.MARKET, OrderType.LIMIT)
-    modify: bool = False
-    cancel_all: bool = False
-    positions: bool = False
-    funding: bool = False
-    watch_orders: bool = True
-    watch_my_trades: bool = False
-
-
-class RateLimitRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    limit: float = 1200
-    window_ms: int = 60000
-
-
-class OrderRow(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    type: str
-    params: dict[str, Any] = {}
-
-
-class VenueConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One venue + market type (``binance:usdm``), decoded from ``venues/<name>.yaml``."""
-
-    key: str
-    ccxt_id: str
-    market_type: str = "spot"
-    options: dict[str, Any] = {}
-    sandbox: bool = True
-    capabilities: Capabilities = Capabilities()
-    rate_limit: RateLimitRule = RateLimitRule()
-    weights: dict[str, float] = {}
-    extra_params: dict[str, Any] = {}
-    status_map: dict[str, OrderState] = {}
-    orders: dict[str, OrderRow] = {}
-    order_entry: str = "rest"
-    ignored_user_events: tuple[str, ...] = ()  # user-stream event types a router does not read
-
-    def __post_init__(self) -> None:
-        if self.order_entry not in ORDER_ENTRY:
-            raise ValueError(f"order_entry must be one of {', '.join(ORDER_ENTRY)}, not {self.order_entry!r}")
-
-    def weight(self, method: str) -> float:
-        return float(self.weights.get(method, 1.0))
-
+__all__ = ["VenueAdapter", "register", "make_adapter"]
 
 _CLASSES: dict[str, type[VenueAdapter]] = {}
 
 
 def register(key: str):
-    """Class decorator: use this VenueAdapter subclass for venue key ``key``."""
+    """Class decorator: use this VenueAdapter subclass for venue ``key`` (either spelling)."""
     def wrap(cls):
-        _CLASSES[key] = cls
+        _CLASSES[canonical_key(key)] = cls
         return cls
     return wrap
 
 
-def _configs() -> dict[str, Path]:
-    out = {}
-    for path in sorted(VENUES_DIR.glob("*.yaml")):
-        key = (yaml.safe_load(path.read_text()) or {}).get("key")
-        if key:
-            out[key] = path
-    return out
-
-
-def adapter_keys() -> list[str]:
-    """Every registered venue key (``binance:spot``, ``okx:swap``, ...)."""
-    return sorted(_configs())
-
-
-def load_config(key: str) -> VenueConfig:
-    paths = _configs()
-    if key not in paths:
-        raise ValueError(f"unknown venue adapter {key!r}; known: {', '.join(sorted(paths))}")
-    return msgspec.convert(yaml.safe_load(paths[key].read_text()), VenueConfig)
-
-
 def make_adapter(key: str, exchange=None, order_entry: str | None = None, **ccxt_config) -> VenueAdapter:
-    """The adapter for ``key`` on ``exchange`` (a ready ccxt / ccxt.pro instance) or a new ccxt.pro
-    instance built from the YAML plus ``ccxt_config`` (apiKey, secret, ...); ``order_entry``
-    (``rest`` / ``ws``) overrides the YAML's."""
+    """The adapter for ``key`` (``binance:spot`` or ``BINANCE___SPOT``) on ``exchange`` (a ready
+    ccxt / ccxt.pro instance) or a new ccxt.pro instance built from the YAML plus ``ccxt_config``
+    (apiKey, secret, ...); ``order_entry`` (``rest`` / ``ws``) overrides the YAML's."""
     config = load_config(key)
     if order_entry is not None:
         config = msgspec.structs.replace(config, order_entry=order_entry)
-    cls = _CLASSES.get(key, VenueAdapter)
+    cls = _CLASSES.get(config.key, VenueAdapter)
     return cls(config, exchange if exchange is not None else cls.build_exchange(config, **ccxt_config))
 
 
@@ -162,6 +93,17 @@ class VenueAdapter:
         if config.sandbox if sandbox is None else sandbox:
             exchange.set_sandbox_mode(True)
         return exchange
+
+    # --- rate limits ----------------------------------------------------------------------
+
+    def rate_limiter(self, on_report: Callable[[RuleStatus, float], None] | None = None, **kwargs) -> RateLimiter:
+        """A limiter of this venue's rules (``clock``/``sleep`` may be passed for simulation);
+        ip-scope budgets are shared with every other limiter of the same venue key."""
+        return RateLimiter(self.config.limit_rules(), on_report, share_key=self.config.key, **kwargs)
+
+    def usage_headers(self):
+        """The headers of the venue's latest REST response (ccxt keeps them), for the limiter."""
+        return getattr(self.exchange, "last_response_headers", None)
 
     # --- capabilities ---------------------------------------------------------------------
 
@@ -436,14 +378,53 @@ class VenueAdapter:
         info = trade.get("info") or {}
         return info.get("c") or info.get("clientOrderId") or info.get("clOrdId") or info.get("orderLinkId") or None
 
+    @staticmethod
+    def venue_status(order: dict) -> str | None:
+        """The venue's own status word in a ccxt order's raw record (Binance ``status``/``X``,
+        OKX ``state``, Bybit ``orderStatus``)."""
+        info = order.get("info") or {}
+        status = info.get("status") or info.get("X") or info.get("state") or info.get("orderStatus")
+        return status if isinstance(status, str) else None
+
     def state(self, order: dict) -> OrderState:
-        """Map a ccxt order's status (and fills) onto the tradebus order state."""
-        status = order.get("status") or "open"
-        state = self.config.status_map.get(status, OrderState.ACKED)
+        """Map a ccxt order's status (and fills) onto the tradebus order state: the venue's own
+        status through ``status_dict`` first, else ccxt's unified one through ``status_map``."""
+        state = self.config.status_dict.get(self.venue_status(order)) if self.config.status_dict else None
+        if state is None:
+            state = self.config.status_map.get(order.get("status") or "open", OrderState.ACKED)
         filled = float(order.get("filled") or 0.0)
         if state is OrderState.ACKED and filled > 0:
             return OrderState.PARTIALLY_FILLED
         return state
+
+    @staticmethod
+    def venue_error_code(exc: BaseException) -> str | None:
+        """The venue's error code in a ccxt exception (ccxt's message is ``<id> <response body>``):
+        Binance ``code``, Bybit ``retCode``, OKX ``sCode`` of the failed item, else ``code``."""
+        text = str(exc)
+        start = text.find("{")
+        if start < 0:
+            return None
+        try:
+            body = json.loads(text[start:])
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+        for item in body.get("data") or ():
+            if isinstance(item, dict) and str(item.get("sCode", "0")) not in ("0", ""):
+                return str(item["sCode"])
+        code = body.get("retCode", body.get("code"))
+        return None if code is None else str(code)
+
+    def reject_code(self, exc: BaseException) -> RejectCode:
+        """Our code for a failed venue call: the YAML's ``error_codes`` for the venue's own code,
+        else by ccxt's exception class."""
+        if self.config.error_codes and not isinstance(exc, LocalReject):
+            mapped = self.config.error_codes.get(self.venue_error_code(exc) or "")
+            if mapped is not None:
+                return mapped
+        return reject_code(exc)
 
     @staticmethod
     def client_order_id(order: dict) -> str | None:

@@ -51,10 +51,14 @@ class Position(_AccountEvent, tag="acct.position", kw_only=True, frozen=True):
 
 
 class RateLimitInfo(_AccountEvent, tag="acct.ratelimit", kw_only=True, frozen=True):
-    """Request-weight budget of the venue account.
+    """The venue account's rate-limit rule closest to its limit.
 
     ``used`` of ``limit`` weight is spent in the current ``window_ms`` window (``pct`` = 100 *
-    used / limit); ``weight`` is the cost of the request that triggered this report.
+    used / limit); ``weight`` is the cost of the request that triggered this report. ``rule``
+    names the rule (``request_weight``, ``orders_10s`` ...), ``rule_type`` is sliding_window,
+    fixed_window or token_bucket, ``rule_scope`` global, endpoint or ip (``endpoint`` set for
+    endpoint scope), and ``reset_ts`` (ns) is when its use is back to zero if nothing more is
+    sent: MLThon's ``on_rate_limit_info(exchange, rate_limit=100, rate_remaining=100 - pct, reset_ts)``.
     """
 
     used: float
@@ -63,6 +67,11 @@ class RateLimitInfo(_AccountEvent, tag="acct.ratelimit", kw_only=True, frozen=Tr
     window_ms: int
     weight: float = 1.0
     scope: str = ""
+    rule: str = ""
+    rule_type: str = ""
+    rule_scope: str = ""
+    endpoint: str = ""
+    reset_ts: int = 0
 
 
 class GatewayState(enum.StrEnum):

@@ -1,13 +1,32 @@
-"""Each routing row on binance spot, binance USD-M, okx and bybit: the exact method, path and
-parameters genuine ccxt sends (captured after signing; static markets; nothing leaves the process)."""
+"""The venue template: every configured venue (``adapter_keys()``) runs these.
+
+- its YAML loads with no unknown field and its bt_api_py fields hold together (asset type and
+  market type, kline periods as ccxt knows them, legal currencies, status words);
+- its registry entry exists under both spellings (``binance:spot`` and ``BINANCE___SPOT``);
+- every routing row it claims produces the exact method, path and parameters genuine ccxt sends
+  (captured after signing by overriding the exchange's ``fetch``; static markets; nothing leaves
+  the process), and every row it does not claim is refused locally;
+- every venue error code it maps produces its reject code, through ccxt's own error handling.
+
+A new venue adds its expected requests to EXPECTED / CANCEL, its markets to capture.MARKETS and
+its error body to ERROR_BODY; until it does, its template test fails and says so.
+"""
 from __future__ import annotations
 
-import pytest
+import json
 
-from tradebus.exchanges import LocalReject
+import msgspec
+import pytest
+import yaml
+
+from tradebus.exchanges import LocalReject, VenueConfig, adapter_keys, bt_api_key, canonical_key, load_config, make_adapter
+from tradebus.exchanges.adapter import _CLASSES
+from tradebus.exchanges.venue_config import ASSET_TYPES, _registry
 from tradebus.proto import NewOrder, RejectCode
 
-from .capture import Captured, capturing_adapter
+from .capture import MARKETS, Captured, capturing_adapter
+
+VENUES = adapter_keys()
 
 ROWS = {
     "market": dict(order_type="market", side="buy", qty=0.5),
@@ -102,7 +121,48 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("key,row", [(k, r) for k in EXPECTED for r in ROWS])
+def test_the_four_venues_run_the_template():
+    assert {"binance:spot", "binance:usdm", "okx:swap", "bybit:linear"} <= set(VENUES)
+
+
+@pytest.mark.parametrize("key", VENUES)
+def test_yaml_loads_strictly_and_holds_together(key):
+    raw = yaml.safe_load(_registry()[0][key].read_text())
+    assert set(raw) <= set(VenueConfig.__struct_fields__)
+    config = msgspec.convert(raw, VenueConfig)  # forbid_unknown_fields: a typo anywhere fails here
+    assert config == load_config(key) and config.display_name and config.legal_currency
+    assert ASSET_TYPES[config.asset_type] == config.market_type, "asset type and ccxt market type disagree"
+    ex = make_adapter(key, pro=False, sandbox=False).exchange
+    assert {k: str(ex.timeframes.get(k)) for k in config.kline_periods} == config.kline_periods, \
+        "kline_periods must be the venue's own interval names, as ccxt sends them"
+    assert set(config.capabilities.market_data.book_depths) and config.rate_limits
+    assert config.status_dict and config.error_codes
+
+
+@pytest.mark.parametrize("key", VENUES)
+def test_registry_under_both_spellings(key):
+    bt = bt_api_key(key)
+    assert "___" in bt and bt == bt.upper()
+    for name in (key, key.upper(), bt, bt.lower(), f"{key.split(':')[0]}___{key.split(':')[1]}".upper()):
+        assert canonical_key(name) == key
+        assert load_config(name).key == key
+    adapter = make_adapter(bt, pro=False, sandbox=False)
+    assert adapter.config.key == key and type(adapter) is _CLASSES.get(key, type(adapter))
+
+
+def test_unknown_venue_names_the_known_ones():
+    with pytest.raises(ValueError, match="BINANCE___SPOT"):
+        canonical_key("NOWHERE___SPOT")
+
+
+@pytest.mark.parametrize("key", VENUES)
+def test_claimed_rows_have_expectations(key):
+    assert key in EXPECTED and key in CANCEL and key in MARKETS, f"add {key}'s expected requests to the template"
+    claimed = {t.value for t in load_config(key).capabilities.order_types}
+    assert claimed == {row for row, want in EXPECTED[key].items() if want is not UNSUPPORTED}
+
+
+@pytest.mark.parametrize("key,row", [(k, r) for k in VENUES for r in ROWS])
 async def test_order_rows(key, row):
     adapter, requests = capturing_adapter(key)
     order = NewOrder(client_order_id="c1", strategy="s", venue="v", symbol=SYMBOL[key], ts_init=1, **ROWS[row])
@@ -139,7 +199,7 @@ CANCEL = {
 }
 
 
-@pytest.mark.parametrize("key", list(CANCEL))
+@pytest.mark.parametrize("key", VENUES)
 async def test_cancel_cancel_all_modify(key):
     adapter, requests = capturing_adapter(key)
     sym = SYMBOL[key]
@@ -173,5 +233,58 @@ async def test_amount_below_minimum_is_rejected_locally():
         with pytest.raises(LocalReject) as raised:
             await adapter.place(order)
         assert raised.value.code is RejectCode.INVALID_ORDER and not requests
+    finally:
+        await adapter.exchange.close()
+
+
+# the venue's error answer for ``code``, as its API sends it: (HTTP status, body)
+ERROR_BODY = {
+    "binance": lambda code: (429 if code in ("-1003", "-1015") else 400, {"code": int(code), "msg": "refused"}),
+    "binanceusdm": lambda code: (429 if code in ("-1003", "-1015") else 400, {"code": int(code), "msg": "refused"}),
+    "okx": lambda code: (200, {"code": "1", "msg": "", "data": [{"sCode": code, "sMsg": "refused"}]}),
+    "bybit": lambda code: (200, {"retCode": int(code), "retMsg": "refused", "result": {}, "retExtInfo": {},
+                                 "time": 1}),
+}
+
+# ccxt picks some error maps by URL (Binance: per market type)
+ORDER_URL = {"binance": "https://api.binance.com/api/v3/order", "binanceusdm": "https://fapi.binance.com/fapi/v1/order",
+             "okx": "https://www.okx.com/api/v5/trade/order", "bybit": "https://api.bybit.com/v5/order/create"}
+
+
+def venue_error(adapter, code: str) -> Exception:
+    """What ccxt raises when the venue answers ``code`` to an order (its own handle_errors and
+    handle_http_status_code, in the order its ``fetch`` calls them)."""
+    ex = adapter.exchange
+    status, body = ERROR_BODY[ex.id](code)
+    text = json.dumps(body)
+    url = ORDER_URL[ex.id]
+    try:
+        ex.handle_errors(status, "reason", url, "POST", {}, text, body, {}, "")
+        ex.handle_http_status_code(status, "reason", url, "POST", text)
+    except Exception as exc:  # noqa: BLE001 - the test looks at whatever ccxt raised
+        return exc
+    raise AssertionError(f"ccxt raised nothing for {ex.id} error {code}")
+
+
+@pytest.mark.parametrize("key", VENUES)
+async def test_mapped_error_codes_give_their_reject_codes(key):
+    adapter, _ = capturing_adapter(key)
+    try:
+        assert adapter.exchange.id in ERROR_BODY, f"add {adapter.exchange.id}'s error body to the template"
+        for code, expected in load_config(key).error_codes.items():
+            exc = venue_error(adapter, code)
+            assert adapter.venue_error_code(exc) == code, f"{key}: code {code} not found in {exc!r}"
+            assert adapter.reject_code(exc) is expected, f"{key}: {code} -> {adapter.reject_code(exc)}"
+    finally:
+        await adapter.exchange.close()
+
+
+async def test_an_unmapped_code_falls_back_to_the_ccxt_exception_class():
+    adapter, _ = capturing_adapter("binance:spot")
+    try:
+        exc = venue_error(adapter, "-1100")  # illegal characters: ccxt's BadRequest
+        assert "-1100" not in load_config("binance:spot").error_codes
+        assert adapter.reject_code(exc) is RejectCode.INVALID_ORDER
+        assert adapter.reject_code(LocalReject(RejectCode.RISK_LIMIT, "x")) is RejectCode.RISK_LIMIT
     finally:
         await adapter.exchange.close()
