@@ -49,7 +49,7 @@ from tradebus.retry import Backoff, BackoffSettings
 from tradebus.strategy import Runner, Strategy, Symbol, SymbolRegistry
 
 from .orders import OrderFlow, UnsupportedOrderType
-from .routing import broker_adapter, default_adapter
+from .routing import book_limit, broker_adapter, default_adapter
 
 __all__ = ["CcxtBroker", "UnsupportedOrderType", "ADAPTERS_BY_EXCHANGE", "STREAMS", "SANDBOX_URL_ENV"]
 
@@ -267,8 +267,9 @@ class CcxtBroker(OrderFlow):
     # ------------------------------------------------------------------ streams
 
     def book_limit(self, symbol: str) -> int:
-        """Depth asked of ``watch_order_book`` (FLOX passes ``book_depth`` as its ``limit``)."""
-        return self.book_depth
+        """The ``limit`` asked of ``watch_order_book``: ``book_depth`` (FLOX's), or the venue's
+        nearest book depth that covers it where its YAML lists them; book_depth levels reach the runner."""
+        return book_limit(self.adapter_for(symbol), self.book_depth)
 
     async def _stream(self, kind: str, name: str, sym: Symbol) -> None:
         backoff = Backoff(self.backoff)

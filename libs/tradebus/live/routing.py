@@ -26,10 +26,10 @@ from __future__ import annotations
 import msgspec
 
 from tradebus.exchanges import VenueAdapter, VenueConfig, make_adapter
-from tradebus.exchanges.adapter import OrderRow
+from tradebus.exchanges.venue_config import OrderRow
 from tradebus.proto import OrderType
 
-__all__ = ["UNIFIED_ORDERS", "ROUTED_TYPES", "broker_adapter", "default_adapter"]
+__all__ = ["UNIFIED_ORDERS", "ROUTED_TYPES", "broker_adapter", "default_adapter", "book_limit"]
 
 UNIFIED_ORDERS: dict[str, OrderRow] = {
     "stop_market": OrderRow(type="stop_market", params={"stopPrice": "$trigger"}),
@@ -63,3 +63,14 @@ def broker_adapter(key: str, exchange) -> VenueAdapter:
 def default_adapter(exchange_id: str, exchange) -> VenueAdapter:
     """An adapter for a ccxt venue with no YAML file: ccxt's unified rows only."""
     return VenueAdapter(_every_row(VenueConfig(key=f"{exchange_id}:default", ccxt_id=exchange_id)), exchange)
+
+
+def book_limit(adapter: VenueAdapter, depth: int) -> int:
+    """The ``limit`` to ask ``watch_order_book`` for ``depth`` levels: ``depth`` itself on a venue
+    with no YAML file (FLOX's behaviour); else the smallest depth the venue's book stream offers
+    that covers it (``capabilities.market_data.book_depths``: Bybit refuses 20 and takes 50), or
+    its largest when none does."""
+    if adapter is None or adapter.config.key.endswith(":default"):
+        return depth
+    depths = sorted(adapter.config.capabilities.market_data.book_depths)
+    return next((d for d in depths if d >= depth), depths[-1]) if depths else depth

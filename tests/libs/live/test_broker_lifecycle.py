@@ -205,6 +205,15 @@ async def test_book_depth_reaches_watch_order_book(sim):
     assert all("limit=5" in url for url in asked)
 
 
+def test_the_venue_yaml_refines_the_book_depth_asked():
+    assert CcxtBroker("bybit", book_depth=20).book_limit("BTC/USDT:USDT") == 50     # bybit refuses 20
+    assert CcxtBroker("okx", book_depth=20).book_limit("BTC/USDT:USDT") == 400
+    assert CcxtBroker("okx", book_depth=5).book_limit("BTC/USDT:USDT") == 5
+    assert CcxtBroker("binance", book_depth=20).book_limit("BTC/USDT") == 20
+    assert CcxtBroker("binance", book_depth=7000).book_limit("BTC/USDT") == 5000   # the venue's largest
+    assert CcxtBroker("mexc", book_depth=20, sandbox=False).book_limit("BTC/USDT") == 20   # no YAML: as asked
+
+
 async def test_two_brokers_on_two_venues_at_once(sim):
     async with CcxtBroker("binance", exchange=spot(sim), retry_initial_delay=0.05) as a, \
             CcxtBroker("binanceusdm", exchange=perp(sim), retry_initial_delay=0.05) as b:
