@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench up lint install clean schema
+.PHONY: run test bench up down lint install clean schema image wheels deploy-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,33 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/tradebus up $(ARGS)
 
-up: run
+# The compose stack (docker-compose.yml) on a Docker API: Docker, or podman's (see README,
+# "Containers"). PROFILE=cluster: three NATS nodes; PROFILE=monitoring: Prometheus + Grafana.
+COMPOSE  ?= docker compose
+PROFILE  ?=
+COMPOSE_ARGS = $(if $(filter cluster,$(PROFILE)),--env-file deploy/compose/cluster.env) \
+               $(if $(filter monitoring,$(PROFILE)),--profile monitoring)
+BASE_IMAGE ?= localhost/debian-py:bookworm
+
+up:
+	$(PYTHON) deploy/compose/make_secrets.py
+	$(COMPOSE) $(COMPOSE_ARGS) up -d
+
+down:
+	$(COMPOSE) $(COMPOSE_ARGS) down --remove-orphans
+
+# Host wheels for an offline image build, then the image from the local base (deploy/host/setup.sh).
+wheels:
+	deploy/host/wheels.sh
+
+image: wheels
+	podman build --format docker --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg PIP_NO_INDEX=1 -t tradebus:latest .
+
+# Every deployment path run for real (root, podman): image, compose, farm --docker, kube play.
+deploy-check: $(STAMP)
+	deploy/host/setup.sh
+	deploy/host/wheels.sh
+	$(PY) deploy/check/run.py --base-image $(BASE_IMAGE) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)

@@ -18,7 +18,7 @@ server refuses changes it cannot apply, such as a new retention policy, with a c
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.js import api
@@ -168,9 +168,18 @@ class Declared:
     objects: dict[str, object]
 
 
-async def declare_all(js) -> Declared:
-    """Declare every stream and KV bucket tradebus uses; safe to call from every service at start."""
-    streams = {name: await declare_stream(js, cfg) for name, cfg in STREAMS.items()}
-    kv = {name: await declare_kv(js, cfg) for name, cfg in KV_BUCKETS.items()}
-    objects = {name: await declare_object_store(js, cfg) for name, cfg in OBJECT_STORES.items()}
+async def declare_all(js, replicas: int | None = None) -> Declared:
+    """Declare every stream and KV bucket tradebus uses; safe to call from every service at start.
+
+    ``replicas`` (a clustered server: 3) applies to what this call creates; an existing stream
+    keeps its replica count, so services that declare with the default leave a replicated one alone.
+    """
+    if replicas is not None and replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    streams = {name: await declare_stream(js, cfg if replicas is None else replace(cfg, num_replicas=replicas))
+               for name, cfg in STREAMS.items()}
+    kv = {name: await declare_kv(js, cfg if replicas is None else replace(cfg, replicas=replicas))
+          for name, cfg in KV_BUCKETS.items()}
+    objects = {name: await declare_object_store(js, cfg if replicas is None else replace(cfg, replicas=replicas))
+               for name, cfg in OBJECT_STORES.items()}
     return Declared(streams, kv, objects)

@@ -262,12 +262,18 @@ async def _list(args) -> int:
     return 0
 
 
+STUDY_KINDS = ("sweep", "permutation", "walkforward")
+
+
+def start(args):
+    """The coroutine that queues the study ``args.study_command`` and follows it to its results."""
+    return _start(args, args.study_command)
+
+
 def run(args) -> int:
-    handlers = {"sweep": lambda: _start(args, "sweep"), "permutation": lambda: _start(args, "permutation"),
-                "walkforward": lambda: _start(args, "walkforward"), "status": lambda: _status(args),
-                "results": lambda: _results(args), "list": lambda: _list(args)}
+    handlers = {"status": lambda: _status(args), "results": lambda: _results(args), "list": lambda: _list(args)}
     try:
-        return asyncio.run(handlers[args.study_command]())
+        return asyncio.run(start(args) if args.study_command in STUDY_KINDS else handlers[args.study_command]())
     except (StudyError, DatasetError) as exc:
         console.print(f"[red]tradebus study: {exc}[/]")
         return 2
@@ -308,9 +314,8 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
 
 
-def register(sub) -> None:
-    p = sub.add_parser("study", help="backtest studies on the farm: sweep, permutation, walkforward, results")
-    study = p.add_subparsers(dest="study_command", metavar="STUDY_COMMAND", required=True)
+def add_study_kinds(study) -> None:
+    """The sub-commands that start a study (sweep, permutation, walkforward) with their options."""
     sweep = study.add_parser("sweep", help="one run per point of a parameter grid")
     _common(sweep, True)
     sweep.add_argument("--grid", nargs="+", required=True, metavar="NAME=SPEC",
@@ -325,6 +330,12 @@ def register(sub) -> None:
     wf.add_argument("--folds", type=int, default=4, help="number of out-of-sample windows")
     wf.add_argument("--is-ratio", type=float, default=3.0, help="in-sample length / out-of-sample length")
     wf.add_argument("--anchored", action="store_true", help="in-sample windows all start at the first bar")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("study", help="backtest studies on the farm: sweep, permutation, walkforward, results")
+    study = p.add_subparsers(dest="study_command", metavar="STUDY_COMMAND", required=True)
+    add_study_kinds(study)
     for name, help_ in (("status", "how far a study is"), ("results", "collect results, write table and report")):
         q = study.add_parser(name, help=help_)
         q.add_argument("study_id")

@@ -1,0 +1,42 @@
+"""``tradebus declare [--replicas N]``: create every JetStream stream, KV bucket and object store.
+
+Services declare what they use at start, with one replica; a deployment on a NATS cluster runs
+this first (compose: the ``streams`` service; Kubernetes: the ``declare-streams`` Job) so the
+streams get N replicas. Idempotent: existing streams are kept (see ``tradebus.bus.jetstream``).
+"""
+from __future__ import annotations
+
+import asyncio
+
+import nats.errors
+
+from tradebus.bus import Bus, NatsConfig
+from tradebus.bus.jetstream import declare_all
+from tradebus.cli.status import default_url
+
+
+async def declare(url: str | None, replicas: int) -> list[str]:
+    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-declare"))
+    try:
+        declared = await declare_all(bus.js, replicas=replicas)
+    finally:
+        await bus.close()
+    return [f"{name} ({info.config.num_replicas} replicas)" for name, info in declared.streams.items()]
+
+
+def run(args) -> int:
+    try:
+        streams = asyncio.run(declare(args.nats_url or default_url(args.state_dir), args.replicas))
+    except (TimeoutError, OSError, nats.errors.Error) as exc:
+        print(f"tradebus declare: {type(exc).__name__}: {exc}")
+        return 1
+    print("declared: " + ", ".join(streams) + " and the KV buckets and object stores")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("declare", help="create the JetStream streams and buckets (N replicas on a cluster)")
+    p.add_argument("--replicas", type=int, default=1, help="replicas of what is created (3 on a 3-node cluster)")
+    p.add_argument("--nats-url", help="default: $TRADEBUS_NATS_URL, then <state-dir>/nats-url")
+    p.add_argument("--state-dir", default=".state", help="where `tradebus up` wrote nats-url")
+    p.set_defaults(func=run)
