@@ -57,6 +57,11 @@ cdef class TradeEvent:
         """Aggressor side: "buy" or "sell"."""
         return "buy" if self.is_buy else "sell"
 
+    @property
+    def quantity(self):
+        """FLOX's name of ``qty``."""
+        return self.qty
+
     def __repr__(self):
         return f"TradeEvent({self.symbol}, {self.side} {self.qty} @ {self.price}, ts={self.ts_ns})"
 
@@ -152,7 +157,8 @@ cdef class Signal:
     and take-profit trigger, trailing activation; 0 when unused); offset (trailing: price offset,
     or basis points for trailing_stop_percent); order_id (the new order's id, or the order a
     cancel/modify is about; 0 for cancel_all); symbol (None for a cancel_all of every symbol);
-    flags (POST_ONLY | REDUCE_ONLY); time_in_force; ts_ns; strategy.
+    flags (POST_ONLY | REDUCE_ONLY); time_in_force; ts_ns; strategy. FLOX's names read the same
+    values: trigger_price, trailing_offset, trailing_bps.
     """
 
     @property
@@ -162,6 +168,22 @@ cdef class Signal:
     @property
     def reduce_only(self):
         return bool(self.flags & FLAG_REDUCE_ONLY)
+
+    # FLOX's field names (and those of tradebus.proto.NewOrder)
+    @property
+    def trigger_price(self):
+        """``trigger`` (0 when unused)."""
+        return self.trigger
+
+    @property
+    def trailing_offset(self):
+        """A trailing stop's offset in price units (0 for other types)."""
+        return self.offset if self.order_type == "trailing_stop" else 0.0
+
+    @property
+    def trailing_bps(self):
+        """A percent trailing stop's offset in basis points (0 for other types)."""
+        return self.offset if self.order_type == "trailing_stop_percent" else 0.0
 
     def as_dict(self):
         return {

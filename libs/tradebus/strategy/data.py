@@ -168,11 +168,12 @@ _NAME_TOKEN = re.compile(r"[A-Za-z0-9]+")
 
 
 def symbol_from_filename(path: str | os.PathLike) -> str | None:
-    """The token of a file name that looks like a symbol (BTCUSDT in binance_spot_BTCUSDT_1m...)."""
+    """The token of a file name that looks like a symbol, upper-cased: BTCUSDT in
+    binance_spot_BTCUSDT_1m... and in FLOX's btcusdt_trades.csv (one case throughout, not Mixed)."""
     stem = Path(path).name.split(".")[0]
     for token in _NAME_TOKEN.findall(stem):
         upper = token.upper()
-        if len(upper) >= 6 and upper.isalpha() and upper == token and any(
+        if len(upper) >= 6 and upper.isalpha() and token in (upper, token.lower()) and any(
             upper.endswith(q) for q in ("USDT", "USDC", "BUSD", "FDUSD", "USD", "BTC", "ETH", "EUR")
         ):
             return upper

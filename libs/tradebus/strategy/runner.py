@@ -112,7 +112,9 @@ class Runner:
     raise to refuse one (the strategy's order method then raises). on_error(strategy, where,
     exception) hears about failing callbacks. threaded=True runs every strategy callback on one
     background thread fed by a bounded queue (``queue_size`` events; the feeding thread waits
-    when it is full), in the order the events were given.
+    when it is full), in the order the events were given. symbol_names=True passes the symbol's
+    name (a str, e.g. the ccxt symbol) instead of the Symbol to on_order_update,
+    on_initial_position and on_error, as FLOX's CcxtBroker does.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Runner:
         queue_size: int = 65_536,
         on_error: Callable[[Strategy, str, BaseException], Any] | None = None,
         clock: Clock | None = None,
+        symbol_names: bool = False,
     ) -> None:
         if not isinstance(registry, SymbolRegistry):
             raise TypeError(f"registry must be a SymbolRegistry, got {type(registry).__name__}")
@@ -133,6 +136,7 @@ class Runner:
         self.threaded = threaded
         self._on_signal = on_signal
         self._on_error = on_error
+        self._symbol_names = bool(symbol_names)
         self._clock = clock if clock is not None else Clock(live=True)
         self._sink = SignalSink(self._accept, self._open_orders, self._clock)
         self._hosted: list[_Hosted] = []
@@ -266,7 +270,7 @@ class Runner:
         log.error("strategy %s raised in %s", strategy.name, where, exc_info=exc)
         if where != "on_error":
             try:
-                strategy.on_error(symbol, exc)
+                strategy.on_error(self._named(symbol), exc)
             except Exception as inner:
                 log.error("strategy %s raised in on_error", strategy.name, exc_info=inner)
         if self._on_error is not None:
@@ -377,7 +381,7 @@ class Runner:
 
     def _initial_position(self, hosted: _Hosted, sym: Symbol, qty: float, avg: float) -> None:
         hosted.contexts[sym]._set_position(qty, avg)
-        self._call(hosted, sym, "on_initial_position", hosted.strategy.on_initial_position, sym, qty, avg)
+        self._call(hosted, sym, "on_initial_position", hosted.strategy.on_initial_position, self._named(sym), qty, avg)
 
     # -- orders out ----------------------------------------------------------------------------
 
@@ -448,7 +452,7 @@ class Runner:
         self._update(record)
         hosted = self._by_strategy[id(record.strategy)]
         error = OrderError(f"order {record.order_id} rejected ({code}): {reason}", code, record.order_id, record.symbol)
-        self._call(hosted, record.symbol, "on_error", record.strategy.on_error, record.symbol, error)
+        self._call(hosted, record.symbol, "on_error", record.strategy.on_error, self._named(record.symbol), error)
 
     def on_fill(self, order_id: int, price: float, qty: float, fee: float = 0.0, ts_ns: int | None = None,
                 is_maker: bool = False, trade_id: str | None = None, position_change: float | None = None) -> bool:
@@ -549,22 +553,27 @@ class Runner:
         if hosted is None:
             return False
         error = OrderError(message, code, order_id, record.symbol)
-        self._dispatch(self._call, hosted, record.symbol, "on_error", record.strategy.on_error, record.symbol, error)
+        self._dispatch(self._call, hosted, record.symbol, "on_error", record.strategy.on_error,
+                       self._named(record.symbol), error)
         return True
 
     def strategy_error(self, strategy: Strategy, symbol, error: BaseException) -> None:
         """Tell a strategy about an error concerning it (e.g. a cancel-all refused)."""
         hosted = self._by_strategy[id(strategy)]
-        self._dispatch(self._call, hosted, symbol, "on_error", strategy.on_error, symbol, error)
+        self._dispatch(self._call, hosted, symbol, "on_error", strategy.on_error, self._named(symbol), error)
 
     def _update(self, record: OrderRecord) -> None:
         hosted = self._by_strategy[id(record.strategy)]
         if type(hosted.strategy).on_order_update is Strategy.on_order_update:
             return
-        args = (record.symbol, record.status, record.filled, record.avg_price)
+        args = (self._named(record.symbol), record.status, record.filled, record.avg_price)
         if hosted.with_order:
             args += (record.snapshot(),)
         self._call(hosted, record.symbol, "on_order_update", hosted.strategy.on_order_update, *args)
+
+    def _named(self, symbol):
+        """What callbacks get for a symbol: the Symbol, or its name with symbol_names."""
+        return symbol.name if self._symbol_names and isinstance(symbol, Symbol) else symbol
 
     # -- reporting -----------------------------------------------------------------------------
 

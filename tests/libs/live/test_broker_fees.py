@@ -5,25 +5,22 @@ from __future__ import annotations
 import asyncio
 
 import ccxt.pro as ccxtpro
-import msgspec
 import pytest
 import pytest_asyncio
 
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.live import CcxtBroker
-from tradebus.services.sim_exchange.settings import Account, default_config
-from tradebus.services.sim_exchange.testing import running_sim, until
+from tradebus.services.sim_exchange.testing import until
 from tradebus.strategy import Strategy
+
+from .venue import sim_with_account
 
 KEYS = {"apiKey": "fee-key", "secret": "fee-secret", "enableRateLimit": False}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sim():
-    config = default_config(speed="0")
-    mine = Account(api_key="fee-key", secret="fee-secret", spot={"USDT": "100000", "BTC": "1"},
-                   futures={"USDT": "100000"})
-    async with running_sim(msgspec.structs.replace(config, accounts=[*config.accounts, mine])) as venue:
+    async with sim_with_account("fee-key", "fee-secret") as venue:
         yield venue
 
 
@@ -62,3 +59,4 @@ async def test_broker_fills_carry_trade_ids_and_quote_valued_fees(sim):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    await exchange.close()

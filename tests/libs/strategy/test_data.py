@@ -117,6 +117,23 @@ def test_symbol_from_file_names():
     assert symbol_from_filename("binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz") == "BTCUSDT"
     assert symbol_from_filename("ETHUSDT-trades-2024.csv") == "ETHUSDT"
     assert symbol_from_filename("trades.csv") is None
+    assert symbol_from_filename("btcusdt_trades.csv") == "BTCUSDT"          # FLOX's example name
+    assert symbol_from_filename("BtcUsdt_trades.csv") is None               # mixed case: not a symbol
+
+
+def test_run_csv_reads_a_lower_case_file_name_and_names_a_malformed_row(tmp_path):
+    reg = SymbolRegistry()
+    btc = reg.add_symbol("binance", "BTCUSDT", tick_size=0.01)
+    bt = BacktestRunner(reg)
+    s = Count([btc])
+    bt.set_strategy(s)
+    rows = [f"{i},{60000 + i}.5,0.01,600.0,{1723161255000 + i},true,true" for i in range(5)]
+    (tmp_path / "btcusdt_trades.csv").write_text("\n".join(rows) + "\n")
+    assert bt.run_csv(tmp_path / "btcusdt_trades.csv")["symbol"] is btc and s.trades == 5
+    rows[3] = "3,60003.5,oops,600.0,1723161255003,true,true"
+    (tmp_path / "ethusdt_trades.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=r"ethusdt_trades.csv: line 4\b.*oops"):
+        bt.run_csv(tmp_path / "ethusdt_trades.csv", symbol=btc)
 
 
 class Count(Strategy):
