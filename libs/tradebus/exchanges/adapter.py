@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -432,10 +431,6 @@ class VenueAdapter:
         info = order.get("info") or {}
         return coid or info.get("clientAlgoId") or info.get("clOrdId") or info.get("orderLinkId") or None
 
-    @staticmethod
-    def is_finite(value) -> bool:
-        return value is not None and math.isfinite(float(value))
-
 
 @register("binance:usdm")
 class BinanceUsdm(VenueAdapter):
@@ -497,9 +492,6 @@ class BinanceUsdm(VenueAdapter):
 
 @register("binance:spot")
 class BinanceSpot(VenueAdapter):
-    def watch_params(self) -> dict[str, Any]:
-        return {}
-
     def order_trades(self, order: dict) -> list[dict]:
         # a create response's fills are the executions at entry, where the new order is the taker
         trades = super().order_trades(order)
