@@ -18,7 +18,6 @@ cdef class StrategyContext:
     cdef double avg               # average entry price of the open position
     cdef double realized          # closed PnL before fees
     cdef double fee_total
-    cdef double trade_pnl         # cash moved by the current round trip (statistics)
     cdef double last_px
     cdef double last_q
     cdef int64_t last_ts
