@@ -328,8 +328,7 @@ class StratEnv(IStratEnv):
         if not self._gate("ModifyOrder"):
             return
         try:
-            self._instrument(exchange, self.orders[client_ord_id].instrument_id
-                             if client_ord_id in self.orders else None)
+            self._check_exchange(exchange)
             order = self._open_order(client_ord_id, "modify")
             if order.pending:
                 raise Rejected(GtwRejectCode.Unset, f"modify: order {client_ord_id} has a {order.pending} in flight")

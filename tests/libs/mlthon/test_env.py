@@ -147,7 +147,8 @@ def test_unsolicited_cancel_of_a_post_only_that_would_take():
     (lambda env: _limit(env, iid=77), "on_new_order_reject", GtwRejectCode.UnknownInstrument),
     (lambda env: _limit(env, symbol="DOGE-USDT"), "on_new_order_reject", GtwRejectCode.UnknownInstrument),
     (lambda env: env.send_cancel_order(BIN, 1, 4242), "on_cancel_order_reject", GtwRejectCode.UnknownOrder),
-    (lambda env: env.send_modify_order(BIN, 4242, "10", None), "on_modify_order_reject",
+    (lambda env: env.send_modify_order(BIN, 4242, "10", None), "on_modify_order_reject", GtwRejectCode.UnknownOrder),
+    (lambda env: env.send_modify_order(Exchange.OKX, 4242, "10", None), "on_modify_order_reject",
      GtwRejectCode.UnknownInstrument),
     (lambda env: env.send_cancel_all(BIN, 99), "on_cancel_all_reject", GtwRejectCode.UnknownInstrument),
     (lambda env: env.fetch_position_info(BIN, 99), "on_request_reject", GtwRejectCode.UnknownInstrument),
@@ -160,7 +161,11 @@ def test_bad_requests_get_a_reject_and_nothing_is_sent(request_fn, callback, cod
     host = run(rec)
     rejects = [c for c in rec.calls if c[0] == callback]
     assert len(rejects) == 1
-    assert code in rejects[0] and rejects[0][-1] if callback != "on_request_reject" else rejects[0][2] == code
+    reject = rejects[0]
+    if callback == "on_request_reject":            # (exchange, code, detail, request type)
+        assert reject[2] == code and reject[3]
+    else:                                           # (exchange, id, code, reason)
+        assert reject[3] == code and reject[4]
     assert len(host.result["orders"]) == 0
 
 
