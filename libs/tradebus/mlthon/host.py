@@ -114,9 +114,14 @@ class MLThonStrategy(Strategy):
         return self.env.log
 
     def instrument_by_name(self, name: str) -> Instrument | None:
+        """The instrument of a ccxt symbol ("BTC/USDT:USDT", matched exactly first) or of an
+        MLThon product name ("BTC-USDT")."""
+        for inst in self.instruments.values():
+            if inst.get_symbol() == name:
+                return inst
         key = str(name).upper().replace("/", "-").split(":")[0]
         for inst in self.instruments.values():
-            if inst.get_instrument_name().upper() == key or inst.get_symbol().upper() == str(name).upper():
+            if inst.get_instrument_name().upper() == key:
                 return inst
         return None
 
