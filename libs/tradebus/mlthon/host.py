@@ -113,12 +113,16 @@ class MLThonStrategy(Strategy):
         """Every callback delivered so far: (name, *arguments in plain form)."""
         return self.env.log
 
+    def instrument_by_symbol(self, symbol: str) -> Instrument | None:
+        """The instrument of a ccxt unified symbol, exactly (what bus events carry)."""
+        return next((inst for inst in self.instruments.values() if inst.get_symbol() == symbol), None)
+
     def instrument_by_name(self, name: str) -> Instrument | None:
-        """The instrument of a ccxt symbol ("BTC/USDT:USDT", matched exactly first) or of an
-        MLThon product name ("BTC-USDT")."""
-        for inst in self.instruments.values():
-            if inst.get_symbol() == name:
-                return inst
+        """The instrument of a ccxt symbol (matched exactly first) or of an MLThon product name
+        ("BTC-USDT")."""
+        found = self.instrument_by_symbol(name)
+        if found is not None:
+            return found
         key = str(name).upper().replace("/", "-").split(":")[0]
         for inst in self.instruments.values():
             if inst.get_instrument_name().upper() == key:

@@ -63,15 +63,15 @@ def on_live_event(host: MLThonStrategy, event) -> None:
             host.rate_limit_update(event.pct / 100.0, reset)
         case FeedStatus():
             state = FEED_STATES.get(event.state)
-            inst = host.instrument_by_name(event.symbol)
+            inst = host.instrument_by_symbol(event.symbol)
             if state is not None and inst is not None:
                 host.feed_update(inst.get_instrument_id(), state, event.reason)
         case FundingRate():
-            inst = host.instrument_by_name(event.symbol)
+            inst = host.instrument_by_symbol(event.symbol)
             if inst is not None:
                 host.funding_update(inst.get_instrument_id(), event.rate, event.ts_next_funding)
         case InstrumentEvent():
-            inst = host.instrument_by_name(event.symbol)
+            inst = host.instrument_by_symbol(event.symbol)
             if inst is not None:
                 inst.update_sizes(event.tick_size, event.lot_size, event.min_qty)
 
