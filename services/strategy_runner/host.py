@@ -113,6 +113,7 @@ class StrategyHost:
         self.mlthon: dict[str, list[MLThonStrategy]] = {}     # venue -> its MLThon strategies
         self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
         self._kv_params = True
+        self._queries: set[asyncio.Task] = set()
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -166,7 +167,9 @@ class StrategyHost:
 
     def _query(self, query: AccountQuery, reply) -> None:
         """An MLThon fetch_*: ask the venue's router, answer through ``reply`` when it does."""
-        asyncio.get_running_loop().create_task(self._ask(query, reply))
+        task = asyncio.get_running_loop().create_task(self._ask(query, reply))
+        self._queries.add(task)                    # the loop keeps only a weak reference
+        task.add_done_callback(self._queries.discard)
 
     async def _ask(self, query: AccountQuery, reply) -> None:
         try:
