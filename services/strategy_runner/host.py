@@ -444,10 +444,12 @@ class StrategyHost:
                     runner.strategy_error(strategy, None, OrderError(
                         f"{event.op} is not supported by {event.venue}: {event.reason}", "unsupported"))
             case OrderStatus():
-                if event.status in ("cancelled", "expired", "rejected") and order_id is not None:
-                    record = runner.orders.get(order_id)
-                    if record is not None and record.is_open:
+                record = runner.orders.get(order_id) if order_id is not None else None
+                if record is not None and record.is_open:
+                    if event.status in ("cancelled", "expired", "rejected"):
                         runner.on_order_cancelled(order_id, f"status {event.status}", True)
+                    elif event.status == "filled":   # the fills before it may add up to less than asked
+                        runner.on_order_filled(order_id)
             case CancelAck() | CancelAllAck():
                 pass
         await self.flush()

@@ -475,13 +475,27 @@ class Runner:
         ctx._apply_fill(signed if position_change is None else float(position_change), price, fee)
         record.filled += qty
         record.notional += qty * price
-        done = record.filled >= record.qty * (1 - 1e-9) or (record.flags & 2 and ctx.position == 0)
+        # a reduce-only order is done once the position is flat (what is left is below a lot);
+        # an order the venue already reported filled stays filled
+        done = (record.filled >= record.qty * (1 - 1e-9) or (record.flags & 2 and ctx.is_flat())
+                or record.status == "filled")
         record.status = "filled" if done else "partially_filled"
         hosted.fills += 1
         fill = Fill(record.order_id, record.symbol, record.side, price, qty, fee, ts_ns, is_maker,
                     ctx.position, 0.0 if done else record.qty - record.filled, record.order_type, trade_id)
         self._call(hosted, record.symbol, "on_fill", record.strategy.on_fill, fill)
         self._update(record)
+
+    def on_order_filled(self, order_id: int) -> bool:
+        """The venue reports order ``order_id`` filled (an order status): its record closes even
+        when the fills it was told of add up to less than it asked (a venue rounds a quantity
+        down to its lot). False when the id is unknown."""
+        return self._event(self._filled_at_venue, order_id)
+
+    def _filled_at_venue(self, record: OrderRecord) -> None:
+        if record.is_open:
+            record.status = "filled"
+            self._update(record)
 
     def on_external_fill(self, strategy: Strategy, symbol, side: str, price: float, qty: float,
                          fee: float = 0.0, ts_ns: int | None = None, trade_id: str | None = None,
