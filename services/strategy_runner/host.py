@@ -369,7 +369,15 @@ class StrategyHost:
             self._client_ids[coid] = (strategy, sig.order_id)
             self._order_client[sig.order_id] = coid
             self.svc.counters["orders"] += 1
+            if len(self._order_client) > len(self.runner.orders) + 1000:
+                self._forget_closed()
         self._outbox.append(req)
+
+    def _forget_closed(self) -> None:
+        """Drop the client ids of orders the runner no longer remembers (closed long ago)."""
+        known = self.runner.orders
+        for order_id in [o for o in self._order_client if o not in known]:
+            self._client_ids.pop(self._order_client.pop(order_id), None)
 
     async def flush(self) -> None:
         """Send the requests and status events the last callbacks produced, in order."""
@@ -409,6 +417,8 @@ class StrategyHost:
             owner = self._client_ids.get(coid)
             if owner is None or owner[0] != event.strategy:
                 self.svc.counters["order_events_unknown"] += 1
+                if coid.startswith(self.client_order_id(event.strategy, 0)[:-1]):
+                    return          # an order of this session, closed and forgotten: nothing left to count
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
                     if runner_external_fill(runner, runner.strategy(event.strategy), sym, event):

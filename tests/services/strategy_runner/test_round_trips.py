@@ -16,6 +16,7 @@ from pathlib import Path
 
 import ccxt.pro as ccxtpro
 import msgspec
+import pytest
 
 from tradebus.bus.jetstream import declare_all
 from tradebus.bus.service import ServiceContext
@@ -44,9 +45,9 @@ def sim_config():
     return msgspec.structs.replace(config, accounts=[*config.accounts, account])
 
 
-def host_for(bus) -> StrategyHost:
+def host_for(bus, venue: str = VENUE) -> StrategyHost:
     settings = msgspec.convert({"strategies": [{
-        "name": NAME, "class": f"{HERE / 'strategies.py'}:RoundTrips", "venue": VENUE,
+        "name": NAME, "class": f"{HERE / 'strategies.py'}:RoundTrips", "venue": venue,
         "symbols": [{"symbol": "BTC/USDT", "tick_size": 0.01, "lot_size": LOT}], "params": {"qty": 0.001}}]},
         StrategyRunnerSettings)
     svc = ServiceContext("strategy_runner", argparse.Namespace(instance="rt"), DeploymentConfig(), bus,
@@ -99,3 +100,29 @@ async def test_a_spot_strategy_keeps_trading_round_trips_with_fees_paid_in_btc(b
         finally:
             await sub.unsubscribe()
             await router.stop()
+
+
+def fill_of(coid: str, trade_id: str, venue: str = "longsession") -> Fill:
+    return Fill(venue=venue, strategy=NAME, symbol="BTC/USDT", client_order_id=coid, exchange_order_id="x",
+                trade_id=trade_id, side="buy", price=60_000.0, qty=0.001, leaves_qty=0.0, cum_qty=0.001, fee=0.06,
+                fee_currency="USDT", ts_event=1, ts_init=1)
+
+
+async def test_a_long_session_forgets_old_orders_and_ignores_late_events_about_them(bus):
+    await declare_all(bus.js)
+    host = host_for(bus, "longsession")
+    host.runner.orders.keep_closed = 2
+    await host.start()
+    strategy = host.runner.strategy(NAME)
+    ctx = host.runner.context(strategy, host.symbols[("longsession", "BTC/USDT")])
+    coids = []
+    for i in range(5):
+        coids.append(host._order_client[strategy.market_buy(0.001)])
+        await host.on_order_event(fill_of(coids[-1], f"t{i}"))
+    host._forget_closed()
+    assert [c in host._client_ids for c in coids] == [False, False, False, True, True]
+    assert len(host.runner.orders) == 2 and ctx.position == pytest.approx(0.005)
+    await host.on_order_event(fill_of(coids[0], "t0"))   # repeated after it was forgotten: not a new position
+    assert ctx.position == pytest.approx(0.005)
+    await host.on_order_event(fill_of("roundtrips-oldsession-7", "x7"))   # a previous session's order still counts
+    assert ctx.position == pytest.approx(0.006)
