@@ -12,7 +12,7 @@ from .symbols import Symbol
 __all__ = ["OrderRecord", "OrderRecords", "KEEP_CLOSED"]
 
 _OPEN = ("new", "acked", "partially_filled")
-KEEP_CLOSED = 10_000
+KEEP_CLOSED = 2_000
 """Closed orders a runner remembers (the most recent), for late or repeated events about them."""
 
 
