@@ -75,6 +75,7 @@ class Stack:
         self.nats = EmbeddedNats(port=free_port(), state_dir=tmp / "nats")
         self.sup: Supervisor | None = None
         self.bus: Bus | None = None
+        self.studies: list[str] = []  # studies run on the stack, for a final audit
 
     async def __aenter__(self) -> Stack:
         self.nats.start()

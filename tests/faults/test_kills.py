@@ -4,6 +4,8 @@ supervisor. After each, the ledger balances: nothing lost, nothing duplicated.""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 import pytest_asyncio
 
@@ -81,3 +83,23 @@ async def test_backtest_worker_sigkill_mid_study(stack, tmp_path):
         (gate / "closed").unlink()
         await runner
         assert collector.dead == {} and set(collector.results) == set(jobs)
+    stack.studies.append(spec.study_id)
+
+
+async def test_tradebus_audit_balances_the_whole_run(stack):
+    """After every kill above, ``tradebus audit`` over the stack's whole life balances; given the
+    wrong journal for a strategy it does not, and says so with exit code 1."""
+    await stack.pause()
+    args = ["--nats-url", stack.nats.url, "--sim-url", stack.sim_url,
+            *[a for s in stack.studies for a in ("--study", s)]]
+    journals = [f"{name}={path}" for name, path in stack.journals.items()]
+    ok = await tradebus("audit", *args, *(a for j in journals for a in ("--journal", j)))
+    assert ok.returncode == 0, ok.stdout
+    assert "lost=0 duplicated=0 mismatched=0" in ok.stdout and "study_results=21" in ok.stdout
+    swapped = await tradebus("audit", *args, "--journal", f"pulse_a={stack.journals['pulse_b']}")
+    assert swapped.returncode == 1 and "strategy pulse_a got fill" in swapped.stdout
+
+
+async def tradebus(*argv: str) -> subprocess.CompletedProcess:
+    return await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "tradebus.cli", *argv],
+                                   capture_output=True, text=True, timeout=120)

@@ -79,13 +79,14 @@ async def test_depth_sequence_gaps(stack):
 
 
 async def test_maintenance(stack):
-    async with window(stack, "venue in maintenance") as w:
+    async with window(stack, "venue in maintenance"):
         await stack.until_trading(more=1)
+        before = await counter(stack, "wsapi_faults")
         await stack.sim("faults", {"maintenance": True})
         await asyncio.sleep(2.0)
         await stack.sim("faults", CLEAR)
+        assert await counter(stack, "wsapi_faults") > before  # orders did meet the maintenance
         await stack.until_trading(more=3)
-    assert w["tally"].rejected or w["tally"].accepted  # orders during maintenance were answered either way
 
 
 async def test_venue_restart(stack):
