@@ -2,11 +2,13 @@
 
 A real nats-server (JetStream) and the services as their own processes, as ``tradebus up`` runs
 them: sim_exchange (a synthetic BTC/USDT spot market printing ``--trade-rate`` trades/s at real
-time, and a BTC/USDT:USDT perpetual), market_data streaming the spot trades, strategy_runner with
-``bench/_soak_strategy.py`` (round trips on both markets at ``--spot-per-s`` + ``--perp-per-s``
-orders/s, each order triggered by a trade), and order_router trading the sim's paper account over
-its WebSocket API. Spot alone allows 10 orders/s per account (Binance's 100 per 10 s, which the
-router keeps), so the order rate is split between spot and USD-M (1,200 per minute).
+time, and BTC/USDT:USDT and ETH/USDT:USDT perpetuals), market_data streaming the spot trades,
+strategy_runner with ``bench/_soak_strategy.py`` (round trips on the three at ``--spot-per-s`` +
+``--perp-per-s`` orders/s, each order triggered by a trade, one order at a time per symbol), and
+order_router trading the sim's paper account over its WebSocket API. Spot alone allows 10
+orders/s per account (Binance's 100 per 10 s, which the router keeps), so the order rate is split
+between spot and USD-M (1,200 per minute), the USD-M part over two symbols so that each symbol's
+next order is due 125 ms after its last.
 
 Recorded over time: every process's RSS (psutil when installed, else /proc) and CPU; the trade
 events/s reaching the bus and the orders/s; tick-to-order latency (the venue's time of the trade
@@ -81,6 +83,9 @@ def deployment(sim_port: int, tmp: Path, args) -> dict:
             {"symbol": "BTC/USDT:USDT", "market": "usdm", "tick_size": "0.10", "step_size": "0.001",
              "min_qty": "0.001", "min_notional": "100",
              "synthetic": {"price": "61800.00", "levels": 20, "base_qty": "1.5", "trade_qty": "0.05"}},
+            {"symbol": "ETH/USDT:USDT", "market": "usdm", "tick_size": "0.01", "step_size": "0.001",
+             "min_qty": "0.001", "min_notional": "20",
+             "synthetic": {"price": "2600.00", "levels": 20, "base_qty": "20", "trade_qty": "0.5"}},
         ],
         "accounts": [{"api_key": "sim-key", "secret": "sim-secret", "spot": {"USDT": "1000000", "BTC": "1"},
                       "futures": {"USDT": "1000000"}, "leverage": 20}],
@@ -95,9 +100,11 @@ def deployment(sim_port: int, tmp: Path, args) -> dict:
         "strategy_runner": {"module": "tradebus.services.strategy_runner", "settings": {"strategies": [{
             "name": STRATEGY, "class": f"{HERE / '_soak_strategy.py'}:SoakPacer", "venue": "sim",
             "symbols": [{"symbol": "BTC/USDT", "tick_size": 0.01, "lot_size": 0.00001},
-                        {"symbol": "BTC/USDT:USDT", "tick_size": 0.1, "lot_size": 0.001}],
+                        {"symbol": "BTC/USDT:USDT", "tick_size": 0.1, "lot_size": 0.001},
+                        {"symbol": "ETH/USDT:USDT", "tick_size": 0.01, "lot_size": 0.001}],
             "params": {"journal": str(tmp / "journal.jsonl"), "ticks": str(tmp / "ticks.txt"),
-                       "per_s": [args.spot_per_s, args.perp_per_s], "qty": [0.001, 0.002]}}]}},
+                       "per_s": [args.spot_per_s, args.perp_per_s / 2, args.perp_per_s / 2],
+                       "qty": [0.001, 0.002, 0.01]}}]}},
         "order_router": {"module": "tradebus.services.order_router", "settings": {
             "venue": "sim", "adapters": ["binance:spot", "binance:usdm"], "sim_url": url,
             "order_entry": "ws"}},
@@ -393,15 +400,18 @@ def main() -> int:
     p.add_argument("--keep", help="keep the run's folder (logs, journal, deployment file) here")
     args = p.parse_args()
     tmp = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="tradebus-soak-"))
+    if tmp.exists() and any(tmp.iterdir()):   # a previous run's stream and journal would mix in
+        p.error(f"--keep {tmp} is not empty")
     tmp.mkdir(parents=True, exist_ok=True)
     rows, table, ok = asyncio.run(soak(args, tmp))
     notes = (
         "The paper stack as separate processes on one shared 2-core VM (other helpers' builds and tests "
         "ran at the same time: see the load average). Load: the sim's synthetic BTC/USDT prints "
         f"{args.trade_rate:,.0f} trades/s at real time, market_data streams them (fast trades) to the bus; "
-        f"bench/_soak_strategy.py sends {args.spot_per_s:g} spot + {args.perp_per_s:g} USD-M market orders/s "
-        "(buy when flat, close_position when long), the order router sends them over the venue's WebSocket "
-        "API. Tick-to-order: venue trade time (ms, floored) to the request's ts_init; order-to-ack: ts_init "
+        f"bench/_soak_strategy.py sends {args.spot_per_s:g} spot (BTC/USDT) + {args.perp_per_s:g} USD-M "
+        "(BTC and ETH perpetuals) market orders/s (buy when flat, close_position when long, one order at a "
+        "time per symbol), the order router sends them over the venue's WebSocket API. Tick-to-order: venue "
+        "trade time (ms, floored) to the request's ts_init; order-to-ack: ts_init "
         "to the OrderAck at a bus subscriber. Rules: RSS median of the last window <= window 2's + 10% "
         "(window 1 is warm-up); p99 of the last window <= 1.5 x the first's + 2 ms; the ledger "
         "(tradebus.audit) balanced after the strategy is paused.\n\n"
