@@ -20,7 +20,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import yaml
@@ -33,6 +33,7 @@ __all__ = [
     "EmbeddedNatsConfig",
     "SupervisorConfig",
     "ServiceEntry",
+    "LoggingSettings",
     "load_deployment",
     "read_config_file",
     "decode_settings",
@@ -141,10 +142,18 @@ class ServiceEntry(Settings, frozen=True):
     settings: dict[str, Any] = {}
 
 
+class LoggingSettings(Settings, frozen=True):
+    """``format``: ``json`` (one event per line), ``text`` (human), or ``auto`` (JSON unless stderr
+    is a terminal). ``TRADEBUS_LOG_FORMAT`` overrides it (see :mod:`tradebus.logs`)."""
+
+    format: Literal["auto", "json", "text"] = "auto"
+
+
 class DeploymentConfig(Settings, frozen=True):
     nats: NatsConfig = NatsConfig()
     embedded_nats: EmbeddedNatsConfig = EmbeddedNatsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    logging: LoggingSettings = LoggingSettings()
     services: dict[str, ServiceEntry] = {}
 
 

@@ -23,7 +23,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -36,6 +35,7 @@ from nats.micro.service import Service
 
 from tradebus import __version__
 from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
+from tradebus.logs import configure_logging, set_log_context, use_log_format
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject
@@ -137,6 +137,7 @@ async def run_service(
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    use_log_format(config.logging.format)
     nats_config: NatsConfig = config.nats
     overrides = {"name": f"{name}"}
     if args.nats_url:
@@ -148,6 +149,7 @@ async def run_service(
         log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
+    set_log_context(instance=ctx.instance)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -222,11 +224,7 @@ def service_main(
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format=f"%(asctime)s %(levelname)s {name}: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(name, args.log_level, instance=args.instance or "")
     _use_uvloop()
     try:
         return asyncio.run(run_service(name, description, setup, args))
