@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from pathlib import Path
 
-from tradebus.bus import Bus, NatsConfig
+from tradebus.cli.connect import connect, default_url
 
 
 async def collect(url: str | None, timeout: float) -> list[dict]:
     """One row per service instance: name, id, version, instance, endpoints and stats counters."""
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-status"))
+    bus = await connect(url, "tradebus-status")
     try:
         infos = await bus.discover("INFO", timeout=timeout)
         stats = {s["id"]: s for s in await bus.discover("STATS", timeout=timeout)}
@@ -37,14 +35,6 @@ async def collect(url: str | None, timeout: float) -> list[dict]:
             }
         )
     return rows
-
-
-def default_url(state_dir: str = ".state") -> str | None:
-    """$TRADEBUS_NATS_URL, else the URL `tradebus up` wrote to <state_dir>/nats-url."""
-    if os.environ.get("TRADEBUS_NATS_URL"):
-        return os.environ["TRADEBUS_NATS_URL"]
-    path = Path(state_dir) / "nats-url"
-    return path.read_text().strip() if path.is_file() else None
 
 
 def run(args) -> int:
