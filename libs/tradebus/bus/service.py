@@ -146,7 +146,7 @@ async def run_service(
     try:
         bus = await Bus.connect(nats_config, logger=log)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
+        log.error("%s: %s", name, exc)  # BusUnreachable names the URL and the last error
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
     set_log_context(instance=ctx.instance)
