@@ -119,7 +119,7 @@ def test_secrets_of_the_environment_are_redacted_as_a_safety_net(restore_logging
         for secret in ("hunter2-binance-secret", "file-password-42", "SUAKYITMHPMSYUGPNQBLLPGOPFQN44XNCGXHNSHLJJVMD"):
             assert secret not in text
         assert "key *** and ***" in text and "ValueError: signed with ***" in text
-        assert ("venue=***" if fmt == "text" else '"venue": "***"') in text
+        assert ("venue=***" if fmt == "text" else '"venue":"***"') in text
 
 
 def test_redaction_takes_the_longest_secret_first():
