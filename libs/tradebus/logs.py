@@ -222,9 +222,10 @@ def configure_logging(service: str, level: str | int = "INFO", log_format: str |
 
 
 def use_log_format(configured: str | None) -> str:
-    """Apply the deployment file's ``logging.format`` (the environment still wins) to the handler."""
+    """Apply the deployment file's ``logging.format`` (the environment still wins) to the handler
+    :func:`configure_logging` installed (none: the caller's own logging setup is left alone)."""
     if _handler is None:
-        raise RuntimeError("configure_logging first")
+        return ""
     stream = getattr(_handler, "stream", None)
     try:
         fmt = resolve_format(configured, stream)

@@ -38,7 +38,7 @@ from tradebus.config import NatsConfig
 from tradebus.proto.codec import decoder_for, encode
 
 from . import jetstream
-from .config import connect_options
+from .config import connect_options, masked_url
 from .discovery import discover
 
 __all__ = ["Bus", "BusUnreachable", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
@@ -58,7 +58,7 @@ class BusUnreachable(nats.errors.NoServersError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"cannot reach NATS at {self.url}: {self.reason}"
+        return f"cannot reach NATS at {masked_url(self.url)}: {self.reason}"
 
 
 class RequestError(Exception):
@@ -186,7 +186,7 @@ class Bus:
     def connected_url(self) -> str:
         """``host:port`` of the server this connection is on ("?" while disconnected)."""
         url = self.nc.connected_url
-        return url.netloc if url else "?"
+        return f"{url.hostname}:{url.port}" if url else "?"  # never the user:password a URL may carry
 
     async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
         await self.nc.publish(subject, encode(message), headers=headers)

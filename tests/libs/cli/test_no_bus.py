@@ -63,3 +63,19 @@ async def test_the_cli_connection_fails_once_and_then_reconnects_as_configured(n
         assert bus.nc.options["max_reconnect_attempts"] == -1  # the config's, not the first attempt's
     finally:
         await bus.close()
+
+
+def test_a_password_in_the_url_is_not_printed(tmp_path):
+    port = free_port()
+    done = tradebus("status", "--nats-url", f"nats://alice:pw-in-the-url-9@127.0.0.1:{port}", cwd=tmp_path)
+    assert done.returncode == 3 and "pw-in-the-url-9" not in done.stderr + done.stdout
+    assert f"cannot reach NATS at nats://***@127.0.0.1:{port}: " in done.stderr
+
+
+async def test_the_connected_url_a_service_logs_has_no_credentials(nats_server):
+    host_port = nats_server.url.split("://", 1)[1]
+    bus = await connect(f"nats://alice:pw-in-the-url-9@{host_port}", "test")  # this server ignores credentials
+    try:
+        assert bus.connected_url == host_port
+    finally:
+        await bus.close()
