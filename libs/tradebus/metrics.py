@@ -112,15 +112,29 @@ def subject_family(subject: str) -> str:
     return family
 
 
+# Label children cached by family: ``labels()`` takes a lock and builds a key on every call,
+# a hot path (every market data message) should pay that once.
+_in: dict[str, Any] = {}
+_out: dict[str, Any] = {}
+_handled: dict[str, Any] = {}
+
+
 def count_in(subject: str) -> str:
     """Count one consumed message on ``subject``; returns its family."""
     family = subject_family(subject)
-    MESSAGES_IN.labels(family).inc()
+    child = _in.get(family)
+    if child is None:
+        child = _in[family] = MESSAGES_IN.labels(family)
+    child.inc()
     return family
 
 
 def count_out(subject: str) -> None:
-    MESSAGES_OUT.labels(subject_family(subject)).inc()
+    family = subject_family(subject)
+    child = _out.get(family)
+    if child is None:
+        child = _out[family] = MESSAGES_OUT.labels(family)
+    child.inc()
 
 
 def count_bad(subject: str, kind: str) -> None:
@@ -129,7 +143,10 @@ def count_bad(subject: str, kind: str) -> None:
 
 def observe_handler(family: str, started: float, failed: bool = False) -> None:
     """Record a handler that began at ``started`` (``time.perf_counter()``)."""
-    HANDLER_SECONDS.labels(family).observe(time.perf_counter() - started)
+    child = _handled.get(family)
+    if child is None:
+        child = _handled[family] = HANDLER_SECONDS.labels(family)
+    child.observe(time.perf_counter() - started)
     if failed:
         HANDLER_ERRORS.labels(family).inc()
 
