@@ -173,7 +173,10 @@ async def watch_consumer(consumer_info: Callable[[], Any], stream: str, consumer
 
 
 class _Sources(Collector):
-    """Metrics read at scrape time from registered sources (a process may host several, e.g. tests)."""
+    """Metrics read at scrape time from registered sources (a process may host several, e.g. tests).
+
+    A scrape runs on the HTTP server's thread while the event loop changes the state it reads: a
+    source that raises RuntimeError (a dict changed size under it) is read again."""
 
     def __init__(self, build: Callable[[list[Callable[[], Any]]], Iterable[Any]]) -> None:
         self._build = build
@@ -185,7 +188,19 @@ class _Sources(Collector):
         return lambda: self.sources.remove(source) if source in self.sources else None
 
     def collect(self):
-        yield from self._build(list(self.sources))
+        yield from self._build([_consistent(source) for source in list(self.sources)])
+
+
+def _consistent(source: Callable[[], Any], attempts: int = 5) -> Callable[[], Any]:
+    def read() -> Any:
+        for attempt in range(attempts):
+            try:
+                return source()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        return None
+    return read
 
 
 def _strategy_metrics(sources: list[Callable[[], Any]]):
