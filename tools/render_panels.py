@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy/monitoring/grafana/dashboards/tradebus-services.json"
 MAIN_PANELS = [1, 2, 3, 5, 6, 9, 10, 11, 12, 13]
+STYLES = ["-", "--"]  # every other series dashed: one lying on another stays visible
 UNIT_LABELS = {"short/s": "per second", "s": "seconds", "percentunit": "fraction of limit", "short": ""}
 
 
@@ -56,7 +57,8 @@ def draw(ax, panel: dict, prometheus: str, start: float, end: float, step: float
             if not points:
                 continue
             xs, ys = zip(*points)
-            ax.plot(xs, ys, label=legend(target.get("legendFormat", ""), series["metric"]), linewidth=1.2)
+            ax.plot(xs, ys, label=legend(target.get("legendFormat", ""), series["metric"]), linewidth=1.4,
+                    linestyle=STYLES[drawn % len(STYLES)])
             drawn += 1
     ax.set_title(panel["title"], fontsize=10)
     ax.set_ylabel(UNIT_LABELS.get(panel["fieldConfig"]["defaults"].get("unit", ""), ""), fontsize=8)
@@ -106,13 +108,14 @@ def render(prometheus: str, out: Path, minutes: float, panel_ids: list[int], end
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", default="http://127.0.0.1:9090")
-    parser.add_argument("--minutes", type=float, default=10.0, help="time range to draw, ending now")
+    parser.add_argument("--minutes", type=float, default=10.0, help="time range to draw")
+    parser.add_argument("--end", type=float, help="end of the range, Unix seconds (default: now)")
     parser.add_argument("--out", default="docs/monitoring")
     parser.add_argument("--panels", help="comma-separated panel ids (default: the main panels)")
     parser.add_argument("--each", action="store_true", help="also one PNG per panel")
     args = parser.parse_args(argv)
     ids = [int(i) for i in args.panels.split(",")] if args.panels else MAIN_PANELS
-    for path in render(args.prometheus, Path(args.out), args.minutes, ids, each=args.each):
+    for path in render(args.prometheus, Path(args.out), args.minutes, ids, end=args.end, each=args.each):
         print(path)
     return 0
 
