@@ -273,11 +273,15 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         try:
             limiter = self._buckets[id(adapter)]
             ticket = await limiter.acquire(endpoint="fetch_ticker")
+            started = time.perf_counter()
             try:
                 ticker = await adapter.exchange.fetch_ticker(symbol)
             finally:
+                metrics.VENUE_REQUEST_SECONDS.labels(self.venue, "fetch_ticker").observe(time.perf_counter() - started)
                 limiter.settle(ticket, adapter.usage_headers())
-        except Exception:
+        except Exception as exc:
+            if not isinstance(exc, LocalReject):  # the limiter's own refusal never reached the venue
+                metrics.VENUE_ERRORS.labels(self.venue, "fetch_ticker", type(exc).__name__).inc()
             return cached[0] if cached else None
         price = ticker.get("last") or ticker.get("close")
         if price:
