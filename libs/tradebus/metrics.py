@@ -119,22 +119,22 @@ _out: dict[str, Any] = {}
 _handled: dict[str, Any] = {}
 
 
+def _child(cache: dict[str, Any], metric: Any, family: str) -> Any:
+    child = cache.get(family)
+    if child is None:
+        child = cache[family] = metric.labels(family)
+    return child
+
+
 def count_in(subject: str) -> str:
     """Count one consumed message on ``subject``; returns its family."""
     family = subject_family(subject)
-    child = _in.get(family)
-    if child is None:
-        child = _in[family] = MESSAGES_IN.labels(family)
-    child.inc()
+    _child(_in, MESSAGES_IN, family).inc()
     return family
 
 
 def count_out(subject: str) -> None:
-    family = subject_family(subject)
-    child = _out.get(family)
-    if child is None:
-        child = _out[family] = MESSAGES_OUT.labels(family)
-    child.inc()
+    _child(_out, MESSAGES_OUT, subject_family(subject)).inc()
 
 
 def count_bad(subject: str, kind: str) -> None:
@@ -143,10 +143,7 @@ def count_bad(subject: str, kind: str) -> None:
 
 def observe_handler(family: str, started: float, failed: bool = False) -> None:
     """Record a handler that began at ``started`` (``time.perf_counter()``)."""
-    child = _handled.get(family)
-    if child is None:
-        child = _handled[family] = HANDLER_SECONDS.labels(family)
-    child.observe(time.perf_counter() - started)
+    _child(_handled, HANDLER_SECONDS, family).observe(time.perf_counter() - started)
     if failed:
         HANDLER_ERRORS.labels(family).inc()
 
