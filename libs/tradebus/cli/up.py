@@ -157,6 +157,9 @@ async def up(args) -> int:
     await sup.start()
     if not args.foreground_logs:
         print(f"services: {', '.join(s.name for s in specs)} (logs in {state_dir / 'logs'})", flush=True)
+    if targets:
+        print(f"metrics: {len(targets)} /metrics endpoints from port {min(t.port for t in targets)} "
+              f"(Prometheus targets in {state_dir / TARGETS_FILE})", flush=True)
     tty = sys.stdout.isatty()
     last_line = ""
     last_watched: dict[str, str] = {}
