@@ -18,8 +18,10 @@ from typing import Any
 
 from nats.js.errors import NoStreamResponseError
 
+from tradebus import metrics
 from tradebus.bus.service import ServiceContext
 from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
+from tradebus.logs import order_fields
 from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
 from tradebus.mlthon.basics.defs import Exchange
 from tradebus.mlthon.live import BusGateway, on_live_event
@@ -114,6 +116,7 @@ class StrategyHost:
         self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
         self._kv_params = True
         self._queries: set[asyncio.Task] = set()
+        self._unlist_metrics: Any = lambda: None
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -210,6 +213,7 @@ class StrategyHost:
         """Load stored params, start the strategies, then give them the positions their past
         fills in the ORDERS stream add up to (a restarted runner carries on where it stopped)."""
         await self._load_stored_params()
+        self._unlist_metrics = metrics.STRATEGIES.add(self.runner.summary)
         self.runner.start()
         await self._restore_positions()
         await self.flush()
@@ -297,6 +301,7 @@ class StrategyHost:
 
     async def stop(self) -> None:
         """on_stop for every strategy, send what it still asked for, log the summary."""
+        self._unlist_metrics()
         self.runner.stop()
         await self.flush()
         for line in self.summary_lines():
@@ -391,6 +396,7 @@ class StrategyHost:
         subject = order_request_subject(req.venue)
         data = encode(req)
         self.svc.counters["order_requests"] += 1
+        self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))
         if self._stream_ok:
             headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
             try:

@@ -5,6 +5,8 @@
     await bus.publish("md.sim.BTC-USDT.trade", Trade(...))
     reply = await bus.request("svc.echo", Ping(...), Pong)
 
+Every message in (through :meth:`Bus.decode`) and out is counted per subject family in the
+process's Prometheus metrics (:mod:`tradebus.metrics`), and each handler's time is observed.
 A message that does not decode, has the wrong type for its subject, fails validation or is larger
 than ``max_message_bytes`` never reaches the handler: it is counted per subject and reason, logged
 at most once per subject per ``bad_log_interval`` seconds, and answered with a service error when
@@ -34,19 +36,32 @@ from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from nats.micro.service import Service
 
+from tradebus import metrics
 from tradebus.config import NatsConfig
 from tradebus.proto.codec import decoder_for, encode
 
 from . import jetstream
-from .config import connect_options
+from .config import connect_options, masked_url
 from .discovery import discover
 
-__all__ = ["Bus", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["Bus", "BusUnreachable", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
 
 log = logging.getLogger("tradebus.bus")
 
 T = TypeVar("T")
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
+
+
+class BusUnreachable(nats.errors.NoServersError):
+    """No NATS server at ``url`` accepted a connection; ``reason`` is the last error."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot reach NATS at {masked_url(self.url)}: {self.reason}"
 
 
 class RequestError(Exception):
@@ -73,6 +88,7 @@ class BadInput:
 
     def report(self, subject: str, kind: str, reason: str) -> None:
         self.counts[(subject, kind)] += 1
+        metrics.count_bad(subject, kind)
         now = time.monotonic()
         last = self._last_logged.get(subject)
         if last is None or now - last >= self._interval:
@@ -109,19 +125,32 @@ class Bus:
         self.bad_input = BadInput(logger, bad_log_interval)
         self.handler_errors = 0
         self.received = 0
+        self.published = 0
         self._log = logger
         self._js = None
         self._acks: _JsAcks | None = None
 
     @classmethod
-    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> Bus:
-        """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default)."""
+    async def connect(cls, config: NatsConfig | str | None = None, *, retry_first_connect: bool = True,
+                      **bus_options: Any) -> Bus:
+        """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default).
+
+        A service keeps trying for ``initial_connect_timeout`` (NATS may start after it); with
+        ``retry_first_connect=False`` (the CLI) each server gets one more try at once, no wait and
+        no warning per attempt. Either way failure raises :class:`BusUnreachable` with the last
+        error. Once connected, reconnects follow ``config`` in both cases.
+        """
         if config is None or isinstance(config, str):
             config = NatsConfig.from_env(url=config)
         logger = bus_options.get("logger", log)
         client: list[Client] = []
+        first_errors: list[Exception] = []
 
         async def on_error(exc: Exception) -> None:
+            if not client:
+                first_errors.append(exc)
+                if not retry_first_connect:
+                    return  # the caller gets it in BusUnreachable
             logger.warning("nats: %s", exc)
 
         async def on_disconnect() -> None:
@@ -131,16 +160,23 @@ class Bus:
         async def on_reconnect() -> None:
             logger.info("nats: reconnected")
 
-        connecting = nats.connect(
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **connect_options(config)
-        )
+        options = connect_options(config)
+        if not retry_first_connect:
+            # nats-py drops a server from the pool only after max_reconnect_attempts (> 0) failed
+            # tries, and forever retries the pool otherwise.
+            options.update(max_reconnect_attempts=1, reconnect_time_wait=0)
+        connecting = nats.connect(error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+                                  **options)
         try:
             # nats-py retries the first connection forever; a service must fail visibly instead.
             nc = await asyncio.wait_for(connecting, config.initial_connect_timeout)
         except TimeoutError:
-            raise nats.errors.NoServersError(
-                f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
-            ) from None
+            last = f" (last error: {first_errors[-1]})" if first_errors else ""
+            raise BusUnreachable(config.url, f"no answer within {config.initial_connect_timeout:g}s{last}") from None
+        except nats.errors.NoServersError:
+            raise BusUnreachable(config.url, str(first_errors[-1]) if first_errors else "no server") from None
+        if not retry_first_connect:
+            nc.options["max_reconnect_attempts"] = config.max_reconnect_attempts
         client.append(nc)
         return cls(nc, **bus_options)
 
@@ -155,20 +191,27 @@ class Bus:
     def connected_url(self) -> str:
         """``host:port`` of the server this connection is on ("?" while disconnected)."""
         url = self.nc.connected_url
-        return url.netloc if url else "?"
+        return f"{url.hostname}:{url.port}" if url else "?"  # never the user:password a URL may carry
+
+    def _sent(self, subject: str) -> None:
+        self.published += 1
+        metrics.count_out(subject)
 
     async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
         await self.nc.publish(subject, encode(message), headers=headers)
+        self._sent(subject)
 
     async def publish_bytes(self, subject: str, data: bytes, headers: dict[str, str] | None = None,
                             reply: str = "") -> None:
         """Publish an already encoded payload (a message encoded once and sent or recorded twice)."""
         await self.nc.publish(subject, data, reply=reply, headers=headers)
+        self._sent(subject)
 
     async def respond(self, msg: Msg, message: Any) -> None:
         """Answer the request ``msg`` with ``message`` (nothing when it expects no reply)."""
         if msg.reply:
             await self.nc.publish(msg.reply, encode(message))
+            self._sent(msg.reply)
 
     async def flush(self, timeout: int = 2) -> None:
         """Wait until the server has seen everything published so far."""
@@ -201,7 +244,9 @@ class Bus:
             headers = {**(headers or {}), "Nats-Expected-Stream": stream}
         if self._acks is None:
             self._acks = _JsAcks(self.nc)
-        return await self._acks.publish(subject, payload, headers, timeout)
+        ack = await self._acks.publish(subject, payload, headers, timeout)
+        self._sent(subject)
+        return ack
 
     async def declare_all(self) -> jetstream.Declared:
         """Declare every stream, KV bucket and object store tradebus uses (idempotent)."""
@@ -226,6 +271,14 @@ class Bus:
             return await self.js.pull_subscribe_bind(consumer, stream=stream)
         return await self.js.pull_subscribe(subject, stream=stream, config=config)
 
+    async def consumer_info(self, stream: str, consumer: str) -> api.ConsumerInfo:
+        """State of ``consumer`` on ``stream``: ``num_pending`` (not yet delivered), ``num_ack_pending``."""
+        return await self.js.consumer_info(stream, consumer)
+
+    async def consumers(self, stream: str) -> list[api.ConsumerInfo]:
+        """Every consumer of ``stream`` with its state."""
+        return await self.js.consumers_info(stream)
+
     async def stream_info(self, stream: str, subjects_filter: str | None = None) -> api.StreamInfo:
         """State of ``stream``; with ``subjects_filter``, ``state.subjects`` counts per matching subject."""
         return await self.js.stream_info(stream, subjects_filter=subjects_filter)
@@ -247,7 +300,8 @@ class Bus:
         return await self.js_publish(f"$KV.{bucket}.{key}", value, timeout=timeout)
 
     def decode(self, subject: str, data: bytes, type_: type[T]) -> T | None:
-        """Decode ``data`` as ``type_``; on failure report bad input and return None."""
+        """Decode ``data`` as ``type_`` (counting it in); on failure report bad input and return None."""
+        metrics.count_in(subject)
         if len(data) > self.max_message_bytes:
             self.bad_input.report(subject, "oversized", f"{len(data)} bytes > limit {self.max_message_bytes}")
             return None
@@ -277,11 +331,15 @@ class Bus:
                 if msg.reply:
                     await self._respond_error(msg, "400", "bad request: message rejected, see service log")
                 return
+            started = time.perf_counter()
             try:
                 await handler(obj, msg)
             except Exception:
                 self.handler_errors += 1
+                metrics.observe_handler(metrics.subject_family(msg.subject), started, failed=True)
                 self._log.exception("handler for %s failed", msg.subject)
+            else:
+                metrics.observe_handler(metrics.subject_family(msg.subject), started)
 
         return await self.nc.subscribe(subject, queue=queue, cb=on_msg, **limits)
 
@@ -315,6 +373,7 @@ class Bus:
 
     async def request(self, subject: str, message: Any, reply_type: type[T], timeout: float = 2.0) -> T:
         """Send a request and decode the reply; raises RequestError on a service error reply."""
+        self._sent(subject)
         msg = await self.nc.request(subject, encode(message), timeout=timeout)
         headers = msg.headers or {}
         if ERROR_CODE_HEADER in headers:
