@@ -1,7 +1,9 @@
 """Hostile input mid-flow: malformed, oversized and wrong-type messages on every subject each
 service consumes; one strategy flooding the router with orders (throttled with rejects, the
 others unaffected); a router that comes back to requests older than its maximum age (rejected,
-not sent). The ledger balances after each."""
+not sent). This stack's router sends orders over REST (the venue-fault module's over the WS-API),
+so the venue's lost answers and 5xx after accepting are tried here on that path too. The ledger
+balances after each."""
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +38,7 @@ BAD = {
 
 @pytest_asyncio.fixture(scope="module")
 async def stack(tmp_path_factory):
-    async with Stack(tmp_path_factory.mktemp("input"), FLOW, risk=RISK,
+    async with Stack(tmp_path_factory.mktemp("input"), FLOW, risk=RISK, order_entry="rest",
                      router={"stale_after_s": STALE_AFTER_S}) as running:
         yield running
 
@@ -142,3 +144,22 @@ async def test_restarted_router_rejects_requests_older_than_its_max_age(stack):
              if any("stale request" in getattr(e, "reason", "") for e in events)]
     assert len(stale) >= 4, tally.report()
     assert tally.rejected.get(RejectCode.INVALID_ORDER, 0) >= len(stale)
+
+
+async def test_rest_order_entry_lost_answers_and_5xx_after_accept(stack):
+    """Over REST, an order the venue executed but never answered (the router's request times
+    out) or answered 503: each is found by client id, none is rejected or sent twice."""
+    async with window(stack, "REST: venue answers lost / 5xx after accepting") as w:
+        await stack.until_trading(more=1)
+        before = (await stack.sim_state())["counters"]
+        await stack.sim("faults", {"answer_lost_rate": 0.3, "error_after_accept_rate": 0.3})
+        try:
+            async def faulted():
+                now = (await stack.sim_state())["counters"]
+                return now["faults_lost_answers"] > before["faults_lost_answers"] and \
+                    now["faults_5xx"] > before["faults_5xx"]
+            await stack.until(faulted, "both faults to hit an order")
+        finally:
+            await stack.sim("faults", {"answer_lost_rate": 0, "error_after_accept_rate": 0})
+        await stack.until_trading(more=2)
+    assert not w["tally"].rejected, w["tally"].report()

@@ -12,8 +12,8 @@ import pytest_asyncio
 from .stack import Stack, window
 
 FLOW = {"pulse_a": {"interval": 0.2}, "pulse_b": {"interval": 0.25}}
-CLEAR = {"error_rate": 0, "error_after_accept_rate": 0, "answer_lost_rate": 0, "rate_limit_rate": 0, "ban_rate": 0, "maintenance": False,
-         "depth_gap_every": 0, "ws_drop_after_messages": 0}
+CLEAR = {"error_rate": 0, "error_after_accept_rate": 0, "answer_lost_rate": 0, "rate_limit_rate": 0,
+         "ban_rate": 0, "maintenance": False, "depth_gap_every": 0, "ws_drop_after_messages": 0}
 
 
 @pytest_asyncio.fixture(scope="module")
