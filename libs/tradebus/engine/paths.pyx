@@ -37,25 +37,28 @@ def check_seed(seed):
 
 cdef void make_path(const PathView* src, const uint32_t* order, double* o, double* h, double* l,
                     double* c, double* v) noexcept nogil:
-    """Write the path of ``order`` (n - 1 indices) into the columns; ``v`` may be NULL."""
+    """Write the path of ``order`` (n - 1 indices) into the columns; ``v`` may be NULL, and
+    ``h`` and ``l`` too (together) when nothing will read the highs and lows."""
     cdef int64_t n = src.n, i
     cdef const Move* m
     cdef double x = src.first[3]
     o[0] = src.first[0]
-    h[0] = src.first[1]
-    l[0] = src.first[2]
     c[0] = x
+    if h != NULL:
+        h[0] = src.first[1]
+        l[0] = src.first[2]
     if v != NULL:
         v[0] = src.first[4]
     for i in range(1, n):
-        if i + 15 < n:                  # the shuffled moves are random reads: ask early
-            tb_prefetch(&src.moves[order[i + 14]])
+        if i + 48 < n:                  # the shuffled moves are random reads: ask early
+            tb_prefetch(&src.moves[order[i + 47]])
         m = &src.moves[order[i - 1]]
         x = x * m.ratio
         c[i] = x
         o[i] = x * m.open
-        h[i] = x * m.high
-        l[i] = x * m.low
+        if h != NULL:
+            h[i] = x * m.high
+            l[i] = x * m.low
         if v != NULL:
             v[i] = m.volume
 
