@@ -572,7 +572,14 @@ class Rule:
     # -- spec ------------------------------------------------------------------------------------
 
     def to_spec(self) -> dict:
-        """The JSON-able form (``Rule.from_spec(rule.to_spec()) == rule``)."""
+        """The JSON-able form (``Rule.from_spec(rule.to_spec()) == rule``).
+
+        >>> rule = Rule(entry_long=sma(close, 2) > sma(close, 4), exit_long=cross_below(close, sma(close, 4)))
+        >>> rule.to_spec()["entry_long"]
+        {'gt': [{'sma': ['close', 2]}, {'sma': ['close', 4]}]}
+        >>> Rule.from_spec(rule.to_spec()) == rule
+        True
+        """
         spec: dict[str, Any] = {side: _expr_spec(getattr(self, side)) for side in SIDES
                                 if getattr(self, side) is not None}
         spec["order"] = {self.order.type: [] if self.order.type == "market" else [_arg_spec(self.order.offset_bps)]}
