@@ -21,17 +21,14 @@ cimport numpy as cnp
 cimport openmp
 
 from tradebus.engine.bars cimport BlockStats, Bars, Instrument, summarise_columns
-from tradebus.engine.batch cimport Engine, Outcome, run_bars
-from tradebus.engine.fills cimport ORDER_MARKET, SIG_NO_MEMORY, SIG_OK, Config, Event, Signal
-from tradebus.engine.ledger cimport stats_dict
+from tradebus.engine.batch cimport Engine, Outcome, outcome_dicts, run_bars
+from tradebus.engine.fills cimport ORDER_MARKET, SIG_NO_MEMORY, Config, Event, Signal
 from tradebus.engine.paths cimport PathSource, PathView, make_path, tb_permutation
 from tradebus.engine.rules cimport (
     N_PRICES, CompiledProgram, Instr, PointView, emit_signals, eval_number, eval_numbers, eval_point,
 )
 
 import numpy as np
-
-from tradebus.engine.fills import SIGNAL_ERRORS
 
 cnp.import_array()
 
@@ -148,18 +145,6 @@ cdef int nthreads_for(int threads, int64_t items) noexcept:
     return t if t > 0 else 1
 
 
-cdef list _results(Outcome* results, int64_t count):
-    out = []
-    for i in range(count):
-        if results[i].error_code != SIG_OK:
-            if results[i].error_code == SIG_NO_MEMORY:
-                raise MemoryError()
-            raise ValueError(f"item {i}: signal row {results[i].error_row}: "
-                             f"{SIGNAL_ERRORS[results[i].error_code]}")
-        out.append(stats_dict(&results[i].stats))
-    return out
-
-
 def permutation_stats(Engine engine, PathSource source, CompiledProgram program, seeds, streams,
                       bint on_real=False, int threads=0, dict timings=None):
     """Statistics of the program's point 0 on path streams[i] of seeds[i], for each i, run
@@ -209,7 +194,7 @@ def permutation_stats(Engine engine, PathSource source, CompiledProgram program,
             scratch_free(s)
         if timings is not None:
             timings.update(zip(STAGES, seconds.sum(axis=0).tolist()))
-        return _results(results, count)
+        return outcome_dicts(results, count, "path")
     finally:
         free(results)
 
@@ -270,7 +255,7 @@ def sweep_stats(Engine engine, Instrument inst, CompiledProgram program, int thr
                     scratch_free(s)
         if failed:
             raise MemoryError()
-        return _results(results, n_points)
+        return outcome_dicts(results, n_points, "point")
     finally:
         free(cols)
         free(results)

@@ -218,14 +218,19 @@ class Const(Expr):
 
 
 @dataclass(frozen=True, eq=True, repr=False)
-class Arith(Expr):
+class Binary(Expr):
+    """Two operands of kind ``operands`` combined by ``op`` (written infix)."""
+
     op: str
     a: Expr
     b: Expr
+    operands = "number"
 
     def __post_init__(self) -> None:
-        _need(self.a, "number", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "number", f"{_SYMBOL[self.op]} right side")
+        _need(self.a, self.operands, f"{_SYMBOL.get(self.op, self.op)} {self._sides[0]}")
+        _need(self.b, self.operands, f"{_SYMBOL.get(self.op, self.op)} {self._sides[1]}")
+
+    _sides = ("left side", "right side")
 
     def children(self) -> tuple[Expr, ...]:
         return (self.a, self.b)
@@ -234,58 +239,31 @@ class Arith(Expr):
         return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
 
 
-@dataclass(frozen=True, eq=True, repr=False)
-class Compare(Expr):
-    op: str
-    a: Expr
-    b: Expr
+class Arith(Binary):
+    """add, sub, mul, div of number series."""
+
+
+class Compare(Binary):
+    """lt, le, gt, ge of number series: a condition."""
+
     kind = "bool"
 
-    def __post_init__(self) -> None:
-        _need(self.a, "number", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "number", f"{_SYMBOL[self.op]} right side")
 
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
+class Cross(Binary):
+    """cross_above, cross_below of number series: a condition."""
 
-    def __repr__(self) -> str:
-        return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
-
-
-@dataclass(frozen=True, eq=True, repr=False)
-class Cross(Expr):
-    op: str          # cross_above | cross_below
-    a: Expr
-    b: Expr
     kind = "bool"
-
-    def __post_init__(self) -> None:
-        _need(self.a, "number", f"{self.op} first argument")
-        _need(self.b, "number", f"{self.op} second argument")
-
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
+    _sides = ("first argument", "second argument")
 
     def __repr__(self) -> str:
         return f"{self.op}({self.a!r}, {self.b!r})"
 
 
-@dataclass(frozen=True, eq=True, repr=False)
-class Logic(Expr):
-    op: str          # and | or
-    a: Expr
-    b: Expr
+class Logic(Binary):
+    """and, or of conditions."""
+
     kind = "bool"
-
-    def __post_init__(self) -> None:
-        _need(self.a, "bool", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "bool", f"{_SYMBOL[self.op]} right side")
-
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
-
-    def __repr__(self) -> str:
-        return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
+    operands = "bool"
 
 
 @dataclass(frozen=True, eq=True, repr=False)
