@@ -6,7 +6,7 @@ from tradebus.engine.fills cimport Signal
 cdef enum:
     N_PRICES = 5            # columns 0..4: open, high, low, close, volume
 
-# One instruction of a program (INSTR_DTYPE in rules.pyx; rule_language.Program writes them).
+# One instruction of a program (INSTR_DTYPE in rules.pyx; rule_program.Program writes them).
 cdef struct Instr:
     int32_t op
     int32_t dst             # column (number instructions) or condition slot
@@ -29,7 +29,7 @@ cdef struct PointView:
 
 
 cdef class CompiledProgram:
-    cdef readonly object program          # the rule_language.Program
+    cdef readonly object program          # the rule_program.Program
     cdef object _numbers, _conditions      # INSTR_DTYPE arrays the views point into
     cdef PointView* points
     cdef readonly int64_t n_points

@@ -1,4 +1,4 @@
-"""Signal-rule evaluator: a compiled rule program (tradebus.engine.rule_language.Program) run over
+"""Signal-rule evaluator: a compiled rule program (tradebus.engine.rule_program.Program) run over
 bars in nogil loops, producing the SIGNAL_DTYPE rows ``make_signals`` would.
 
 A program runs in three steps, each a tight loop over bars:
@@ -31,7 +31,7 @@ from tradebus.engine.indicators cimport (
 import numpy as np
 
 from tradebus.engine.fills import SIGNAL_DTYPE
-from tradebus.engine.rule_language import OPCODES, PRICE_COLUMNS, Program
+from tradebus.engine.rule_program import OPCODES, PRICE_COLUMNS, Program
 
 cnp.import_array()
 
@@ -69,7 +69,7 @@ _COMPILED_OPCODES = {
     "cross_below": OP_CROSS_BELOW, "and": OP_AND, "or": OP_OR, "not": OP_NOT,
 }
 if _COMPILED_OPCODES != OPCODES or PRICE_COLUMNS != ("open", "high", "low", "close", "volume"):
-    raise ImportError("rules.pyx opcodes do not match rule_language.OPCODES")
+    raise ImportError("rules.pyx opcodes do not match rule_program.OPCODES")
 
 INSTR_DTYPE = np.dtype([
     ("op", "<i4"), ("dst", "<i4"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("level", "<i4"),
@@ -149,9 +149,7 @@ cdef int eval_number(const Instr* ins, double** cols, int64_t n, double* ring) n
             sma_over(&sma, x + first, o + first, n - first)
         return 0
     fill(o, n, NAN)
-    if ins.op == OP_SMA:
-        pass
-    elif ins.op == OP_EMA:
+    if ins.op == OP_EMA:
         ema_init(&ema, period)
         for i in range(first, n):
             ema_push(&ema, x[i], &o[i])
@@ -386,7 +384,7 @@ cdef class CompiledProgram:
 
     def __cinit__(self, program):
         if not isinstance(program, Program):
-            raise TypeError(f"expected a rule_language.Program, got {type(program).__name__}")
+            raise TypeError(f"expected a rule_program.Program, got {type(program).__name__}")
         self.program = program
         self._numbers = _instructions(program.numbers)
         self.n_numbers = len(program.numbers)
@@ -435,7 +433,7 @@ cdef class CompiledProgram:
 
 
 def compile_program(program) -> CompiledProgram:
-    """The C form of a rule_language.Program."""
+    """The C form of a rule_program.Program."""
     return program if isinstance(program, CompiledProgram) else CompiledProgram(program)
 
 
