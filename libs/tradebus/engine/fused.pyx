@@ -23,7 +23,7 @@ cimport openmp
 from tradebus.engine.bars cimport BlockStats, Bars, Instrument, summarise_columns
 from tradebus.engine.batch cimport Engine, Outcome, outcome_dicts, run_bars
 from tradebus.engine.fills cimport ORDER_MARKET, SIG_NO_MEMORY, Config, Event, Signal
-from tradebus.engine.paths cimport PathSource, PathView, make_path, tb_permutation
+from tradebus.engine.paths cimport PathSource, PathView, make_closes, make_path, tb_permutation
 from tradebus.engine.rules cimport (
     N_PRICES, CompiledProgram, Instr, PointView, emit_signals, eval_number, eval_numbers, eval_point,
 )
@@ -44,6 +44,7 @@ cdef struct Scratch:
     double* ring
     uint8_t* slots
     Signal* signals
+    int64_t* bars           # the bar of each signal
     Event* events
 
 
@@ -62,8 +63,9 @@ cdef Scratch* scratch_new(int64_t n, int64_t n_columns, int64_t n_owned, int64_t
     s.slots = <uint8_t*>malloc(max_conditions * n + 1)
     s.signals = <Signal*>malloc((2 * n + 1) * sizeof(Signal))
     s.events = <Event*>malloc((2 * n + 1) * sizeof(Event))
-    if (s.order == NULL or s.columns == NULL or s.cols == NULL or s.blocks == NULL
-            or s.ring == NULL or s.slots == NULL or s.signals == NULL or s.events == NULL):
+    s.bars = <int64_t*>malloc((2 * n + 1) * sizeof(int64_t))
+    if (s.order == NULL or s.columns == NULL or s.cols == NULL or s.blocks == NULL or s.ring == NULL
+            or s.slots == NULL or s.signals == NULL or s.events == NULL or s.bars == NULL):
         scratch_free(s)
         return NULL
     return s
@@ -80,6 +82,7 @@ cdef void scratch_free(Scratch* s) noexcept nogil:
     free(s.slots)
     free(s.signals)
     free(s.events)
+    free(s.bars)
     free(s)
 
 
@@ -95,14 +98,17 @@ STAGES = ("shuffle", "path", "summaries", "indicators", "signals", "engine")
 
 cdef void permuted_run(const Bars* real, const PathView* src, const Instr* numbers,
                        int64_t n_numbers, const PointView* point, int64_t n_columns,
-                       bint ranges, bint volume, Scratch* s, uint64_t seed, uint64_t stream,
+                       bint ranges, bint volume, bint opens, Scratch* s, uint64_t seed, uint64_t stream,
                        const Config* cfg, bint on_real, Outcome* out, double* seconds) noexcept nogil:
     """One permuted path: build it, evaluate the rule on it, run the engine (on the path, or
     on the real bars when ``on_real``) into ``out``; the time of each of the STAGES into
     ``seconds``. Without ``ranges`` (market orders, no rule reading highs or lows) the path's
     highs and lows are not made; without ``volume`` its volumes are not."""
-    cdef int64_t n = real.n, k, m
+    cdef int64_t n = real.n, k, m, b
     cdef Bars path = real[0]
+    # lean: market orders and a rule reading closes only: the path needs its closes and the
+    # opens its fills are priced at, nothing else
+    cdef bint lean = not ranges and not volume and not opens and not on_real
     cdef double* col = s.columns
     cdef double t0 = cpu_now(), t1
     for k in range(n_columns):
@@ -115,8 +121,11 @@ cdef void permuted_run(const Bars* real, const PathView* src, const Instr* numbe
     tb_permutation(s.order, n - 1, seed, stream)
     t1 = cpu_now()
     seconds[0] = t1 - t0
-    make_path(src, s.order, s.cols[0], s.cols[1] if ranges else NULL, s.cols[2] if ranges else NULL,
-              s.cols[3], s.cols[4] if volume else NULL)
+    if lean:
+        make_closes(src, s.order, s.cols[3])
+    else:
+        make_path(src, s.order, s.cols[0], s.cols[1] if ranges else NULL, s.cols[2] if ranges else NULL,
+                  s.cols[3], s.cols[4] if volume else NULL)
     path.open = s.cols[0]
     path.high = s.cols[1]
     path.low = s.cols[2]
@@ -131,7 +140,12 @@ cdef void permuted_run(const Bars* real, const PathView* src, const Instr* numbe
     t0 = cpu_now()
     seconds[3] = t0 - t1
     eval_point(point, s.cols, s.slots, n)
-    m = emit_signals(point, s.slots, real.ts, s.cols[3], n, s.signals)
+    m = emit_signals(point, s.slots, real.ts, s.cols[3], n, s.signals, s.bars)
+    if lean:                                   # market orders read the opens they fill at only
+        for k in range(m):
+            b = s.bars[k] + 1
+            if b < n:
+                s.cols[0][b] = s.cols[3][b] * src.moves[s.order[b - 1]].open
     t1 = cpu_now()
     seconds[4] = t1 - t0
     run_bars(real if on_real else &path, s.signals, m, cfg, s.events, out, NULL, NULL)
@@ -169,6 +183,7 @@ def permutation_stats(Engine engine, PathSource source, CompiledProgram program,
     cdef int64_t max_period = program.max_period, max_conditions = program.max_conditions
     cdef const PointView* point = &program.points[0]
     cdef bint volume = program.reads(4)
+    cdef bint opens = program.reads(0)
     cdef bint ranges = point.order_type != ORDER_MARKET or program.reads(1) or program.reads(2)
     cdef int nthreads = nthreads_for(threads, count)
     cdef Scratch* s = NULL
@@ -189,7 +204,7 @@ def permutation_stats(Engine engine, PathSource source, CompiledProgram program,
                     results[i].error_code = SIG_NO_MEMORY
                     results[i].error_row = -1
                 else:
-                    permuted_run(real, src, numbers, n_numbers, point, n_columns, ranges, volume, s,
+                    permuted_run(real, src, numbers, n_numbers, point, n_columns, ranges, volume, opens, s,
                                  seedv[i], streamv[i], cfg, on_real, &results[i], &secv[i, 0])
             scratch_free(s)
         if timings is not None:
@@ -250,7 +265,7 @@ def sweep_stats(Engine engine, Instrument inst, CompiledProgram program, int thr
                             results[i].error_row = -1
                         else:
                             eval_point(&program.points[i], cols, s.slots, n)
-                            m = emit_signals(&program.points[i], s.slots, bars.ts, bars.close, n, s.signals)
+                            m = emit_signals(&program.points[i], s.slots, bars.ts, bars.close, n, s.signals, NULL)
                             run_bars(bars, s.signals, m, cfg, s.events, &results[i], NULL, NULL)
                     scratch_free(s)
         if failed:

@@ -63,6 +63,17 @@ cdef void make_path(const PathView* src, const uint32_t* order, double* o, doubl
             v[i] = m.volume
 
 
+cdef void make_closes(const PathView* src, const uint32_t* order, double* c) noexcept nogil:
+    """Only the closes of the path of ``order`` (equal to make_path's): the opens of the bars
+    that need one are ``c[i] * src.moves[order[i - 1]].open``."""
+    cdef int64_t n = src.n, i
+    cdef double x = src.first[3]
+    c[0] = x
+    for i in range(1, n):
+        x = x * src.ratios[order[i - 1]]
+        c[i] = x
+
+
 cdef class PathSource:
     """The moves of one loaded instrument, from which its permuted paths are made."""
 
@@ -77,8 +88,10 @@ cdef class PathSource:
         moves[:n - 1, 2] = highs[1:] / close[1:]
         moves[:n - 1, 3] = lows[1:] / close[1:]
         moves[:n - 1, 4] = instrument.volume[1:]
-        self._moves = moves
+        ratios = np.ascontiguousarray(moves[:, 0])
+        self._moves = (moves, ratios)
         self.view.moves = <const Move*>cnp.PyArray_DATA(<cnp.ndarray>moves)
+        self.view.ratios = <const double*>cnp.PyArray_DATA(<cnp.ndarray>ratios)
         for k, column in enumerate((opens, highs, lows, close, instrument.volume)):
             self.view.first[k] = column[0]
 

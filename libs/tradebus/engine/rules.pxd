@@ -45,4 +45,4 @@ cdef int eval_number(const Instr* ins, double** cols, int64_t n, double* ring) n
 cdef void eval_numbers(const Instr* ins, int64_t count, double** cols, int64_t n, double* ring) noexcept nogil
 cdef void eval_point(const PointView* p, double** cols, uint8_t* slots, int64_t n) noexcept nogil
 cdef int64_t emit_signals(const PointView* p, const uint8_t* slots, const int64_t* ts,
-                          const double* close, int64_t n, Signal* out) noexcept nogil
+                          const double* close, int64_t n, Signal* out, int64_t* bars) noexcept nogil

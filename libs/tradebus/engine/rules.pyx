@@ -305,8 +305,9 @@ cdef inline int64_t next_set(const uint8_t* slot, int64_t t, int64_t n) noexcept
 
 
 cdef int64_t emit_signals(const PointView* p, const uint8_t* slots, const int64_t* ts,
-                          const double* close, int64_t n, Signal* out) noexcept nogil:
-    """Write the point's signals (at most 2 per bar) to ``out``; return how many.
+                          const double* close, int64_t n, Signal* out, int64_t* bars) noexcept nogil:
+    """Write the point's signals (at most 2 per bar) to ``out`` (and, unless NULL, the bar of
+    each to ``bars``); return how many.
 
     Only the bars where a side that matters in the current position is true are visited: the
     next true bar of each side is found by a byte search and kept until passed."""
@@ -340,6 +341,9 @@ cdef int64_t emit_signals(const PointView* p, const uint8_t* slots, const int64_
             break
         long_in = side[0] != NULL and side[0][t]
         short_in = side[2] != NULL and side[2][t]
+        if bars != NULL:
+            bars[m] = t
+            bars[m + 1] = t
         if pos == 0:
             if long_in:
                 put(&out[m], ts[t], q, close[t], SIDE_BUY, kind, off)
@@ -477,7 +481,7 @@ def evaluate(bars, program, point=0):
                 cols[k] = &colv[k, 0]
             eval_numbers(prog.numbers, prog.n_numbers, cols, n, ring)
             eval_point(p, cols, &slotv[0, 0], n)
-            m = emit_signals(p, &slotv[0, 0], &tsv[0], &colv[3, 0], n, sig)
+            m = emit_signals(p, &slotv[0, 0], &tsv[0], &colv[3, 0], n, sig, NULL)
     finally:
         free(cols)
         free(ring)
