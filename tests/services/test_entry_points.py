@@ -17,7 +17,7 @@ from tradebus.proto.subjects import md_subject, order_event_subject, order_reque
 SERVICES = {
     "market_data": [],
     "strategy_runner": [md_subject("sim", "BTC/USDT", "trade"), order_event_subject("sim", "s1")],
-    "order_router": [order_request_subject("sim")],
+    "order_router": [order_request_subject("sim", "s1")],
     "backtest_worker": [],
     "sim_exchange": [],
 }

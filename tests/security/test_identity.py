@@ -1,0 +1,103 @@
+"""Strategy identity end to end: a real order router (connected as its generated NATS user) in
+front of sim_exchange. A strategy's requests travel on its own subject; a request whose payload
+names another strategy is rejected by the router with a reason on the sender's own subject, and
+nothing of it reaches the venue (the sim's order records)."""
+from __future__ import annotations
+
+import time
+
+import pytest_asyncio
+
+from tradebus.bus import Bus
+from tradebus.proto import ORDER_EVENT_DECODER, CancelOrder, NewOrder, OrderAck, OrderReject, RejectCode
+from tradebus.proto.codec import encode
+from tradebus.proto.subjects import order_event_wildcard, order_request_subject
+from tradebus.retry import BackoffSettings
+from tradebus.services.order_router.router import OrderRouter, RouterOptions
+from tradebus.services.sim_exchange.testing import running_sim, until
+
+from ..services.order_router.conftest import adapters_for, sim_config
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def venue():
+    async with running_sim(sim_config()) as sim:
+        yield sim
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def router(secured, venue):
+    bus = await Bus.connect(secured.nats_config("order_router"))
+    router = OrderRouter(bus, "sim", adapters_for(venue), options=RouterOptions(backoff=BackoffSettings(initial=0.05, cap=0.5)))
+    await router.start()
+    await until(router.ready.is_set)
+    yield router
+    await router.stop()
+    await bus.close()
+
+
+def at_venue(sim, client_order_id: str) -> bool:
+    """Whether sim_exchange ever saw an order with this client id (any account, any market)."""
+    return any(cid == client_order_id for account in sim.engine.accounts.values() for (_m, cid) in account.by_client)
+
+
+async def events_of(secured, user: str, strategy: str):
+    nc = await secured.connect(user)
+    got: list = []
+
+    async def on_msg(msg):
+        got.append(ORDER_EVENT_DECODER.decode(msg.data))
+    await nc.subscribe(order_event_wildcard(strategy=strategy), cb=on_msg)
+    await nc.flush()
+    return nc, got
+
+
+def order(coid: str, strategy: str, **fields) -> NewOrder:
+    return NewOrder(client_order_id=coid, strategy=strategy, venue=fields.pop("venue", "sim"), symbol="BTC/USDT",
+                    side="buy", order_type="limit", qty=0.001, price=10000.0, ts_init=time.time_ns(), **fields)
+
+
+async def test_a_request_naming_another_strategy_is_rejected_and_never_reaches_the_venue(secured, venue, router):
+    alpha, alpha_events = await events_of(secured, "strategy-alpha", "alpha")
+    beta, beta_events = await events_of(secured, "strategy-beta", "beta")
+    try:
+        # alpha, on its own subject (all the server lets it use), claims to be beta
+        forged = order("forged-1", "beta")
+        await alpha.publish(order_request_subject("sim", "alpha"), encode(forged))
+        # and its own honest order, which must go through (the check is not a blanket refusal)
+        honest = order("alpha-honest-1", "alpha")
+        await alpha.publish(order_request_subject("sim", "alpha"), encode(honest))
+        await until(lambda: any(isinstance(e, OrderAck) for e in alpha_events), 15)
+        await until(lambda: any(isinstance(e, OrderReject) for e in alpha_events), 15)
+        reject = next(e for e in alpha_events if isinstance(e, OrderReject))
+        assert reject.client_order_id == "forged-1" and reject.strategy == "alpha"
+        assert reject.reject_code is RejectCode.AUTH_FAILED
+        assert "'beta'" in reject.reason and "alpha" in reject.reason
+        assert at_venue(venue, "alpha-honest-1") and not at_venue(venue, "forged-1")
+        assert beta_events == []                 # beta hears nothing of it
+        assert router.counters["identity_rejects"] == 1
+
+        # a venue that is not the router's, on the right strategy subject: rejected the same way
+        await alpha.publish(order_request_subject("sim", "alpha"), encode(order("alpha-wrongvenue", "alpha", venue="other")))
+        await until(lambda: sum(isinstance(e, OrderReject) for e in alpha_events) == 2, 15)
+        assert not at_venue(venue, "alpha-wrongvenue")
+    finally:
+        await alpha.close()
+        await beta.close()
+
+
+async def test_a_strategy_cannot_cancel_another_strategys_order(secured, venue, router):
+    alpha, alpha_events = await events_of(secured, "strategy-alpha", "alpha")
+    beta, beta_events = await events_of(secured, "strategy-beta", "beta")
+    try:
+        await beta.publish(order_request_subject("sim", "beta"), encode(order("beta-resting-1", "beta")))
+        await until(lambda: any(isinstance(e, OrderAck) for e in beta_events), 15)
+        cancel = CancelOrder(client_order_id="beta-resting-1", strategy="alpha", venue="sim", symbol="BTC/USDT",
+                             ts_init=time.time_ns())
+        await alpha.publish(order_request_subject("sim", "alpha"), encode(cancel))
+        await until(lambda: any(type(e).__name__ == "CancelReject" for e in alpha_events), 15)
+        assert router.orders["beta-resting-1"].open          # still resting at the venue
+        assert not any(type(e).__name__ in ("CancelAck", "OrderCancelled") for e in beta_events)
+    finally:
+        await alpha.close()
+        await beta.close()
