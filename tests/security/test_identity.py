@@ -4,17 +4,48 @@ names another strategy is rejected by the router with a reason on the sender's o
 nothing of it reaches the venue (the sim's order records)."""
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
 import time
+from pathlib import Path
 
+import msgspec
+import pytest
 import pytest_asyncio
+from nats.js.errors import KeyNotFoundError
 
 from tradebus.bus import Bus
-from tradebus.proto import ORDER_EVENT_DECODER, CancelOrder, NewOrder, OrderAck, OrderReject, RejectCode
+from tradebus.bus.jetstream import declare_all
+from tradebus.bus.service import ServiceContext
+from tradebus.config import DeploymentConfig
+from tradebus.proto import (
+    ORDER_EVENT_DECODER,
+    CancelOrder,
+    CommandResult,
+    ControlMessage,
+    NewOrder,
+    OrderAck,
+    OrderReject,
+    ParamsUpdate,
+    RejectCode,
+    StrategyCommand,
+)
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import order_event_wildcard, order_request_subject
+from tradebus.proto.subjects import (
+    KV_STRATEGY_PARAMS,
+    control_subject,
+    control_wildcard,
+    order_event_wildcard,
+    order_request_subject,
+    params_key,
+    params_subject,
+)
 from tradebus.retry import BackoffSettings
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.testing import running_sim, until
+from tradebus.services.strategy_runner.host import StrategyHost
+from tradebus.services.strategy_runner.settings import StrategyRunnerSettings
 
 from ..services.order_router.conftest import adapters_for, sim_config
 
@@ -101,3 +132,34 @@ async def test_a_strategy_cannot_cancel_another_strategys_order(secured, venue, 
     finally:
         await alpha.close()
         await beta.close()
+
+
+async def test_a_command_or_params_update_naming_another_strategy_is_refused_by_the_runner(bus):
+    """A runner hosting alpha and beta: on alpha's subject, a message naming beta changes nothing of
+    beta's and a command is answered with a refusal (the subject, not the payload, says who)."""
+    await declare_all(bus.js)
+    here = Path(__file__).resolve().parents[1] / "services" / "strategy_runner" / "strategies.py"
+    settings = msgspec.convert({"strategies": [
+        {"name": name, "class": f"{here}:BuyThenClose", "venue": "sim", "symbols": ["BTC/USDT"]}
+        for name in ("id_alpha", "id_beta")]}, StrategyRunnerSettings)
+    svc = ServiceContext("strategy_runner", argparse.Namespace(instance="t"), DeploymentConfig(), bus,
+                         logging.getLogger("test"))
+    host = StrategyHost(svc, settings)
+    for name in host.specs:
+        await bus.subscribe(control_wildcard(name), ControlMessage, host.on_control)
+    kv = await bus.key_value(KV_STRATEGY_PARAMS)
+    await bus.publish(params_subject("id_alpha"), ParamsUpdate(strategy="id_beta", params={"qty": "9"}))
+    await bus.publish(params_subject("id_alpha"), ParamsUpdate(strategy="id_alpha", params={"qty": "2"}))
+    await until(lambda: svc.counters["control_refused"] == 1, 10)
+    for _ in range(100):                                 # the honest update lands in KV
+        try:
+            await kv.get(params_key("id_alpha"))
+            break
+        except Exception:
+            await asyncio.sleep(0.05)
+    with pytest.raises(KeyNotFoundError):
+        await kv.get(params_key("id_beta"))
+    result = await bus.request(control_subject("id_alpha", "stop"),
+                               StrategyCommand(strategy="id_beta", command="stop"), CommandResult, timeout=5)
+    assert not result.ok and "refused" in result.message and "id_beta" in result.message
+    assert svc.counters["control_refused"] == 2
