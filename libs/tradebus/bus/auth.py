@@ -112,7 +112,7 @@ def _read(grant: _Grant, stream: str) -> None:
     """Read ``stream`` through unnamed ordered consumers (KV watch, stream replay) and message gets:
     no named consumer, no acks, no deletes, so a reader cannot touch another role's consumers."""
     grant.publish += [
-        f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
+        "$JS.API.STREAM.NAMES", f"$JS.API.STREAM.INFO.{stream}", f"$JS.API.STREAM.MSG.GET.{stream}",
         f"$JS.API.DIRECT.GET.{stream}", f"$JS.API.DIRECT.GET.{stream}.>",
         f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.INFO.{stream}.>", f"$JS.FC.{stream}.>",
     ]
