@@ -4,9 +4,9 @@
 One random password per NATS user of deploy/k8s/base/nats/auth.conf (generated from the deployment
 file by ``python -m tradebus.bus.auth``), twice: ``<user>.password`` for the service's compose secret
 (mounted at /run/secrets/nats_password), and ``nats.env`` (the ``$TRADEBUS_NATS_PW_<USER>`` variable
-auth.conf names for that user) for the server's environment. Existing passwords are kept, so re-running changes nothing. The folder
-is owner-only (0700) and ignored by git; the files are world-readable inside it so the non-root
-user of the containers can read its bind-mounted secret.
+auth.conf names for that user) for the server's environment. Existing passwords are kept, so
+re-running changes nothing. The folder is owner-only (0700) and ignored by git; the files are
+world-readable inside it so the non-root user of the containers can read its bind-mounted secret.
 """
 from __future__ import annotations
 

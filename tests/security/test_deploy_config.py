@@ -28,7 +28,8 @@ def test_kubernetes_deployment_file_gives_the_same_users():
 
 
 def test_the_generator_runs_from_the_command_line():
-    out = subprocess.run([sys.executable, "-m", "tradebus.bus.auth", "--deploy", str(ROOT / "deploy" / "compose" / "deployment.yaml")],
+    compose = ROOT / "deploy" / "compose" / "deployment.yaml"
+    out = subprocess.run([sys.executable, "-m", "tradebus.bus.auth", "--deploy", str(compose)],
                          capture_output=True, text=True, check=True).stdout
     assert out == AUTH_CONF.read_text()
 

@@ -19,7 +19,15 @@ from pathlib import Path
 import msgspec
 
 from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
-from tradebus.bus.auth import AUTH_DIR, OPERATOR, authorization_block, credentials_env, instance_names, nats_users, write_credentials
+from tradebus.bus.auth import (
+    AUTH_DIR,
+    OPERATOR,
+    authorization_block,
+    credentials_env,
+    instance_names,
+    nats_users,
+    write_credentials,
+)
 from tradebus.bus.server import tls_config
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceStatus
