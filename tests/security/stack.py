@@ -21,8 +21,9 @@ SERVICES = ("sim_exchange", "market_data", "strategy_runner", "order_router", "b
 
 
 def deployment_file(folder: Path, sim_key: str = "sim-key", sim_secret: str = "sim-secret",
-                    nats: dict | None = None, embedded: dict | None = None) -> Path:
-    """The packaged local.yaml on free ports; the sim account's keys as given (sim YAML of its own)."""
+                    nats: dict | None = None, embedded: dict | None = None, strategies: list[dict] = ()) -> Path:
+    """The packaged local.yaml on free ports; the sim account's keys as given (sim YAML of its own);
+    ``strategies`` hosted by the strategy_runner besides the sample one."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     sim_port = free_port()
     sim = yaml.safe_load(SIM_DEFAULT.read_text())
@@ -33,6 +34,7 @@ def deployment_file(folder: Path, sim_key: str = "sim-key", sim_secret: str = "s
     services["market_data"]["settings"]["venues"][0]["sim_url"] = f"http://127.0.0.1:{sim_port}"
     router = services["order_router"]["settings"]
     router.update(sim_url=f"http://127.0.0.1:{sim_port}", sim_api_key=sim_key, sim_secret=sim_secret)
+    services["strategy_runner"]["settings"]["strategies"] += list(strategies)
     config["embedded_nats"]["port"] = 0
     config["nats"].update(nats or {})
     config["embedded_nats"].update(embedded or {})

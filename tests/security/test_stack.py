@@ -6,10 +6,12 @@ message, an error text or a command line."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import os
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -26,15 +28,43 @@ SECRET_ENV = {
     "TRADEBUS_SIM_API_KEY": EXCHANGE_KEY, "TRADEBUS_SIM_SECRET": EXCHANGE_SECRET,
     "TRADEBUS_BINANCE_API_KEY": EXCHANGE_KEY, "TRADEBUS_BINANCE_SECRET": EXCHANGE_SECRET,
     "TRADEBUS_TELEGRAM_BOT_TOKEN": TELEGRAM_TOKEN, "TRADEBUS_TELEGRAM_CHAT_ID": "42",
-    "TRADEBUS_TELEGRAM_API_URL": "http://127.0.0.1:9",
 }
+NOTIFIER = {"name": "notifier", "kind": "mlthon",
+            "class": f"{Path(__file__).with_name('notifier_strategy.py')}:TelegramOnCommand",
+            "venue": "sim", "cfg": {"product": "BTC-USDT"}, "params": {"start_after": 10**9},
+            "symbols": [{"symbol": "BTC/USDT", "tick_size": 0.01, "lot_size": 0.00001}]}
+
+
+class TelegramStandIn(http.server.BaseHTTPRequestHandler):
+    """Telegram's Bot API on loopback: records each request path, answers 500 (an error to log)."""
+
+    paths: list[str] = []
+
+    def do_POST(self):
+        self.paths.append(self.path)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(500)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def telegram():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TelegramStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, telegram):
     folder = tmp_path_factory.mktemp("stack")
-    config = deployment_file(folder, sim_key=EXCHANGE_KEY, sim_secret=EXCHANGE_SECRET)
-    running = Stack(folder, config, SECRET_ENV)
+    config = deployment_file(folder, sim_key=EXCHANGE_KEY, sim_secret=EXCHANGE_SECRET, strategies=[NOTIFIER])
+    running = Stack(folder, config, {**SECRET_ENV, "TRADEBUS_TELEGRAM_API_URL": telegram})
     try:
         running.wait_ready()
         yield running
@@ -99,6 +129,8 @@ async def test_credentials_are_owner_only_and_never_on_a_command_line(stack, wir
     assert stat.S_IMODE(auth.stat().st_mode) == 0o700
     for path in list(auth.glob("*.password")) + [stack.state / "nats" / "nats-server.conf"]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert {p.stem for p in auth.glob("*.password")} >= {"operator", "strategy_runner", "strategy-sma_cross",
+                                                          "strategy-notifier"}
     passwords = [stack.password(p.stem) for p in auth.glob("*.password")]
     checked = 0
     for proc in Path("/proc").iterdir():
@@ -145,6 +177,15 @@ async def test_only_the_operator_engages_the_kill_switch(stack, wiretap):
 
 
 async def test_no_permissions_violation_in_normal_operation_and_no_secret_anywhere(stack, wiretap):
+    # the bot token travels for real: a command makes the MLThon strategy send a telegram message,
+    # which the stand-in refuses (an error the notifier logs)
+    notify = await asyncio.to_thread(cli, stack, "strategy", "cmd", "notifier", "Notify", "hello")
+    assert notify.returncode == 0, notify.stdout + notify.stderr
+    for _ in range(100):
+        if TelegramStandIn.paths:
+            break
+        await asyncio.sleep(0.1)
+    assert TelegramStandIn.paths == [f"/bot{TELEGRAM_TOKEN}/sendMessage"]
     # error texts: a command that fails (not an MLThon strategy) and a client with a wrong password
     failing = await asyncio.to_thread(cli, stack, "strategy", "cmd", "sma_cross", "start")
     wrong = await asyncio.to_thread(cli, stack, "status", env={"TRADEBUS_NATS_USER": "operator",
@@ -165,4 +206,5 @@ async def test_no_permissions_violation_in_normal_operation_and_no_secret_anywhe
     leaks = [(what, where) for what, secret in secrets_of(stack).items() for where, text in texts.items()
              if secret in text]
     assert leaks == []
+    assert "telegram message not delivered: HTTP 500" in logs["strategy_runner.log"]
     assert os.environ.get("TRADEBUS_TELEGRAM_BOT_TOKEN") != TELEGRAM_TOKEN
