@@ -48,6 +48,7 @@ from tradebus.services.strategy_runner.host import StrategyHost
 from tradebus.services.strategy_runner.settings import StrategyRunnerSettings
 
 from ..services.order_router.conftest import adapters_for, sim_config
+from .conftest import settle, violation
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -72,8 +73,8 @@ def at_venue(sim, client_order_id: str) -> bool:
     return any(cid == client_order_id for account in sim.engine.accounts.values() for (_m, cid) in account.by_client)
 
 
-async def events_of(secured, user: str, strategy: str):
-    nc = await secured.connect(user)
+async def events_of(secured, user: str, strategy: str, errors: list[str] | None = None):
+    nc = await secured.connect(user, errors)
     got: list = []
 
     async def on_msg(msg):
@@ -89,9 +90,14 @@ def order(coid: str, strategy: str, **fields) -> NewOrder:
 
 
 async def test_a_request_naming_another_strategy_is_rejected_and_never_reaches_the_venue(secured, venue, router):
-    alpha, alpha_events = await events_of(secured, "strategy-alpha", "alpha")
+    errors: list[str] = []
+    alpha, alpha_events = await events_of(secured, "strategy-alpha", "alpha", errors)
     beta, beta_events = await events_of(secured, "strategy-beta", "beta")
     try:
+        # alpha on beta's subject: the server refuses it, so the router never sees it
+        await alpha.publish(order_request_subject("sim", "beta"), encode(order("spoofed-1", "beta")))
+        await settle(alpha)
+        assert violation(errors, order_request_subject("sim", "beta"))
         # alpha, on its own subject (all the server lets it use), claims to be beta
         forged = order("forged-1", "beta")
         await alpha.publish(order_request_subject("sim", "alpha"), encode(forged))
@@ -104,7 +110,7 @@ async def test_a_request_naming_another_strategy_is_rejected_and_never_reaches_t
         assert reject.client_order_id == "forged-1" and reject.strategy == "alpha"
         assert reject.reject_code is RejectCode.AUTH_FAILED
         assert "'beta'" in reject.reason and "alpha" in reject.reason
-        assert at_venue(venue, "alpha-honest-1") and not at_venue(venue, "forged-1")
+        assert at_venue(venue, "alpha-honest-1") and not at_venue(venue, "forged-1") and not at_venue(venue, "spoofed-1")
         assert beta_events == []                 # beta hears nothing of it
         assert router.counters["identity_rejects"] == 1
 
