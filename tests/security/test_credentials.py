@@ -47,7 +47,7 @@ def test_the_operator_credentials_serve_only_the_stack_they_were_written_for(tmp
 def test_children_get_their_user_by_environment_never_on_the_command_line(tmp_path):
     config = deployment()
     extra, env = secure_server_config(config, tmp_path, workers=None)
-    specs = child_specs(config, "deploy.yaml", "nats://127.0.0.1:1", None, None, env)
+    specs, _targets = child_specs(config, "deploy.yaml", "nats://127.0.0.1:1", None, None, env)
     assert {s.name for s in specs} == {"sim_exchange", "market_data", "strategy_runner", "runner_beta", "order_router",
                                        "backtest_worker-1", "backtest_worker-2"}
     passwords = {p.stem: p.read_text().strip() for p in (tmp_path / "auth").glob("*.password")}
