@@ -15,6 +15,7 @@ the only inbox its NATS permissions let it read.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,14 @@ from typing import Any
 from tradebus.config import BackoffSettings, NatsConfig
 from tradebus.retry import backoff_delay
 
-__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler", "tls_context"]
+__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler", "masked_url", "tls_context"]
+
+_USERINFO = re.compile(r"(?<=://)[^/@,]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` (one or several, comma separated) with any ``user:password@`` shown as ``***@``."""
+    return _USERINFO.sub("***@", url)
 
 
 def connect_options(config: NatsConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:

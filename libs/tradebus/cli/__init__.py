@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 
+from tradebus.bus import BusUnreachable
+from tradebus.logs import configure_logging
+
+from .connect import NO_BUS_EXIT, unreachable_line
+
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = ["up", "status", "study", "strategy", "version", "replay", "data", "venues", "health", "declare", "farm"]
+SUBCOMMANDS = ["up", "status", "logs", "study", "strategy", "version", "replay", "data", "venues", "health", "declare",
+               "farm"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "state_dir", None):  # where the local stack's URL and operator credentials are
         os.environ.setdefault("TRADEBUS_STATE_DIR", args.state_dir)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return int(args.func(args) or 0)
+    configure_logging("tradebus", args.log_level, instance=args.command)
+    try:
+        return int(args.func(args) or 0)
+    except BusUnreachable as exc:
+        print(unreachable_line(args.command, exc), file=sys.stderr)
+        return NO_BUS_EXIT
 
 
 if __name__ == "__main__":
