@@ -14,7 +14,7 @@ from .connect import NO_BUS_EXIT, unreachable_line
 __all__ = ["main", "build_parser"]
 
 SUBCOMMANDS = ["up", "status", "logs", "study", "strategy", "version", "replay", "data", "venues", "health", "declare",
-               "farm"]
+               "farm", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,6 +19,7 @@ COMMANDS = {
     "strategy cmd": ["strategy", "cmd", "sma", "start"],
     "health": ["health", "backtest_worker", "--any"],
     "declare": ["declare"],
+    "audit": ["audit"],
     "up --nats-url": ["up", "--only", "market_data"],
 }
 
