@@ -27,7 +27,6 @@ from tradebus.bus import Bus, NatsConfig
 from tradebus.cli.status import default_url
 from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
-from tradebus.proto.backtest import EngineMode
 from tradebus.study.client import Collector, list_specs, load_spec, stored_counts, submit
 from tradebus.study.datasets import (
     DEFAULT_BARS_FILE,
@@ -38,6 +37,7 @@ from tradebus.study.datasets import (
     read_bars,
 )
 from tradebus.study.jobs import StudyError, StudySpec, make_spec, parse_assignments, parse_grid, walkforward_windows
+from tradebus.study.settings import settings_rows, study_settings, venue_of
 
 console = Console(stderr=True)
 out_console = Console()
@@ -70,12 +70,26 @@ def _timestamp_ns(text: str | None) -> int:
     return int((stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).value)
 
 
-def _settings(args) -> EngineSettings:
-    return EngineSettings(mode=EngineMode(args.mode), initial_cash=args.capital, taker_fee_bps=args.fee_bps,
-                          maker_fee_bps=args.fee_bps if args.maker_fee_bps is None else args.maker_fee_bps,
+def _settings(args, dataset_name: str = "") -> EngineSettings:
+    """The engine settings of the command line; what it leaves out is the venue's taker fee and
+    next-open fills (``tradebus.study.settings``)."""
+    return study_settings(_venue(args, dataset_name), mode=args.mode, initial_cash=args.capital,
+                          taker_fee_bps=args.fee_bps, maker_fee_bps=args.maker_fee_bps,
                           slippage_bps=args.slippage_bps, fill=args.fill, start=_timestamp_ns(args.start),
                           end=_timestamp_ns(args.end), latency_ns=args.latency_ns,
                           response_latency_ns=args.response_latency_ns)
+
+
+def _venue(args, dataset_name: str) -> str:
+    try:
+        return venue_of(dataset_name, args.venue)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
+
+
+def _settings_line(spec: StudySpec) -> str:
+    """The settings a study's numbers depend on, on one line (the top of every summary)."""
+    return "settings: " + " | ".join(f"{name} {value}" for name, value in settings_rows(spec))
 
 
 DATASET_ID = re.compile(r"bars-[0-9a-f]{32}")
@@ -96,7 +110,7 @@ async def _load_data(args):
 
 async def _start(args, kind: str) -> int:
     bars, name = await _load_data(args)
-    settings = _settings(args)
+    settings = _settings(args, name)
     params = parse_assignments(args.param)
     grid = parse_grid(getattr(args, "grid", None))
     windows = None
@@ -113,10 +127,12 @@ async def _start(args, kind: str) -> int:
         ident = await publish_dataset(bus, bars)
         spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
-                         windows=windows, objective=args.objective, study_id=args.id)
+                         windows=windows, objective=args.objective, study_id=args.id,
+                         venue=_venue(args, name), bars=len(bars))
         new = await submit(bus, spec)
         console.print(f"study [bold]{spec.study_id}[/]: {spec.total_jobs} jobs queued ({new} new) on dataset "
                       f"{name} ({len(bars)} bars, {ident})")
+        console.print(_settings_line(spec), markup=False, highlight=False, soft_wrap=True)
         if args.no_wait:
             console.print(f"follow it with: tradebus study status {spec.study_id}; "
                           f"collect with: tradebus study results {spec.study_id}")
@@ -194,6 +210,7 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
     from tradebus.study.results import best_runs, permutation_summary, walkforward_summary
 
     counts = frame["status"].value_counts()
+    out_console.print(_settings_line(spec), markup=False, highlight=False, soft_wrap=True)
     console.print(f"{spec.study_id}: {counts.get('ok', 0)} ok, {counts.get('dead', 0)} dead, "
                   f"{counts.get('pending', 0)} pending of {len(frame)}")
     headline = ["net_pnl", "sharpe", "return_pct", "max_drawdown_pct", "total_trades"]
@@ -301,8 +318,12 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--capital", type=float, default=100_000.0, help="initial cash")
     p.add_argument("--mode", choices=("batch", "event"), default="batch",
                    help="batch engine, or the event backtester (maker fees, latency)")
-    p.add_argument("--fee-bps", type=float, default=0.0, help="fee per fill (taker fee), basis points of notional")
-    p.add_argument("--maker-fee-bps", type=float, help="event mode: fee of resting limit fills (default: --fee-bps)")
+    p.add_argument("--venue", help="venue whose fees are the defaults (binance:spot, binance:usdm, ...); "
+                                   "default: the one the data file name starts with, else binance:spot")
+    p.add_argument("--fee-bps", type=float, help="fee per fill (taker fee), basis points of notional "
+                                                 "(default: the venue's taker fee, 10 for Binance spot)")
+    p.add_argument("--maker-fee-bps", type=float,
+                   help="event mode: fee of resting limit fills (default: --fee-bps, else the venue's maker fee)")
     p.add_argument("--latency-ns", type=int, default=0, help="event mode: order entry latency")
     p.add_argument("--response-latency-ns", type=int, default=0, help="event mode: latency of reports back")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="market/stop fill slippage, basis points")

@@ -28,6 +28,8 @@ from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.proto.control import ParamValue
 from tradebus.proto.subjects import name_token
 
+from .settings import study_settings, venue_of
+
 __all__ = [
     "KINDS",
     "MAX_JOBS",
@@ -60,7 +62,8 @@ class StudyError(ValueError):
 class StudySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything needed to rebuild a study's jobs and read its results.
 
-    ``windows`` (walkforward) holds ``(is_start, is_end, oos_start, oos_end)`` in ns per fold,
+    ``venue`` is the venue whose fees are the defaults (``study.settings``); ``bars`` the
+    dataset's length (0: not recorded). ``windows`` (walkforward) holds ``(is_start, is_end, oos_start, oos_end)`` in ns per fold,
     ends exclusive, 0 for an open end. ``objective`` is the statistic that ranks runs.
     """
 
@@ -78,6 +81,8 @@ class StudySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     objective: str = "sharpe"
     total_jobs: int = 0
     created_ns: int = 0
+    venue: str = ""
+    bars: int = 0
 
 
 @dataclass(frozen=True)
@@ -221,13 +226,23 @@ def walkforward_windows(timestamps: np.ndarray, folds: int, is_ratio: float = 3.
 def make_spec(kind: str, *, strategy: str, dataset_id: str, settings: EngineSettings | None = None,
               grid: dict[str, list[ParamValue]] | None = None, params: dict[str, ParamValue] | None = None,
               n: int = 0, seed: int | None = None, windows: list | None = None, objective: str = "sharpe",
-              study_id: str | None = None, dataset_name: str = "") -> StudySpec:
-    """A checked StudySpec (its ``total_jobs`` filled in)."""
+              study_id: str | None = None, dataset_name: str = "", venue: str | None = None,
+              bars: int = 0) -> StudySpec:
+    """A checked StudySpec (its ``total_jobs`` filled in).
+
+    Without ``settings`` the study runs with the venue's taker fee and next-open fills
+    (:func:`tradebus.study.settings.study_settings`); the venue is ``venue``, else the one the
+    dataset name starts with, else Binance spot.
+    """
     if kind not in KINDS:
         raise StudyError(f"kind must be one of {KINDS}, got {kind!r}")
     if objective not in STAT_KEYS:
         raise StudyError(f"objective must be one of the engine statistics {STAT_KEYS}, got {objective!r}")
     study_id = study_id or new_study_id(kind)
+    try:
+        venue = venue_of(dataset_name, venue)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
     try:
         name_token(study_id, "study id")
     except ValueError as exc:
@@ -257,9 +272,9 @@ def make_spec(kind: str, *, strategy: str, dataset_id: str, settings: EngineSett
         raise StudyError(f"{total} jobs; at most {MAX_JOBS} per study")
     return StudySpec(
         study_id=study_id, kind=kind, strategy=strategy, dataset_id=dataset_id, dataset_name=dataset_name,
-        settings=settings or EngineSettings(), grid=grid, params=params, n=n, seed=seed,
+        settings=settings or study_settings(venue), grid=grid, params=params, n=n, seed=seed,
         windows=[tuple(int(x) for x in w) for w in (windows or [])], objective=objective, total_jobs=total,
-        created_ns=time.time_ns(),
+        created_ns=time.time_ns(), venue=venue, bars=int(bars),
     )
 
 
