@@ -53,24 +53,6 @@ __all__ = [
     "make_signals", "normalize_timestamps",
 ]
 
-# One row of FILL_DTYPE (aligned, 64 bytes).
-cdef struct Fill:
-    int64_t timestamp_ns
-    int64_t bar
-    int64_t signal
-    double quantity
-    double price
-    double fee
-    double position
-    uint8_t side
-    uint8_t type
-
-# One run's statistics, or why its signals were refused (error_code SIG_*, error_row).
-cdef struct Outcome:
-    Stats stats
-    int error_code
-    int64_t error_row
-
 FILL_DTYPE = np.dtype([
     ("timestamp_ns", "<i8"), ("bar", "<i8"), ("signal", "<i8"), ("quantity", "<f8"),
     ("price", "<f8"), ("fee", "<f8"), ("position", "<f8"), ("side", "u1"), ("type", "u1"),
@@ -263,10 +245,6 @@ cdef class Engine:
     >>> stats["net_pnl"], stats["total_trades"]
     (200.0, 1)
     """
-    cdef Config cfg
-    cdef dict _instruments
-    cdef double _slippage_bps
-
     def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill=DEFAULT_FILL):
         initial_capital = float(initial_capital)
         fee_rate = float(fee_rate)

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +84,7 @@ class Param:
         return f"param({self.name!r})" if self.default is None else f"param({self.name!r}, {self.default!r})"
 
 
-Arg = Number | Param | None
+Arg = Any  # a number, a Param (until bound), or None (vwap's cumulative period)
 
 
 def param(name: str, default: Number | None = None) -> Param:
@@ -194,11 +194,11 @@ def _number(value: Any, where: str, *, integer: bool = False, low: float = -math
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise RuleError(f"{where}: a finite number is needed, got {value!r}")
-    if integer and int(value) != value:
+    if integer and int(value) != value:  # type: ignore[call-overload]
         raise RuleError(f"{where}: an integer is needed, got {value!r}")
     if value < low:
         raise RuleError(f"{where}: must be >= {low:g}, got {value!r}")
-    return int(value) if integer else float(value)
+    return int(value) if integer else float(value)  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True, eq=True, repr=False)
@@ -211,7 +211,7 @@ class Price(Expr):
 
 @dataclass(frozen=True, eq=True, repr=False)
 class Const(Expr):
-    value: Number | Param
+    value: Arg
 
     def __repr__(self) -> str:
         return repr(self.value)
@@ -465,7 +465,7 @@ class Order:
     """How the rule's signals are sent: type (market, limit, stop) and the offset in bps."""
 
     type: str = "market"
-    offset_bps: Number | Param = 0.0
+    offset_bps: Arg = 0.0
 
     def __repr__(self) -> str:
         return "market()" if self.type == "market" else f"{self.type}({self.offset_bps!r})"
@@ -498,7 +498,7 @@ class Rule:
     entry_short: Expr | None = None
     exit_short: Expr | None = None
     order: Order = field(default_factory=market)
-    quantity: Number | Param = 1.0
+    quantity: Arg = 1.0
 
     def __post_init__(self) -> None:
         for side in SIDES:
@@ -608,7 +608,7 @@ class Rule:
             raise RuleError(f"unbound param(s) {sorted(missing)}: give them a value")
         return Program.build(rule, n_bars)
 
-    def compile_grid(self, points: list[Mapping[str, Number]], n_bars: int | None = None) -> Program:
+    def compile_grid(self, points: Sequence[Mapping[str, Any]], n_bars: int | None = None) -> Program:
         """One program for every parameter point of a sweep: each distinct number series (an
         SMA of a given length) is computed once for all the points that use it."""
         rules = []
@@ -780,7 +780,7 @@ class _SpecReader:
         return out
 
 
-_FUNCTIONS = {"sma": sma, "ema": ema, "rsi": rsi, "atr": atr, "rolling_std": rolling_std,
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"sma": sma, "ema": ema, "rsi": rsi, "atr": atr, "rolling_std": rolling_std,
               "bbands": bbands, "macd": macd, "vwap": vwap}
 
 
