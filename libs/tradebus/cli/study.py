@@ -3,6 +3,11 @@
     tradebus study sweep --strategy sma_cross --grid fast=5:50:5 slow=20:200:10 [--data FILE]
     tradebus study permutation --strategy sma_cross --param fast=10 slow=30 --n 1000
     tradebus study walkforward --strategy sma_cross --grid fast=5:50:5 slow=20:200:20 --folds 4
+    tradebus study sweep --rule my_rule.yaml --grid fast=5:50:5 slow=20:200:10
+
+A built-in strategy (sma_cross ...) and a ``--rule`` file run as compiled signal rules: the jobs
+carry the rule's spec and the workers run it through the engine's fused pipeline. A
+``module:function`` strategy runs as Python on the workers.
     tradebus study status ID | results ID | list
 
 A run publishes the dataset (once, by content id), stores the study spec, queues the jobs on
@@ -19,6 +24,7 @@ import re
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -36,9 +42,18 @@ from tradebus.study.datasets import (
     publish_dataset,
     read_bars,
 )
-from tradebus.study.jobs import StudyError, StudySpec, make_spec, parse_assignments, parse_grid, walkforward_windows
+from tradebus.study.jobs import (
+    StudyError,
+    StudySpec,
+    make_spec,
+    parse_assignments,
+    parse_grid,
+    rule_spec_of,
+    walkforward_windows,
+)
 from tradebus.study.settings import settings_rows, study_settings, venue_of
 
+DEFAULT_STRATEGY = "sma_cross"
 console = Console(stderr=True)
 out_console = Console()
 
@@ -92,6 +107,28 @@ def _settings_line(spec: StudySpec) -> str:
     return "settings: " + " | ".join(f"{name} {value}" for name, value in settings_rows(spec))
 
 
+def _strategy(args) -> tuple[str, object]:
+    """(name, rule or None) of the study's strategy: ``--rule FILE`` (YAML or JSON spec), else
+    the rule form of ``--strategy`` when it has one (the built-ins), else the Python function."""
+    from tradebus.study.rules import resolve_rule
+    from tradebus.study.strategies import StrategyError
+
+    if args.rule:
+        path = Path(args.rule)
+        try:
+            spec = yaml.safe_load(path.read_text())  # JSON is YAML too
+        except (OSError, yaml.YAMLError) as exc:
+            raise StudyError(f"--rule {path}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise StudyError(f"--rule {path}: expected a mapping (entry_long, exit_long, ...), got {type(spec).__name__}")
+        return args.strategy or f"rule:{path.stem}", rule_spec_of(spec)
+    strategy = args.strategy or DEFAULT_STRATEGY
+    try:
+        return strategy, resolve_rule(strategy)
+    except StrategyError:  # a module only the workers can import: it runs there as Python
+        return strategy, None
+
+
 DATASET_ID = re.compile(r"bars-[0-9a-f]{32}")
 
 
@@ -109,6 +146,7 @@ async def _load_data(args):
 
 
 async def _start(args, kind: str) -> int:
+    strategy, rule = _strategy(args)
     bars, name = await _load_data(args)
     settings = _settings(args, name)
     params = parse_assignments(args.param)
@@ -125,7 +163,7 @@ async def _start(args, kind: str) -> int:
     try:
         await bus.declare_all()
         ident = await publish_dataset(bus, bars)
-        spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
+        spec = make_spec(kind, strategy=strategy, rule=rule, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
                          windows=windows, objective=args.objective, study_id=args.id,
                          venue=_venue(args, name), bars=len(bars))
@@ -309,7 +347,10 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--no-report", action="store_true", help="save the results table only")
     if not run_options:
         return
-    p.add_argument("--strategy", default="sma_cross", help="registered name or package.module:function")
+    p.add_argument("--strategy", help=f"registered name or package.module:function (default: {DEFAULT_STRATEGY}; "
+                                      "with --rule: the name the study shows)")
+    p.add_argument("--rule", metavar="FILE", help="the strategy as a signal rule: a YAML or JSON spec "
+                                                  "(tradebus.study.rules); param(...) names take --param/--grid")
     p.add_argument("--param", nargs="+", metavar="NAME=VALUE", help="fixed strategy parameters")
     p.add_argument("--data", help=f"bars file (.csv, .csv.gz, .parquet, .npy) or a stored dataset id (bars-...); "
                                   f"default: {DEFAULT_BARS_FILE} in $TRADEBUS_DATA_DIR")
