@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -267,9 +268,10 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
     else:
         folds = walkforward_summary(frame, spec)
         out_console.print(_rich_table("walk-forward folds", folds, list(folds.columns)))
-    dead = frame[frame["status"] == "dead"].head(5)
-    for _, row in dead.iterrows():
-        console.print(f"[red]dead[/] {row['job_id']}: {row['error']}")
+    dead = frame[frame["status"] == "dead"]
+    for error, jobs in list(dead.groupby("error", sort=False)["job_id"])[:5]:  # a bad rule kills every job alike
+        more = f" and {len(jobs) - 1} more" if len(jobs) > 1 else ""
+        console.print(f"[red]dead[/] {jobs.iloc[0]}{more}: {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 async def _status(args) -> int:

@@ -239,6 +239,7 @@ def write_report(spec: StudySpec, frame: pd.DataFrame, out_dir: str | Path, bars
                             for k, v in settings_rows(spec))
     facts = {
         "study": spec.study_id, "kind": spec.kind, "strategy": spec.strategy,
+        "rule": msgspec.json.encode(spec.rule).decode() if spec.rule is not None else "- (Python signal function)",
         "engine settings": ", ".join(f"{k}={v}" for k, v in msgspec.structs.asdict(spec.settings).items()),
         "grid": ", ".join(f"{k}: {len(v)} values ({v[0]}..{v[-1]})" for k, v in spec.grid.items()) or "-",
         "fixed params": ", ".join(f"{k}={v}" for k, v in spec.params.items()) or "-",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
+from tradebus.cli.study import _print_summary
 from tradebus.engine import permutation_paths
 from tradebus.engine.examples import sma_cross
 from tradebus.study import Collector, build_jobs, make_spec, parse_grid, publish_dataset, submit
@@ -54,7 +55,7 @@ async def test_rule_permutation_and_sweep_studies_equal_the_direct_runs(farm, tm
     assert await stored_records(bus.js, perm.study_id) == (41, 0)
 
 
-async def test_a_rule_that_cannot_compile_is_dead_lettered_at_once_with_its_reason(farm, tmp_path):
+async def test_a_rule_that_cannot_compile_is_dead_lettered_at_once_with_its_reason(farm, tmp_path, capsys):
     server, bus = farm
     bars = real_bars(3_000)
     ident = await publish_dataset(bus, bars)
@@ -90,3 +91,8 @@ async def test_a_rule_that_cannot_compile_is_dead_lettered_at_once_with_its_reas
     assert list(frame["status"]) == ["ok", "dead"] and frame.iloc[1]["error"] == reason
     page = write_report(window, frame, tmp_path / "report").read_text()
     assert "Dead jobs (1)" in page and "50000" in page
+    capsys.readouterr()
+    _print_summary(unknown, results_frame(unknown, dead_unknown.results, dead_unknown.dead), top=3)
+    err = capsys.readouterr().err
+    assert "0 ok, 4 dead" in err
+    assert f"dead {build_jobs(unknown)[0].job.job_id} and 3 more: RuleError: entry_long: unknown function 'smaa'" in err
