@@ -87,7 +87,7 @@ Modules: ``bars`` (bar storage: loading, block summaries, ``Instrument``), ``fil
 the fill search), ``batch`` (the run and ``Engine``), ``ledger`` (accounting and statistics, shared
 with the event backtester), ``paths`` (permutation paths), ``indicators``, ``rule_language`` (signal
 rules) and ``rules`` (their compiled evaluator), ``fused`` (permutation tests and sweeps of a rule in
-one parallel loop: ``permutation``, ``sweep``), ``event`` and ``event_sim`` (the event
+one parallel loop: ``permutation``, ``sweeps``), ``event`` and ``event_sim`` (the event
 backtester); the C kernels are headers in ``engine/include``.
 """
 from tradebus.engine.bars import BAR_DTYPE, Instrument, PyBar, normalize_timestamps
@@ -125,7 +125,7 @@ from tradebus.engine.models import (
 )
 from tradebus.engine.permutation import PermutationResult, permutation_paths, permutation_test
 from tradebus.engine.rule_language import Rule, RuleError
-from tradebus.engine.sweep import SweepResult, sweep
+from tradebus.engine.sweeps import SweepResult, sweep
 
 BUY, SELL = 0, 1
 MARKET, LIMIT, STOP = 0, 1, 2

@@ -183,6 +183,10 @@ cdef void summarise_block(const double* c, const double* h, const double* l, int
     out.s2neg = r[3]
     if moves:
         scan_moves(c, a, e - 1, out)
+    if h == NULL:                   # no ranges: nothing will look for a limit or stop fill
+        out.hmax = INFINITY
+        out.lmin = -INFINITY
+        return
     tb_high_low(h, l, a, e - 1, r)
     out.hmax = r[0]
     out.lmin = r[1]
@@ -262,13 +266,15 @@ cdef inline void summarise_supers(const BlockStats* blocks, int64_t nblocks, Blo
             append_stats(&supers[s], &blocks[blk])
 
 
-cdef void summarise_columns(Bars* bars, BlockStats* blocks, BlockStats* supers) noexcept nogil:
+cdef void summarise_columns(Bars* bars, BlockStats* blocks, BlockStats* supers,
+                            bint ranges) noexcept nogil:
     """Fill ``blocks`` and ``supers`` (bars.nblocks and bars.nsupers of them) from the bars'
     checked columns and point ``bars`` at them: what loading does, for bars made in place
-    (the permuted paths of engine/fused.pyx)."""
+    (the permuted paths of engine/fused.pyx). Without ``ranges`` the highs and lows are not
+    read (nor summarised): only for runs with market orders alone, which never search them."""
     cdef int64_t blk
     for blk in range(bars.nblocks):
-        summarise_in_order(bars.close, bars.high, bars.low, bars.n, blk, blocks)
+        summarise_in_order(bars.close, bars.high if ranges else NULL, bars.low, bars.n, blk, blocks)
     summarise_supers(blocks, bars.nblocks, supers, bars.nsupers)
     bars.blocks = blocks
     bars.supers = supers

@@ -32,3 +32,4 @@ cdef class Engine:
 
 cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, const Config* cfg,
                   Event* scratch, Outcome* out, double* equity, Fill* fills) noexcept nogil
+cdef list outcome_dicts(const Outcome* results, int64_t count, str what)

@@ -226,6 +226,20 @@ cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, con
     return 0
 
 
+cdef list outcome_dicts(const Outcome* results, int64_t count, str what):
+    """The statistics dict of each run; MemoryError, or ValueError naming the first refused
+    ``what`` and its signal row."""
+    out = []
+    for i in range(count):
+        if results[i].error_code != SIG_OK:
+            if results[i].error_code == SIG_NO_MEMORY:
+                raise MemoryError()
+            raise ValueError(f"{what} {i}: signal row {results[i].error_row}: "
+                             f"{SIGNAL_ERRORS[results[i].error_code]}")
+        out.append(stats_dict(&results[i].stats))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Python side.
 
@@ -453,15 +467,7 @@ cdef class Engine:
                         run_bars(bars_of[i], sig_of[i], count_of[i], &self.cfg, scratch,
                                  &results[i], NULL, NULL)
                 free(scratch)
-            out = []
-            for i in range(m):
-                if results[i].error_code != SIG_OK:
-                    if results[i].error_code == SIG_NO_MEMORY:
-                        raise MemoryError()
-                    raise ValueError(f"batch item {i}: signal row {results[i].error_row}: "
-                                     f"{SIGNAL_ERRORS[results[i].error_code]}")
-                out.append(stats_dict(&results[i].stats))
-            return out
+            return outcome_dicts(results, m, "batch item")
         finally:
             free(bars_of)
             free(sig_of)

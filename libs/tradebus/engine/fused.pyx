@@ -15,22 +15,20 @@ parallel, its conditions, signals and run.
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
+from posix.time cimport CLOCK_THREAD_CPUTIME_ID, clock_gettime, timespec
 
 cimport numpy as cnp
 cimport openmp
 
 from tradebus.engine.bars cimport BlockStats, Bars, Instrument, summarise_columns
-from tradebus.engine.batch cimport Engine, Outcome, run_bars
-from tradebus.engine.fills cimport SIG_NO_MEMORY, SIG_OK, Config, Event, Signal
-from tradebus.engine.ledger cimport stats_dict
-from tradebus.engine.paths cimport PathSource, PathView, make_path, tb_permutation
+from tradebus.engine.batch cimport Engine, Outcome, outcome_dicts, run_bars
+from tradebus.engine.fills cimport ORDER_MARKET, SIG_NO_MEMORY, Config, Event, Signal
+from tradebus.engine.paths cimport PathSource, PathView, make_closes, make_path, tb_permutation
 from tradebus.engine.rules cimport (
-    N_PRICES, CompiledProgram, Instr, PointView, emit_signals, eval_number, eval_point,
+    N_PRICES, CompiledProgram, Instr, PointView, emit_signals, eval_number, eval_numbers, eval_point,
 )
 
 import numpy as np
-
-from tradebus.engine.fills import SIGNAL_ERRORS
 
 cnp.import_array()
 
@@ -46,6 +44,7 @@ cdef struct Scratch:
     double* ring
     uint8_t* slots
     Signal* signals
+    int64_t* bars           # the bar of each signal
     Event* events
 
 
@@ -64,8 +63,9 @@ cdef Scratch* scratch_new(int64_t n, int64_t n_columns, int64_t n_owned, int64_t
     s.slots = <uint8_t*>malloc(max_conditions * n + 1)
     s.signals = <Signal*>malloc((2 * n + 1) * sizeof(Signal))
     s.events = <Event*>malloc((2 * n + 1) * sizeof(Event))
-    if (s.order == NULL or s.columns == NULL or s.cols == NULL or s.blocks == NULL
-            or s.ring == NULL or s.slots == NULL or s.signals == NULL or s.events == NULL):
+    s.bars = <int64_t*>malloc((2 * n + 1) * sizeof(int64_t))
+    if (s.order == NULL or s.columns == NULL or s.cols == NULL or s.blocks == NULL or s.ring == NULL
+            or s.slots == NULL or s.signals == NULL or s.events == NULL or s.bars == NULL):
         scratch_free(s)
         return NULL
     return s
@@ -82,7 +82,15 @@ cdef void scratch_free(Scratch* s) noexcept nogil:
     free(s.slots)
     free(s.signals)
     free(s.events)
+    free(s.bars)
     free(s)
+
+
+cdef inline double cpu_now() noexcept nogil:
+    """This thread's CPU seconds (stage timings stay honest on a busy machine)."""
+    cdef timespec ts
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return ts.tv_sec + 1e-9 * ts.tv_nsec
 
 
 STAGES = ("shuffle", "path", "summaries", "indicators", "signals", "engine")
@@ -90,43 +98,58 @@ STAGES = ("shuffle", "path", "summaries", "indicators", "signals", "engine")
 
 cdef void permuted_run(const Bars* real, const PathView* src, const Instr* numbers,
                        int64_t n_numbers, const PointView* point, int64_t n_columns,
-                       bint volume, Scratch* s, uint64_t seed, uint64_t stream,
+                       bint ranges, bint volume, bint opens, Scratch* s, uint64_t seed, uint64_t stream,
                        const Config* cfg, bint on_real, Outcome* out, double* seconds) noexcept nogil:
     """One permuted path: build it, evaluate the rule on it, run the engine (on the path, or
     on the real bars when ``on_real``) into ``out``; the time of each of the STAGES into
-    ``seconds``."""
-    cdef int64_t n = real.n, k, m
+    ``seconds``. Without ``ranges`` (market orders, no rule reading highs or lows) the path's
+    highs and lows are not made; without ``volume`` its volumes are not."""
+    cdef int64_t n = real.n, k, m, b
     cdef Bars path = real[0]
+    # lean: market orders and a rule reading closes only: the path needs its closes and the
+    # opens its fills are priced at, nothing else
+    cdef bint lean = not ranges and not volume and not opens and not on_real
     cdef double* col = s.columns
-    cdef double t0 = openmp.omp_get_wtime(), t1
+    cdef double t0 = cpu_now(), t1
     for k in range(n_columns):
         s.cols[k] = col + k * n
+    if not ranges:                             # never read: any valid pointers
+        s.cols[1] = s.cols[3]
+        s.cols[2] = s.cols[3]
     if not volume:
-        s.cols[4] = <double*>real.close        # never read; any valid pointer
+        s.cols[4] = s.cols[3]
     tb_permutation(s.order, n - 1, seed, stream)
-    t1 = openmp.omp_get_wtime()
+    t1 = cpu_now()
     seconds[0] = t1 - t0
-    make_path(src, s.order, s.cols[0], s.cols[1], s.cols[2], s.cols[3], s.cols[4] if volume else NULL)
+    if lean:
+        make_closes(src, s.order, s.cols[3])
+    else:
+        make_path(src, s.order, s.cols[0], s.cols[1] if ranges else NULL, s.cols[2] if ranges else NULL,
+                  s.cols[3], s.cols[4] if volume else NULL)
     path.open = s.cols[0]
     path.high = s.cols[1]
     path.low = s.cols[2]
     path.close = s.cols[3]
-    t0 = openmp.omp_get_wtime()
+    t0 = cpu_now()
     seconds[1] = t0 - t1
     if not on_real:
-        summarise_columns(&path, s.blocks, s.blocks + path.nblocks)
-    t1 = openmp.omp_get_wtime()
+        summarise_columns(&path, s.blocks, s.blocks + path.nblocks, ranges)
+    t1 = cpu_now()
     seconds[2] = t1 - t0
-    for k in range(n_numbers):
-        eval_number(&numbers[k], s.cols, n, s.ring)
-    t0 = openmp.omp_get_wtime()
+    eval_numbers(numbers, n_numbers, s.cols, n, s.ring)
+    t0 = cpu_now()
     seconds[3] = t0 - t1
     eval_point(point, s.cols, s.slots, n)
-    m = emit_signals(point, s.slots, real.ts, s.cols[3], n, s.signals)
-    t1 = openmp.omp_get_wtime()
+    m = emit_signals(point, s.slots, real.ts, s.cols[3], n, s.signals, s.bars)
+    if lean:                                   # market orders read the opens they fill at only
+        for k in range(m):
+            b = s.bars[k] + 1
+            if b < n:
+                s.cols[0][b] = s.cols[3][b] * src.moves[s.order[b - 1]].open
+    t1 = cpu_now()
     seconds[4] = t1 - t0
     run_bars(real if on_real else &path, s.signals, m, cfg, s.events, out, NULL, NULL)
-    seconds[5] = openmp.omp_get_wtime() - t1
+    seconds[5] = cpu_now() - t1
 
 
 cdef int nthreads_for(int threads, int64_t items) noexcept:
@@ -136,24 +159,12 @@ cdef int nthreads_for(int threads, int64_t items) noexcept:
     return t if t > 0 else 1
 
 
-cdef list _results(Outcome* results, int64_t count):
-    out = []
-    for i in range(count):
-        if results[i].error_code != SIG_OK:
-            if results[i].error_code == SIG_NO_MEMORY:
-                raise MemoryError()
-            raise ValueError(f"item {i}: signal row {results[i].error_row}: "
-                             f"{SIGNAL_ERRORS[results[i].error_code]}")
-        out.append(stats_dict(&results[i].stats))
-    return out
-
-
 def permutation_stats(Engine engine, PathSource source, CompiledProgram program, seeds, streams,
                       bint on_real=False, int threads=0, dict timings=None):
     """Statistics of the program's point 0 on path streams[i] of seeds[i], for each i, run
     with ``engine``'s settings on the path (or on the real bars when ``on_real``: FLOX's
     "signals" mode). Returns one statistics dict per path. Given a dict, ``timings`` gets the
-    thread-seconds spent in each of the STAGES, summed over the paths."""
+    thread CPU seconds spent in each of the STAGES, summed over the paths."""
     cdef const uint64_t[::1] seedv = np.ascontiguousarray(seeds, dtype=np.uint64)
     cdef const uint64_t[::1] streamv = np.ascontiguousarray(streams, dtype=np.uint64)
     cdef int64_t count = seedv.shape[0], i
@@ -171,7 +182,9 @@ def permutation_stats(Engine engine, PathSource source, CompiledProgram program,
     cdef int64_t n_numbers = program.n_numbers, n_columns = program.n_columns
     cdef int64_t max_period = program.max_period, max_conditions = program.max_conditions
     cdef const PointView* point = &program.points[0]
-    cdef bint volume = program.uses_volume
+    cdef bint volume = program.reads(4)
+    cdef bint opens = program.reads(0)
+    cdef bint ranges = point.order_type != ORDER_MARKET or program.reads(1) or program.reads(2)
     cdef int nthreads = nthreads_for(threads, count)
     cdef Scratch* s = NULL
     if count == 0:
@@ -191,12 +204,12 @@ def permutation_stats(Engine engine, PathSource source, CompiledProgram program,
                     results[i].error_code = SIG_NO_MEMORY
                     results[i].error_row = -1
                 else:
-                    permuted_run(real, src, numbers, n_numbers, point, n_columns, volume, s,
+                    permuted_run(real, src, numbers, n_numbers, point, n_columns, ranges, volume, opens, s,
                                  seedv[i], streamv[i], cfg, on_real, &results[i], &secv[i, 0])
             scratch_free(s)
         if timings is not None:
             timings.update(zip(STAGES, seconds.sum(axis=0).tolist()))
-        return _results(results, count)
+        return outcome_dicts(results, count, "path")
     finally:
         free(results)
 
@@ -252,12 +265,12 @@ def sweep_stats(Engine engine, Instrument inst, CompiledProgram program, int thr
                             results[i].error_row = -1
                         else:
                             eval_point(&program.points[i], cols, s.slots, n)
-                            m = emit_signals(&program.points[i], s.slots, bars.ts, bars.close, n, s.signals)
+                            m = emit_signals(&program.points[i], s.slots, bars.ts, bars.close, n, s.signals, NULL)
                             run_bars(bars, s.signals, m, cfg, s.events, &results[i], NULL, NULL)
                     scratch_free(s)
         if failed:
             raise MemoryError()
-        return _results(results, n_points)
+        return outcome_dicts(results, n_points, "point")
     finally:
         free(cols)
         free(results)

@@ -89,10 +89,9 @@ cdef inline void sma_init(SmaState* s, int period, double* ring) noexcept nogil:
 
 
 cdef inline bint sma_push(SmaState* s, double x, double* out) noexcept nogil:
-    if s.count >= s.period:
-        add_compensated(&s.total, &s.comp, -s.ring[s.at])
+    # Once full, the window's sum moves by one compensated addition of (new - oldest).
+    add_compensated(&s.total, &s.comp, x - s.ring[s.at] if s.count >= s.period else x)
     s.ring[s.at] = x
-    add_compensated(&s.total, &s.comp, x)
     s.at = s.at + 1 if s.at + 1 < s.period else 0
     s.count += 1
     if s.count < s.period:
@@ -110,10 +109,8 @@ cdef inline void sma_over(SmaState* s, const double* x, double* o, Py_ssize_t n)
     cdef Py_ssize_t i
     for i in range(n):
         v = x[i]
-        if count >= period:
-            add_compensated_nb(&total, &comp, -ring[at])
+        add_compensated_nb(&total, &comp, v - ring[at] if count >= period else v)
         ring[at] = v
-        add_compensated_nb(&total, &comp, v)
         at = at + 1 if at + 1 < period else 0
         count += 1
         if count >= period:
@@ -122,6 +119,40 @@ cdef inline void sma_over(SmaState* s, const double* x, double* o, Py_ssize_t n)
     s.count = count
     s.total = total
     s.comp = comp
+
+
+cdef inline void sma_over_pair(SmaState* s, SmaState* r, const double* x, double* o, double* p,
+                               Py_ssize_t n) noexcept nogil:
+    """sma_over of two windows over the same x at once (into o and p): the same steps, each
+    SMA's chain of dependent additions overlapping the other's."""
+    cdef int ps = s.period, pr = r.period, ats = s.at, atr = r.at
+    cdef int64_t cs = s.count, cr = r.count
+    cdef double ts = s.total, qs = s.comp, tr = r.total, qr = r.comp, v
+    cdef double* rs = s.ring
+    cdef double* rr = r.ring
+    cdef Py_ssize_t i
+    for i in range(n):
+        v = x[i]
+        add_compensated_nb(&ts, &qs, v - rs[ats] if cs >= ps else v)
+        add_compensated_nb(&tr, &qr, v - rr[atr] if cr >= pr else v)
+        rs[ats] = v
+        rr[atr] = v
+        ats = ats + 1 if ats + 1 < ps else 0
+        atr = atr + 1 if atr + 1 < pr else 0
+        cs += 1
+        cr += 1
+        if cs >= ps:
+            o[i] = (ts + qs) / ps
+        if cr >= pr:
+            p[i] = (tr + qr) / pr
+    s.at = ats
+    s.count = cs
+    s.total = ts
+    s.comp = qs
+    r.at = atr
+    r.count = cr
+    r.total = tr
+    r.comp = qr
 
 
 cdef inline void ema_init(EmaState* s, int period) noexcept nogil:

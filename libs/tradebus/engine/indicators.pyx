@@ -3,7 +3,8 @@ vectorised (``sma(values, n)``, NaN until warm). Both run the same code, so they
 
 Definitions (n = period):
 
-* SMA: mean of the last n values (compensated running sum over a ring buffer).
+* SMA: mean of the last n values (a compensated running sum over a ring buffer, moved by
+  new - oldest once full).
 * EMA: seeded with the SMA of the first n values, then ema += alpha x (x - ema), alpha = 2 / (n + 1).
 * RSI (Wilder): average gain and loss seeded with the mean of the first n changes, then
   avg = (avg x (n - 1) + change) / n; RSI = 100 x gain / (gain + loss), 50 when both are 0.

@@ -16,6 +16,7 @@ cdef struct Move:
 # What a path is made from; read-only, shared by all threads.
 cdef struct PathView:
     const Move* moves               # n - 1 moves
+    const double* ratios            # their close ratios alone (a small table for close-only paths)
     double first[5]                 # bar 0: open, high, low, close, volume
     int64_t n
 
@@ -25,5 +26,6 @@ cdef class PathSource:
     cdef PathView view
 
 
+cdef void make_closes(const PathView* src, const uint32_t* order, double* c) noexcept nogil
 cdef void make_path(const PathView* src, const uint32_t* order, double* o, double* h, double* l,
                     double* c, double* v) noexcept nogil

@@ -37,27 +37,41 @@ def check_seed(seed):
 
 cdef void make_path(const PathView* src, const uint32_t* order, double* o, double* h, double* l,
                     double* c, double* v) noexcept nogil:
-    """Write the path of ``order`` (n - 1 indices) into the columns; ``v`` may be NULL."""
+    """Write the path of ``order`` (n - 1 indices) into the columns; ``v`` may be NULL, and
+    ``h`` and ``l`` too (together) when nothing will read the highs and lows."""
     cdef int64_t n = src.n, i
     cdef const Move* m
     cdef double x = src.first[3]
     o[0] = src.first[0]
-    h[0] = src.first[1]
-    l[0] = src.first[2]
     c[0] = x
+    if h != NULL:
+        h[0] = src.first[1]
+        l[0] = src.first[2]
     if v != NULL:
         v[0] = src.first[4]
     for i in range(1, n):
-        if i + 15 < n:                  # the shuffled moves are random reads: ask early
-            tb_prefetch(&src.moves[order[i + 14]])
+        if i + 48 < n:                  # the shuffled moves are random reads: ask early
+            tb_prefetch(&src.moves[order[i + 47]])
         m = &src.moves[order[i - 1]]
         x = x * m.ratio
         c[i] = x
         o[i] = x * m.open
-        h[i] = x * m.high
-        l[i] = x * m.low
+        if h != NULL:
+            h[i] = x * m.high
+            l[i] = x * m.low
         if v != NULL:
             v[i] = m.volume
+
+
+cdef void make_closes(const PathView* src, const uint32_t* order, double* c) noexcept nogil:
+    """Only the closes of the path of ``order`` (equal to make_path's): the opens of the bars
+    that need one are ``c[i] * src.moves[order[i - 1]].open``."""
+    cdef int64_t n = src.n, i
+    cdef double x = src.first[3]
+    c[0] = x
+    for i in range(1, n):
+        x = x * src.ratios[order[i - 1]]
+        c[i] = x
 
 
 cdef class PathSource:
@@ -74,8 +88,10 @@ cdef class PathSource:
         moves[:n - 1, 2] = highs[1:] / close[1:]
         moves[:n - 1, 3] = lows[1:] / close[1:]
         moves[:n - 1, 4] = instrument.volume[1:]
-        self._moves = moves
+        ratios = np.ascontiguousarray(moves[:, 0])
+        self._moves = (moves, ratios)
         self.view.moves = <const Move*>cnp.PyArray_DATA(<cnp.ndarray>moves)
+        self.view.ratios = <const double*>cnp.PyArray_DATA(<cnp.ndarray>ratios)
         for k, column in enumerate((opens, highs, lows, close, instrument.volume)):
             self.view.first[k] = column[0]
 

@@ -40,17 +40,23 @@ function name to its argument list::
 are ``bbands.upper``, ``macd.signal`` and so on. Anything wrong (unknown name, wrong type, a
 window longer than the data, a cycle of references, an unbound parameter) raises
 :class:`RuleError` naming the part.
+
+The JSON form is read and written by :mod:`tradebus.engine.rule_spec`, the flat program built by
+:mod:`tradebus.engine.rule_program`.
 """
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tradebus.engine.rule_program import Program
 
 __all__ = [
-    "RuleError", "Expr", "Param", "Rule", "Order", "Program", "Point",
+    "RuleError", "Expr", "Param", "Rule", "Order",
     "close", "open_", "high", "low", "volume", "param", "const",
     "sma", "ema", "rsi", "atr", "bbands", "macd", "rolling_std", "vwap",
     "cross_above", "cross_below", "market", "limit", "stop",
@@ -218,14 +224,19 @@ class Const(Expr):
 
 
 @dataclass(frozen=True, eq=True, repr=False)
-class Arith(Expr):
+class Binary(Expr):
+    """Two operands of kind ``operands`` combined by ``op`` (written infix)."""
+
     op: str
     a: Expr
     b: Expr
+    operands = "number"
 
     def __post_init__(self) -> None:
-        _need(self.a, "number", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "number", f"{_SYMBOL[self.op]} right side")
+        _need(self.a, self.operands, f"{_SYMBOL.get(self.op, self.op)} {self._sides[0]}")
+        _need(self.b, self.operands, f"{_SYMBOL.get(self.op, self.op)} {self._sides[1]}")
+
+    _sides = ("left side", "right side")
 
     def children(self) -> tuple[Expr, ...]:
         return (self.a, self.b)
@@ -234,58 +245,31 @@ class Arith(Expr):
         return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
 
 
-@dataclass(frozen=True, eq=True, repr=False)
-class Compare(Expr):
-    op: str
-    a: Expr
-    b: Expr
+class Arith(Binary):
+    """add, sub, mul, div of number series."""
+
+
+class Compare(Binary):
+    """lt, le, gt, ge of number series: a condition."""
+
     kind = "bool"
 
-    def __post_init__(self) -> None:
-        _need(self.a, "number", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "number", f"{_SYMBOL[self.op]} right side")
 
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
+class Cross(Binary):
+    """cross_above, cross_below of number series: a condition."""
 
-    def __repr__(self) -> str:
-        return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
-
-
-@dataclass(frozen=True, eq=True, repr=False)
-class Cross(Expr):
-    op: str          # cross_above | cross_below
-    a: Expr
-    b: Expr
     kind = "bool"
-
-    def __post_init__(self) -> None:
-        _need(self.a, "number", f"{self.op} first argument")
-        _need(self.b, "number", f"{self.op} second argument")
-
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
+    _sides = ("first argument", "second argument")
 
     def __repr__(self) -> str:
         return f"{self.op}({self.a!r}, {self.b!r})"
 
 
-@dataclass(frozen=True, eq=True, repr=False)
-class Logic(Expr):
-    op: str          # and | or
-    a: Expr
-    b: Expr
+class Logic(Binary):
+    """and, or of conditions."""
+
     kind = "bool"
-
-    def __post_init__(self) -> None:
-        _need(self.a, "bool", f"{_SYMBOL[self.op]} left side")
-        _need(self.b, "bool", f"{_SYMBOL[self.op]} right side")
-
-    def children(self) -> tuple[Expr, ...]:
-        return (self.a, self.b)
-
-    def __repr__(self) -> str:
-        return f"({self.a!r} {_SYMBOL[self.op]} {self.b!r})"
+    operands = "bool"
 
 
 @dataclass(frozen=True, eq=True, repr=False)
@@ -572,30 +556,22 @@ class Rule:
     # -- spec ------------------------------------------------------------------------------------
 
     def to_spec(self) -> dict:
-        """The JSON-able form (``Rule.from_spec(rule.to_spec()) == rule``)."""
-        spec: dict[str, Any] = {side: _expr_spec(getattr(self, side)) for side in SIDES
-                                if getattr(self, side) is not None}
-        spec["order"] = {self.order.type: [] if self.order.type == "market" else [_arg_spec(self.order.offset_bps)]}
-        spec["quantity"] = _arg_spec(self.quantity)
-        return spec
+        """The JSON-able form (``Rule.from_spec(rule.to_spec()) == rule``).
+
+        >>> rule = Rule(entry_long=sma(close, 2) > sma(close, 4), exit_long=cross_below(close, sma(close, 4)))
+        >>> rule.to_spec()["entry_long"]
+        {'gt': [{'sma': ['close', 2]}, {'sma': ['close', 4]}]}
+        >>> Rule.from_spec(rule.to_spec()) == rule
+        True
+        """
+        from tradebus.engine.rule_spec import rule_to_spec
+        return rule_to_spec(self)
 
     @classmethod
     def from_spec(cls, spec: Mapping) -> Rule:
         """A rule from its JSON form (see the module docstring); RuleError naming the bad part."""
-        if not isinstance(spec, Mapping):
-            raise RuleError(f"a rule spec must be a mapping, got {type(spec).__name__}")
-        known = {*SIDES, "order", "quantity", "define"}
-        unknown = sorted(set(spec) - known)
-        if unknown:
-            raise RuleError(f"unknown rule field(s) {unknown}; known: {sorted(known)}")
-        defines = spec.get("define") or {}
-        if not isinstance(defines, Mapping):
-            raise RuleError("define must map names to expressions")
-        reader = _SpecReader(defines)
-        sides = {side: reader.expr(spec[side], side) for side in SIDES if spec.get(side) is not None}
-        order = _order_from_spec(spec.get("order", {"market": []}))
-        quantity = reader.arg(spec.get("quantity", 1.0), "quantity")
-        return cls(**sides, order=order, quantity=quantity)
+        from tradebus.engine.rule_spec import rule_from_spec
+        return rule_from_spec(cls, spec)
 
     # -- compiling and running -------------------------------------------------------------------
 
@@ -606,6 +582,7 @@ class Rule:
         missing = rule.params
         if missing:
             raise RuleError(f"unbound param(s) {sorted(missing)}: give them a value")
+        from tradebus.engine.rule_program import Program
         return Program.build(rule, n_bars)
 
     def compile_grid(self, points: Sequence[Mapping[str, Any]], n_bars: int | None = None) -> Program:
@@ -619,6 +596,7 @@ class Rule:
             rules.append(rule)
         if not rules:
             raise RuleError("the grid has no points")
+        from tradebus.engine.rule_program import Program
         return Program.build_many(rules, n_bars)
 
     def signals(self, bars, **params: Number):
@@ -642,318 +620,6 @@ def _walk_args(rule: Rule):
         stack.extend(e.children())
 
 
-# ---------------------------------------------------------------------------------------------
-# Spec reading and writing.
-
-_SPEC_BINARY = {
-    "lt": lambda a, b: Compare("lt", a, b), "le": lambda a, b: Compare("le", a, b),
-    "gt": lambda a, b: Compare("gt", a, b), "ge": lambda a, b: Compare("ge", a, b),
-    "add": lambda a, b: Arith("add", a, b), "sub": lambda a, b: Arith("sub", a, b),
-    "mul": lambda a, b: Arith("mul", a, b), "div": lambda a, b: Arith("div", a, b),
-    "and": lambda a, b: Logic("and", a, b), "or": lambda a, b: Logic("or", a, b),
-    "cross_above": cross_above, "cross_below": cross_below,
-}
-
-
-def _arg_spec(value: Any) -> Any:
-    if isinstance(value, Param):
-        return {"param": value.name} if value.default is None else {"param": value.name, "default": value.default}
-    return value
-
-
-def _param_from_spec(value: Mapping) -> Param:
-    if set(value) - {"param", "default"}:
-        raise RuleError(f"a param is {{param: name}} or {{param: name, default: number}}, got {dict(value)!r}")
-    return Param(value["param"], value.get("default"))
-
-
-def _expr_spec(e: Expr) -> Any:
-    if isinstance(e, Price):
-        return e.field
-    if isinstance(e, Const):
-        return _arg_spec(e.value)
-    if isinstance(e, Indicator):
-        series = [_expr_spec(x) for x in e.inputs]
-        if e.name == "atr":
-            series = []
-        elif e.name == "vwap":
-            series = series[:1]
-        return {e.spec_name: series + [_arg_spec(a) for a in e.args]}
-    if isinstance(e, Not):
-        return {"not": [_expr_spec(e.a)]}
-    if isinstance(e, (Arith, Compare, Logic, Cross)):
-        return {e.op: [_expr_spec(e.a), _expr_spec(e.b)]}
-    raise RuleError(f"cannot write {e!r} as a spec")
-
-
-def _order_from_spec(spec: Any) -> Order:
-    if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise RuleError(f"order must be one of {{market: []}}, {{limit: [bps]}}, {{stop: [bps]}}, got {spec!r}")
-    (name, args), = spec.items()
-    args = list(args) if isinstance(args, (list, tuple)) else [args]
-    if name == "market" and not args:
-        return market()
-    if name in ("limit", "stop") and len(args) == 1:
-        value = _param_from_spec(args[0]) if isinstance(args[0], Mapping) and "param" in args[0] else args[0]
-        return limit(value) if name == "limit" else stop(value)
-    raise RuleError(f"order {name!r} with arguments {args!r}: use market: [], limit: [bps] or stop: [bps]")
-
-
-class _SpecReader:
-    """Turns spec values into expressions, following ``ref`` names (cycles refused)."""
-
-    def __init__(self, defines: Mapping) -> None:
-        self.defines = defines
-        self.done: dict[str, Any] = {}
-        self.active: list[str] = []
-
-    def arg(self, value: Any, where: str) -> Any:
-        if isinstance(value, Mapping) and "param" in value:
-            return _param_from_spec(value)
-        if isinstance(value, Mapping) and set(value) == {"ref"}:
-            return self.expr(value, where)
-        return value
-
-    def expr(self, value: Any, where: str) -> Any:
-        if isinstance(value, str):
-            if value in PRICES:
-                return PRICES[value]
-            raise RuleError(f"{where}: unknown series {value!r}; prices are {sorted(PRICES)}")
-        if isinstance(value, bool) or value is None:
-            raise RuleError(f"{where}: a series, number or expression is needed, got {value!r}")
-        if isinstance(value, numbers.Real):
-            return value
-        if isinstance(value, Mapping) and "param" in value:
-            return _param_from_spec(value)
-        if not isinstance(value, Mapping) or len(value) != 1:
-            raise RuleError(f"{where}: an expression is a one-key mapping {{function: [args]}}, got {value!r}")
-        (name, args), = value.items()
-        if name == "ref":
-            return self.ref(args, where)
-        args = list(args) if isinstance(args, (list, tuple)) else [args]
-        inner = f"{where} > {name}"
-        if name in _SPEC_BINARY:
-            if len(args) != 2:
-                raise RuleError(f"{inner}: takes 2 arguments, got {len(args)}")
-            operands = [self.expr(a, inner) for a in args]
-            if name not in ("and", "or"):
-                operands = [_operand(x, inner) for x in operands]
-            return _SPEC_BINARY[name](*operands)
-        if name == "not":
-            if len(args) != 1:
-                raise RuleError(f"{inner}: takes 1 argument, got {len(args)}")
-            return Not(self.expr(args[0], inner))
-        if name == "const":
-            return const(self.arg(args[0], inner))
-        base, _, output = name.partition(".")
-        d = INDICATORS.get(base)
-        if d is None:
-            known = sorted([*INDICATORS, *_SPEC_BINARY, "not", "param", "ref", "const"])
-            raise RuleError(f"{where}: unknown function {name!r}; known: {known}")
-        if (len(d.outputs) > 1) != bool(output) or (output and output not in d.outputs):
-            choices = [f"{base}.{o}" for o in d.outputs] if len(d.outputs) > 1 else [base]
-            raise RuleError(f"{where}: {name!r} is not an indicator output; use {choices}")
-        fn = _FUNCTIONS[base]
-        n_series = {"atr": 0, "vwap": 1}.get(base, 1)
-        series = [self.expr(a, inner) for a in args[:n_series]]
-        numbers_ = [self.arg(a, inner) for a in args[n_series:]]
-        try:
-            out = fn(*series, *numbers_)
-        except TypeError as exc:
-            raise RuleError(f"{inner}: {exc}") from None
-        if output:
-            out = getattr(out, output)
-        return out
-
-    def ref(self, name: Any, where: str) -> Any:
-        if not isinstance(name, str) or name not in self.defines:
-            raise RuleError(f"{where}: ref {name!r} is not in define ({sorted(self.defines)})")
-        if name in self.done:
-            return self.done[name]
-        if name in self.active:
-            cycle = " -> ".join([*self.active[self.active.index(name):], name])
-            raise RuleError(f"define: cycle of references {cycle}")
-        self.active.append(name)
-        out = self.expr(self.defines[name], f"define {name}")
-        self.active.pop()
-        self.done[name] = out
-        return out
-
-
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"sma": sma, "ema": ema, "rsi": rsi, "atr": atr, "rolling_std": rolling_std,
-              "bbands": bbands, "macd": macd, "vwap": vwap}
-
-
-# ---------------------------------------------------------------------------------------------
-# The flat program.
-
-# Opcodes shared with rules.pyx (its OP_* enum mirrors these numbers; a test checks they agree).
-OPCODES = {
-    "const": 1, "add": 2, "sub": 3, "mul": 4, "div": 5,
-    "sma": 10, "ema": 11, "rsi": 12, "atr": 13, "rolling_std": 14, "bbands": 15, "macd": 16, "vwap": 17,
-    "lt": 30, "le": 31, "gt": 32, "ge": 33, "cross_above": 34, "cross_below": 35,
-    "and": 40, "or": 41, "not": 42,
-}
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-RING_INDICATORS = ("sma", "rolling_std", "bbands", "vwap")   # keep their last ``period`` inputs
-
-
-def warmup(e: Expr) -> int:
-    """Bars an expression needs before its first value (1: from the first bar)."""
-    if isinstance(e, Indicator):
-        inner = max((warmup(x) for x in e.inputs), default=1) - 1
-        a = e.args
-        own = {
-            "sma": lambda: a[0], "ema": lambda: a[0], "rsi": lambda: a[0] + 1, "atr": lambda: a[0],
-            "rolling_std": lambda: a[0], "bbands": lambda: a[0],
-            "macd": lambda: a[1] + a[2] - 1, "vwap": lambda: a[0] or 1,
-        }[e.name]()
-        return inner + own
-    if isinstance(e, Cross):
-        return max(warmup(e.a), warmup(e.b)) + 1
-    return max((warmup(x) for x in e.children()), default=1)
-
-
-@dataclass(frozen=True)
-class Point:
-    """One bound rule's part of a program: its conditions and how it trades.
-
-    ``conditions``: instructions (opcode, slot, input a, input b, -1, 0, 0, 0) producing
-    true/false series into the point's condition slots, in dependency order; compare and cross
-    read number columns, and/or/not read slots. ``sides``: the slot of entry_long, exit_long,
-    entry_short, exit_short (-1: none)."""
-
-    conditions: tuple[tuple, ...]
-    sides: tuple[int, int, int, int]
-    order_type: int
-    offset_bps: float
-    quantity: float
-
-
-@dataclass(frozen=True)
-class Program:
-    """Rules compiled to flat instructions: number series shared by all points, each distinct
-    one computed once, then each point's conditions.
-
-    ``numbers``: instructions (opcode, column, input a, input b, input c, p0, p1, p2) in
-    dependency order; columns 0..4 are open, high, low, close, volume and a multi-output
-    indicator fills consecutive columns (bbands: upper, mid, lower; macd: line, signal, hist).
-    ``max_period``: the longest ring an indicator keeps; ``warmup``: bars the slowest point
-    needs before its conditions can be true.
-    """
-
-    numbers: tuple[tuple, ...]
-    n_columns: int
-    points: tuple[Point, ...]
-    max_period: int
-    warmup: int
-
-    @classmethod
-    def build(cls, rule: Rule, n_bars: int | None = None) -> Program:
-        """The program of one bound rule."""
-        return cls.build_many([rule], n_bars)
-
-    @classmethod
-    def build_many(cls, rules: list[Rule], n_bars: int | None = None) -> Program:
-        """One program for bound rules (a sweep's points), their number series shared."""
-        compiler = _Compiler()
-        points = tuple(compiler.point(rule, n_bars) for rule in rules)
-        return cls(tuple(compiler.numbers), compiler.n_columns, points, compiler.max_period,
-                   compiler.warmup)
-
-
-class _Compiler:
-    """Assigns columns to number series (shared across points) and slots to conditions."""
-
-    def __init__(self) -> None:
-        self.columns: dict[Expr, int] = {}
-        self.indicator_base: dict[tuple, int] = {}
-        self.numbers: list[tuple] = []
-        self.n_columns = len(PRICE_COLUMNS)
-        self.max_period = 1
-        self.warmup = 1
-
-    def number(self, e: Expr) -> int:
-        if isinstance(e, Price):
-            return PRICE_COLUMNS.index(e.field)
-        if e in self.columns:
-            return self.columns[e]
-        if isinstance(e, Const):
-            col = self._new(1)
-            self.numbers.append((OPCODES["const"], col, -1, -1, -1, float(e.value), 0.0, 0.0))
-        elif isinstance(e, Arith):
-            a, b = self.number(e.a), self.number(e.b)
-            col = self._new(1)
-            self.numbers.append((OPCODES[e.op], col, a, b, -1, 0.0, 0.0, 0.0))
-        elif isinstance(e, Indicator):
-            key = (e.name, e.inputs, e.args)
-            if key not in self.indicator_base:
-                ins = [self.number(x) for x in e.inputs] + [-1] * (3 - len(e.inputs))
-                args = [0.0 if a is None else float(a) for a in e.args] + [0.0] * (3 - len(e.args))
-                base = self._new(len(INDICATORS[e.name].outputs))
-                self.indicator_base[key] = base
-                self.numbers.append((OPCODES[e.name], base, *ins, *args))
-                if e.name in RING_INDICATORS and e.args[0] is not None:
-                    self.max_period = max(self.max_period, int(e.args[0]))
-            col = self.indicator_base[key] + e.output
-        else:
-            raise RuleError(f"{e!r} is not a number series")
-        self.columns[e] = col
-        return col
-
-    def _new(self, width: int) -> int:
-        col = self.n_columns
-        self.n_columns += width
-        return col
-
-    def point(self, rule: Rule, n_bars: int | None) -> Point:
-        slots: dict[Expr, int] = {}
-        conditions: list[tuple] = []
-
-        def condition(e: Expr) -> int:
-            if e in slots:
-                return slots[e]
-            if isinstance(e, (Compare, Cross)):
-                ins = (self.number(e.a), self.number(e.b))
-                op = e.op
-            elif isinstance(e, Logic):
-                ins = (condition(e.a), condition(e.b))
-                op = e.op
-            elif isinstance(e, Not):
-                ins = (condition(e.a), -1)
-                op = "not"
-            else:
-                raise RuleError(f"{e!r} is not a condition")
-            slot = len(conditions)
-            conditions.append((OPCODES[op], slot, *ins, -1, 0.0, 0.0, 0.0))
-            slots[e] = slot
-            return slot
-
-        sides = []
-        for side in SIDES:
-            e = getattr(rule, side)
-            if e is None:
-                sides.append(-1)
-                continue
-            _check_args(e)
-            w = warmup(e)
-            if n_bars is not None and w > n_bars:
-                part = _longest(e, n_bars)
-                raise RuleError(f"{side}: {part!r} needs {warmup(part)} bars before its first value "
-                                f"but the data has {n_bars}")
-            self.warmup = max(self.warmup, w)
-            sides.append(condition(e))
-        return Point(tuple(conditions), tuple(sides), ORDER_TYPES[rule.order.type],  # type: ignore[arg-type]
-                     float(rule.order.offset_bps), float(rule.quantity))
-
-
-def _check_args(e: Expr) -> None:
-    """Argument rules only known once parameters are bound."""
-    for node in _nodes(e):
-        if isinstance(node, Indicator):
-            _check_indicator(node)
-
-
 def _check_indicator(node: Indicator) -> None:
     a = node.args
     for (name, _), value in zip(INDICATORS[node.name].args, a):
@@ -965,22 +631,3 @@ def _check_indicator(node: Indicator) -> None:
         raise RuleError(f"{node!r}: fast ({a[0]}) must be shorter than slow ({a[1]})")
     if node.name == "rolling_std" and (a[1] not in (0, 1) or a[1] >= a[0]):
         raise RuleError(f"{node!r}: ddof ({a[1]}) must be 0 or 1 and below period ({a[0]})")
-
-
-def _nodes(e: Expr):
-    seen: set[int] = set()
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if id(x) not in seen:
-            seen.add(id(x))
-            yield x
-            stack.extend(x.children())
-
-
-def _longest(e: Expr, n_bars: int) -> Expr:
-    """The smallest part of ``e`` that cannot warm up on ``n_bars`` bars (for the message)."""
-    for child in e.children():
-        if warmup(child) > n_bars:
-            return _longest(child, n_bars)
-    return e

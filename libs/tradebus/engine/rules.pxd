@@ -6,7 +6,7 @@ from tradebus.engine.fills cimport Signal
 cdef enum:
     N_PRICES = 5            # columns 0..4: open, high, low, close, volume
 
-# One instruction of a program (INSTR_DTYPE in rules.pyx; rule_language.Program writes them).
+# One instruction of a program (INSTR_DTYPE in rules.pyx; rule_program.Program writes them).
 cdef struct Instr:
     int32_t op
     int32_t dst             # column (number instructions) or condition slot
@@ -29,7 +29,7 @@ cdef struct PointView:
 
 
 cdef class CompiledProgram:
-    cdef readonly object program          # the rule_language.Program
+    cdef readonly object program          # the rule_program.Program
     cdef object _numbers, _conditions      # INSTR_DTYPE arrays the views point into
     cdef PointView* points
     cdef readonly int64_t n_points
@@ -42,6 +42,7 @@ cdef class CompiledProgram:
 
 
 cdef int eval_number(const Instr* ins, double** cols, int64_t n, double* ring) noexcept nogil
+cdef void eval_numbers(const Instr* ins, int64_t count, double** cols, int64_t n, double* ring) noexcept nogil
 cdef void eval_point(const PointView* p, double** cols, uint8_t* slots, int64_t n) noexcept nogil
 cdef int64_t emit_signals(const PointView* p, const uint8_t* slots, const int64_t* ts,
-                          const double* close, int64_t n, Signal* out) noexcept nogil
+                          const double* close, int64_t n, Signal* out, int64_t* bars) noexcept nogil

@@ -1,4 +1,4 @@
-"""Signal-rule evaluator: a compiled rule program (tradebus.engine.rule_language.Program) run over
+"""Signal-rule evaluator: a compiled rule program (tradebus.engine.rule_program.Program) run over
 bars in nogil loops, producing the SIGNAL_DTYPE rows ``make_signals`` would.
 
 A program runs in three steps, each a tight loop over bars:
@@ -17,21 +17,21 @@ inside one ``prange``.
 from libc.math cimport NAN
 from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from libc.string cimport memchr
 
 cimport numpy as cnp
 
 from tradebus.engine.fills cimport ORDER_LIMIT, ORDER_MARKET, ORDER_STOP, SIDE_BUY, SIDE_SELL, Signal
 from tradebus.engine.indicators cimport (
     AtrState, EmaState, MacdState, RsiState, SmaState, StdState, VwapState, atr_init, atr_push,
-    bands_push, ema_init, ema_push, macd_init, macd_push, rsi_init, rsi_push, sma_init, sma_over,
+    bands_push, ema_init, ema_push, macd_init, macd_push, rsi_init, rsi_push, sma_init, sma_over, sma_over_pair,
     std_init, std_push, vwap_init, vwap_push,
 )
 
 import numpy as np
 
 from tradebus.engine.fills import SIGNAL_DTYPE
-from tradebus.engine.rule_language import OPCODES, PRICE_COLUMNS, Program
+from tradebus.engine.rule_program import OPCODES, PRICE_COLUMNS, Program
 
 cnp.import_array()
 
@@ -69,7 +69,7 @@ _COMPILED_OPCODES = {
     "cross_below": OP_CROSS_BELOW, "and": OP_AND, "or": OP_OR, "not": OP_NOT,
 }
 if _COMPILED_OPCODES != OPCODES or PRICE_COLUMNS != ("open", "high", "low", "close", "volume"):
-    raise ImportError("rules.pyx opcodes do not match rule_language.OPCODES")
+    raise ImportError("rules.pyx opcodes do not match rule_program.OPCODES")
 
 INSTR_DTYPE = np.dtype([
     ("op", "<i4"), ("dst", "<i4"), ("a", "<i4"), ("b", "<i4"), ("c", "<i4"), ("level", "<i4"),
@@ -149,9 +149,7 @@ cdef int eval_number(const Instr* ins, double** cols, int64_t n, double* ring) n
             sma_over(&sma, x + first, o + first, n - first)
         return 0
     fill(o, n, NAN)
-    if ins.op == OP_SMA:
-        pass
-    elif ins.op == OP_EMA:
+    if ins.op == OP_EMA:
         ema_init(&ema, period)
         for i in range(first, n):
             ema_push(&ema, x[i], &o[i])
@@ -197,6 +195,34 @@ cdef int eval_number(const Instr* ins, double** cols, int64_t n, double* ring) n
     else:
         return -1
     return 0
+
+
+cdef void eval_numbers(const Instr* ins, int64_t count, double** cols, int64_t n,
+                       double* ring) noexcept nogil:
+    """All number instructions in order; two SMAs of the same input in a row run as a pair."""
+    cdef int64_t k = 0, first, i
+    cdef const Instr* a
+    cdef const Instr* b
+    cdef SmaState sa, sb
+    cdef int64_t warm
+    cdef const double* x
+    while k < count:
+        a = &ins[k]
+        b = &ins[k + 1] if k + 1 < count else NULL
+        if a.op == OP_SMA and b != NULL and b.op == OP_SMA and a.a == b.a:     # rings fit: each <= max_period
+            x = cols[a.a]
+            first = first_finite(x, n)
+            for i in range(2):
+                warm = first + <int64_t>ins[k + i].p0 - 1
+                fill(cols[ins[k + i].dst], warm if warm < n else n, NAN)
+            sma_init(&sa, <int>a.p0, ring)
+            sma_init(&sb, <int>b.p0, ring + <int64_t>a.p0)
+            if first < n:
+                sma_over_pair(&sa, &sb, x + first, cols[a.dst] + first, cols[b.dst] + first, n - first)
+            k += 2
+        else:
+            eval_number(a, cols, n, ring)
+            k += 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,48 +295,81 @@ cdef inline void put(Signal* s, int64_t ts, double q, double close, uint8_t side
         s.price = close * (1.0 + offset)
 
 
+cdef inline int64_t next_set(const uint8_t* slot, int64_t t, int64_t n) noexcept nogil:
+    """First bar >= t whose condition is true (n if none): a vectorised byte search."""
+    cdef const void* hit
+    if slot == NULL or t >= n:
+        return n
+    hit = memchr(slot + t, 1, <size_t>(n - t))
+    return n if hit == NULL else <const uint8_t*>hit - slot
+
+
 cdef int64_t emit_signals(const PointView* p, const uint8_t* slots, const int64_t* ts,
-                          const double* close, int64_t n, Signal* out) noexcept nogil:
-    """Write the point's signals (at most 2 per bar) to ``out``; return how many."""
-    cdef const uint8_t* el = slots + p.sides[0] * n if p.sides[0] >= 0 else NULL
-    cdef const uint8_t* xl = slots + p.sides[1] * n if p.sides[1] >= 0 else NULL
-    cdef const uint8_t* es = slots + p.sides[2] * n if p.sides[2] >= 0 else NULL
-    cdef const uint8_t* xs = slots + p.sides[3] * n if p.sides[3] >= 0 else NULL
-    cdef int64_t t, m = 0
+                          const double* close, int64_t n, Signal* out, int64_t* bars) noexcept nogil:
+    """Write the point's signals (at most 2 per bar) to ``out`` (and, unless NULL, the bar of
+    each to ``bars``); return how many.
+
+    Only the bars where a side that matters in the current position is true are visited: the
+    next true bar of each side is found by a byte search and kept until passed."""
+    cdef const uint8_t* side[4]
+    cdef int64_t nxt[4]
+    cdef int64_t t = 0, m = 0, k, a, b
     cdef int pos = 0
     cdef bint long_in, short_in
     cdef double q = p.quantity, off = p.offset
     cdef int32_t kind = p.order_type
-    for t in range(n):
-        long_in = el != NULL and el[t]
-        short_in = es != NULL and es[t]
+    for k in range(4):
+        side[k] = slots + p.sides[k] * n if p.sides[k] >= 0 else NULL
+        nxt[k] = -1
+    while t < n:
+        # the sides that can act now: flat: entries; long: exit_long, entry_short; short: the mirror
+        if pos == 0:
+            a = 0
+            b = 2
+        elif pos == 1:
+            a = 1
+            b = 2
+        else:
+            a = 3
+            b = 0
+        if nxt[a] < t:
+            nxt[a] = next_set(side[a], t, n)
+        if nxt[b] < t:
+            nxt[b] = next_set(side[b], t, n)
+        t = nxt[a] if nxt[a] < nxt[b] else nxt[b]
+        if t >= n:
+            break
+        long_in = side[0] != NULL and side[0][t]
+        short_in = side[2] != NULL and side[2][t]
+        if bars != NULL:
+            bars[m] = t
+            bars[m + 1] = t
         if pos == 0:
             if long_in:
                 put(&out[m], ts[t], q, close[t], SIDE_BUY, kind, off)
                 m += 1
                 pos = 1
-            elif short_in:
+            else:
                 put(&out[m], ts[t], q, close[t], SIDE_SELL, kind, off)
                 m += 1
                 pos = -1
         elif pos == 1:
-            if short_in or (xl != NULL and xl[t]):
+            put(&out[m], ts[t], q, close[t], SIDE_SELL, kind, off)
+            m += 1
+            pos = 0
+            if short_in:
                 put(&out[m], ts[t], q, close[t], SIDE_SELL, kind, off)
                 m += 1
-                pos = 0
-                if short_in:
-                    put(&out[m], ts[t], q, close[t], SIDE_SELL, kind, off)
-                    m += 1
-                    pos = -1
+                pos = -1
         else:
-            if long_in or (xs != NULL and xs[t]):
+            put(&out[m], ts[t], q, close[t], SIDE_BUY, kind, off)
+            m += 1
+            pos = 0
+            if long_in:
                 put(&out[m], ts[t], q, close[t], SIDE_BUY, kind, off)
                 m += 1
-                pos = 0
-                if long_in:
-                    put(&out[m], ts[t], q, close[t], SIDE_BUY, kind, off)
-                    m += 1
-                    pos = 1
+                pos = 1
+        t += 1
     return m
 
 
@@ -329,7 +388,7 @@ cdef class CompiledProgram:
 
     def __cinit__(self, program):
         if not isinstance(program, Program):
-            raise TypeError(f"expected a rule_language.Program, got {type(program).__name__}")
+            raise TypeError(f"expected a rule_program.Program, got {type(program).__name__}")
         self.program = program
         self._numbers = _instructions(program.numbers)
         self.n_numbers = len(program.numbers)
@@ -371,14 +430,14 @@ cdef class CompiledProgram:
     def __dealloc__(self):
         free(self.points)
 
-    @property
-    def uses_volume(self):
-        """True when an instruction reads the volume column (paths then need it)."""
-        return any(c == 4 for row in self.program.numbers for c in row[2:5])
+    def reads(self, int column):
+        """True when an instruction reads price ``column`` (1 high, 2 low, 4 volume: a path
+        must then make it)."""
+        return any(c == column for row in self.program.numbers for c in row[2:5])
 
 
 def compile_program(program) -> CompiledProgram:
-    """The C form of a rule_language.Program."""
+    """The C form of a rule_program.Program."""
     return program if isinstance(program, CompiledProgram) else CompiledProgram(program)
 
 
@@ -420,10 +479,9 @@ def evaluate(bars, program, point=0):
         with nogil:
             for k in range(prog.n_columns):
                 cols[k] = &colv[k, 0]
-            for k in range(prog.n_numbers):
-                eval_number(&prog.numbers[k], cols, n, ring)
+            eval_numbers(prog.numbers, prog.n_numbers, cols, n, ring)
             eval_point(p, cols, &slotv[0, 0], n)
-            m = emit_signals(p, &slotv[0, 0], &tsv[0], &colv[3, 0], n, sig)
+            m = emit_signals(p, &slotv[0, 0], &tsv[0], &colv[3, 0], n, sig, NULL)
     finally:
         free(cols)
         free(ring)

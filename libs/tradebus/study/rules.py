@@ -15,7 +15,6 @@ rule form.
 from tradebus.engine.rule_language import (
     Order,
     Param,
-    Program,
     Rule,
     RuleError,
     atr,
@@ -39,6 +38,7 @@ from tradebus.engine.rule_language import (
     volume,
     vwap,
 )
+from tradebus.engine.rule_program import Program
 
 from .strategies import resolve_rule
 

@@ -25,7 +25,7 @@ def random_bars(n: int, seed: int = 0, drift: float = 0.0, vol: float = 0.004) -
     bars["high"] = np.maximum(bars["open"], close) * (1 + rng.uniform(0, 0.002, n))
     bars["low"] = np.minimum(bars["open"], close) * (1 - rng.uniform(0, 0.002, n))
     bars["close"] = close
-    bars["volume"] = rng.uniform(0, 10, n)
+    bars["volume"] = rng.uniform(1, 10, n)
     return bars
 
 

@@ -4,23 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradebus.engine import BAR_DTYPE, STAT_KEYS, Engine, make_signals, permutation_paths, permutation_test
+from tradebus.engine import STAT_KEYS, Engine, make_signals, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
 
-MINUTE_NS = 60_000_000_000
+from .conftest import random_bars
 
 
 def trending_bars(n=600, drift=0.002, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(drift + rng.normal(0, 0.004, n)))
-    bars = np.zeros(n, dtype=BAR_DTYPE)
-    bars["timestamp_ns"] = 1_700_000_000_000_000_000 + MINUTE_NS * np.arange(n)
-    bars["open"] = np.concatenate(([close[0]], close[:-1]))
-    bars["high"] = np.maximum(bars["open"], close) * (1 + rng.uniform(0, 0.002, n))
-    bars["low"] = np.minimum(bars["open"], close) * (1 - rng.uniform(0, 0.002, n))
-    bars["close"] = close
-    bars["volume"] = rng.uniform(1, 10, n)
-    return bars
+    return random_bars(n, seed=seed, drift=drift)
 
 
 def test_paths_shuffle_returns_and_carry_each_bar_shape():

@@ -7,7 +7,6 @@ import pytest
 
 from tradebus.engine.examples import SMA_CROSS_RULE, builtin_rule, sma_cross
 from tradebus.engine.rule_language import (
-    OPCODES,
     Rule,
     RuleError,
     atr,
@@ -30,6 +29,7 @@ from tradebus.engine.rule_language import (
     volume,
     vwap,
 )
+from tradebus.engine.rule_program import OPCODES
 
 
 def sample_rules() -> list[Rule]:

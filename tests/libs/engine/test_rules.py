@@ -13,7 +13,6 @@ from tradebus.engine import indicators as ind
 from tradebus.engine import make_signals
 from tradebus.engine.examples import RULE_FORMS, sma_cross
 from tradebus.engine.rule_language import (
-    OPCODES,
     Rule,
     RuleError,
     atr,
@@ -36,6 +35,7 @@ from tradebus.engine.rule_language import (
     volume,
     vwap,
 )
+from tradebus.engine.rule_program import OPCODES
 from tradebus.engine.rules import INSTR_DTYPE, evaluate
 
 from .conftest import random_bars
