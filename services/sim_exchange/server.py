@@ -22,10 +22,11 @@ import msgspec
 from aiohttp import web
 
 from tradebus.data import find_data_dir
+from tradebus.logs import configure_logging
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
-from .limits import Usage
+from .limits import ORDER_PATHS, Usage
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
 from .settings import Faults, SimConfig, load_config
@@ -34,6 +35,8 @@ from .ws import Hub
 log = logging.getLogger("tradebus.sim_exchange")
 
 MAINTENANCE = SimError(1, "System is under maintenance.", 503)
+BANNED = SimError(-1003, "Way too many requests; IP(127.0.0.1) banned until further notice. Please use the "
+                         "websocket for live updates to avoid bans.", 418)
 
 
 class FaultState:
@@ -62,6 +65,16 @@ class FaultState:
         return rate > 0 and self.rng.random() < rate
 
 
+ID_EPOCH_MS = 1_704_067_200_000  # 2024-01-01
+
+
+def restart_safe_id_base() -> int:
+    """Where this life's ids start: 100 per millisecond since 2024 (13 digits, exact as a float),
+    so a restarted venue never hands out an order or trade id of an earlier life, as a real
+    exchange never does, unless the earlier one made more than 100,000 ids a second."""
+    return (time.time_ns() // 1_000_000 - ID_EPOCH_MS) * 100
+
+
 def parse_symbol(symbol: str, market: str) -> tuple[str, str, str]:
     """'BTC/USDT' or 'BTC/USDT:USDT' -> ('BTCUSDT', 'BTC', 'USDT')."""
     pair, _, settle = symbol.partition(":")
@@ -88,7 +101,8 @@ class SimExchange:
         self._runner: web.ServerRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping: asyncio.Event | None = None
-        self.counters = {"faults_5xx": 0, "faults_429": 0, "faults_timeouts": 0, "faults_maintenance": 0}
+        self.counters = {"faults_5xx": 0, "faults_429": 0, "faults_418": 0, "faults_timeouts": 0,
+                         "faults_maintenance": 0, "faults_lost_answers": 0}
 
     # ------------------------------------------------------------------ construction
 
@@ -110,7 +124,7 @@ class SimExchange:
         accounts = [Account(a.api_key, a.secret, {k: Decimal(v) for k, v in a.spot.items()},
                             {k: Decimal(v) for k, v in a.futures.items()}, a.leverage) for a in cfg.accounts]
         return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000,
-                      queue_model=cfg.queue.build())
+                      queue_model=cfg.queue.build(), id_base=restart_safe_id_base() if cfg.restart_safe_ids else 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,6 +220,24 @@ class SimExchange:
                 "counters": {**self.engine.counters, **self.hub.counters, **self.venue.counters,
                              **self.venue.usage.counters, **self.counters}}
 
+    def records(self, api_key: str = "sim-key", since_ms: int = 0) -> dict:
+        """The venue's own record of one account, for audits: every order placed since
+        ``since_ms`` (venue time), every fill, the spot wallets (free + locked) now and as
+        configured at start."""
+        acct = self.account(api_key)
+        orders = [{"client_id": o.client_id, "order_id": str(o.order_id), "symbol": o.inst.unified,
+                   "side": o.side.lower(), "type": o.type, "status": o.status, "qty": str(o.qty),
+                   "executed": str(o.executed), "time": o.time}
+                  for o in acct.orders.values() if o.time >= since_ms]
+        fills = [{"client_id": f.order.client_id, "trade_id": str(f.trade_id), "symbol": f.order.inst.unified,
+                  "side": f.order.side.lower(), "qty": str(f.qty), "price": str(f.price),
+                  "fee": str(f.commission), "fee_currency": f.commission_asset, "time": f.time}
+                 for market in (SPOT, USDM) for f in acct.fills[market] if f.time >= since_ms]
+        wallets = {asset: str(v[0] + v[1]) for asset, v in acct.spot.items()}
+        initial = next((dict(a.spot) for a in self.config.accounts if a.api_key == api_key), {})
+        return {"now": time.time_ns() // 1_000_000, "orders": orders, "fills": fills, "spot": wallets,
+                "initial_spot": initial}
+
     # ------------------------------------------------------------------ HTTP dispatch
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -243,6 +275,9 @@ class SimExchange:
                        f"{faults.request_limit_per_minute or 6000} requests per minute. Please use the "
                        "websocket for live updates to avoid polling the API.", 429),
                 headers={"Retry-After": str(faults.retry_after_s)})
+        if faults.draw(faults.ban_rate):
+            self.counters["faults_418"] += 1
+            return error_response(BANNED, headers={"Retry-After": str(faults.retry_after_s)})
         if faults.draw(faults.error_rate):
             self.counters["faults_5xx"] += 1
             return web.Response(status=503, text="503 Service Unavailable (sim_exchange fault)")
@@ -258,6 +293,15 @@ class SimExchange:
             await asyncio.sleep(delay / 1000)
         response = await self.venue.handle(request)
         self.hub.after_operation()
+        if (request.method, request.path) in ORDER_PATHS and request.method == "POST":
+            if faults.draw(faults.answer_lost_rate):
+                # executed, but the answer never leaves: the client times out on an order that exists
+                self.counters["faults_lost_answers"] += 1
+                await self._stopping.wait()
+            if faults.draw(faults.error_after_accept_rate):
+                # executed, then a 5xx: Binance's "execution status unknown"
+                self.counters["faults_5xx"] += 1
+                return web.Response(status=503, text="503 Service Unavailable (sim_exchange fault)")
         return response
 
     def _over_budget(self) -> bool:
@@ -278,6 +322,9 @@ class SimExchange:
             body = await request.json() if request.can_read_body else {}
             if path == "state" and request.method == "GET":
                 return web.json_response(self.state())
+            if path == "records" and request.method == "GET":
+                return web.json_response(self.records(request.query.get("api_key", "sim-key"),
+                                                      int(request.query.get("since_ms", 0))))
             if path == "faults" and request.method == "POST":
                 return web.json_response(self.set_faults(**body))
             if path == "replay" and request.method == "POST":
@@ -311,12 +358,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="market data folder (default: $TRADEBUS_DATA_DIR or ../shared/data)")
     parser.add_argument("--speed", help="replay speed: 0 (paused), 1, 10, ... or max")
     parser.add_argument("--seed", type=int, help="seed of the synthetic market and fault draws")
+    add_restart_safe_ids(parser)
     return parser
 
 
-def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None = None) -> SimConfig:
-    """``config`` with the command line's --speed and --seed applied (None leaves a field alone)."""
-    overrides = {}
+def add_restart_safe_ids(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--restart-safe-ids", action="store_true", default=None,
+                        help="order and trade ids continue from the clock, so a restart never reuses one")
+
+
+def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None = None,
+                   restart_safe_ids: bool | None = None) -> SimConfig:
+    """``config`` with the command line's --speed, --seed and --restart-safe-ids applied (None
+    leaves a field alone)."""
+    overrides: dict = {}
+    if restart_safe_ids is not None:
+        overrides["restart_safe_ids"] = restart_safe_ids
     if speed is not None:
         parse_speed(speed)
         overrides["speed"] = speed
@@ -326,7 +383,7 @@ def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    return with_overrides(load_config(args.config), args.speed, args.seed)
+    return with_overrides(load_config(args.config), args.speed, args.seed, args.restart_safe_ids)
 
 
 async def serve(args: argparse.Namespace,
@@ -353,7 +410,7 @@ async def serve(args: argparse.Namespace,
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("sim_exchange")
     args = build_parser().parse_args(argv)
     try:
         import uvloop

@@ -74,6 +74,9 @@ class Faults(Settings):
     error_rate: float = 0.0  # share of REST requests answered 503 (WS-API: -1001)
     timeout_rate: float = 0.0  # share of REST requests never answered (held until stop)
     rate_limit_rate: float = 0.0  # share of REST requests answered 429 / -1003
+    ban_rate: float = 0.0  # share of REST requests answered 418 (IP banned) / -1003
+    answer_lost_rate: float = 0.0  # share of order placements executed but never answered
+    error_after_accept_rate: float = 0.0  # share of order placements executed, then answered 503 / -1001
     request_limit_per_minute: int = 0  # 0: off; else a real per-minute request budget
     retry_after_s: int = 1
     maintenance: bool = False  # REST answers 503 "System is under maintenance." (WS-API: -1008)
@@ -122,6 +125,9 @@ class SimConfig(Settings):
     faults: Faults = Faults()
     limits: UsageLimits = UsageLimits()
     queue: Queue = Queue()
+    # ids (orders, trades) continue from the clock instead of 1, so a restarted venue never
+    # reuses one; off keeps a seeded market reproducible down to its trade ids
+    restart_safe_ids: bool = False
 
 
 def load_config(path: str | os.PathLike | None = None) -> SimConfig:

@@ -10,13 +10,12 @@ import asyncio
 
 import nats.errors
 
-from tradebus.bus import Bus, NatsConfig
 from tradebus.bus.jetstream import declare_all
-from tradebus.cli.status import default_url
+from tradebus.cli.connect import BusUnreachable, bus_url, connect
 
 
 async def declare(url: str | None, replicas: int) -> list[str]:
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-declare"))
+    bus = await connect(url, "tradebus-declare")
     try:
         declared = await declare_all(bus.js, replicas=replicas)
     finally:
@@ -26,7 +25,9 @@ async def declare(url: str | None, replicas: int) -> list[str]:
 
 def run(args) -> int:
     try:
-        streams = asyncio.run(declare(args.nats_url or default_url(args.state_dir), args.replicas))
+        streams = asyncio.run(declare(bus_url(args), args.replicas))
+    except BusUnreachable:
+        raise  # tradebus says so in one line
     except (TimeoutError, OSError, nats.errors.Error) as exc:
         print(f"tradebus declare: {type(exc).__name__}: {exc}")
         return 1

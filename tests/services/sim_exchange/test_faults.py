@@ -22,7 +22,8 @@ from .conftest import KEYS, make, sim_config, stepping, top, until
 def clear_faults(sim):
     yield
     sim.set_faults(**{name: 0 for name in ("latency_ms", "latency_jitter_ms", "error_rate", "timeout_rate",
-                                           "rate_limit_rate", "request_limit_per_minute",
+                                           "rate_limit_rate", "request_limit_per_minute", "ban_rate", "answer_lost_rate",
+                                           "error_after_accept_rate",
                                            "ws_drop_after_messages", "depth_gap_every")}, maintenance=False)
 
 
@@ -69,6 +70,42 @@ async def test_timeouts_are_never_answered(sim):
         assert sim.counters["faults_timeouts"] == before + 1
     finally:
         await ex.close()
+
+
+async def test_ban_answers_418(sim, spot):
+    sim.set_faults(ban_rate=1.0)
+    with pytest.raises(ccxt.DDoSProtection, match="banned"):
+        await spot.fetch_time()
+    assert sim.counters["faults_418"] >= 1
+
+
+async def test_lost_answer_leaves_an_order_the_client_never_heard_of(sim):
+    """The venue takes the order, the answer never arrives: ccxt times out, yet the order
+    exists (and is found by its client id), which is what the router must cope with."""
+    ex = make(ccxt_async.binance, sim, timeout=300)
+    try:
+        await ex.load_markets()
+        sim.set_faults(answer_lost_rate=1.0)
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.create_order("BTC/USDT", "market", "buy", 0.001, params={"newClientOrderId": "lost-1"})
+        sim.set_faults(answer_lost_rate=0)
+        assert sim.counters["faults_lost_answers"] == 1
+        found = await ex.fetch_order(None, "BTC/USDT", params={"origClientOrderId": "lost-1"})
+        assert found["clientOrderId"] == "lost-1" and found["status"] == "closed"
+        records = sim.records()
+        assert [o["client_id"] for o in records["orders"]].count("lost-1") == 1
+        assert [f["client_id"] for f in records["fills"]].count("lost-1") >= 1
+    finally:
+        await ex.close()
+
+
+async def test_5xx_after_accept_leaves_an_order_behind_the_error(sim, spot):
+    sim.set_faults(error_after_accept_rate=1.0)
+    with pytest.raises(ccxt.ExchangeNotAvailable, match="503"):
+        await spot.create_order("BTC/USDT", "market", "buy", 0.001, params={"newClientOrderId": "err-1"})
+    sim.set_faults(error_after_accept_rate=0)
+    found = await spot.fetch_order(None, "BTC/USDT", params={"origClientOrderId": "err-1"})
+    assert found["clientOrderId"] == "err-1" and found["status"] == "closed"
 
 
 async def test_rate_limit_budget_per_minute(sim, spot):
@@ -171,3 +208,25 @@ async def test_knobs_from_config_and_admin_endpoint():
             assert await ex.fetch_time() > 0
         finally:
             await ex.close()
+
+
+async def test_a_restarted_venue_reuses_no_order_or_trade_id():
+    """With restart_safe_ids (``--restart-safe-ids``) a second life's ids start above the first's,
+    as a real exchange's do; without it a seeded market keeps its ids (they start at 1)."""
+    lives = []
+    for _ in range(2):
+        async with running_sim(sim_config(restart_safe_ids=True)) as venue:
+            ex = make(ccxt_async.binance, venue)
+            try:
+                await ex.load_markets()
+                venue.step(50)
+                order = await ex.create_order("BTC/USDT", "market", "buy", 0.001)
+                lives.append((int(order["id"]), int(venue.records()["fills"][0]["trade_id"])))
+            finally:
+                await ex.close()
+        await asyncio.sleep(0.01)
+    (order1, trade1), (order2, trade2) = lives
+    assert order2 > order1 and trade2 > trade1
+    async with running_sim(sim_config()) as venue:
+        venue.step(50)
+        assert venue.engine.trades[("spot", "BTCUSDT")][0].trade_id == 1
