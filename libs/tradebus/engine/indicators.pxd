@@ -121,6 +121,47 @@ cdef inline void sma_over(SmaState* s, const double* x, double* o, Py_ssize_t n)
     s.comp = comp
 
 
+cdef inline void sma_ring_after(SmaState* s, const double* x, Py_ssize_t n) noexcept nogil:
+    """Leave a fresh SMA's state as n pushes of x would: its ring holds x[j] at j % period."""
+    cdef Py_ssize_t j
+    for j in range(n - s.period if n > s.period else 0, n):
+        s.ring[j % s.period] = x[j]
+    s.at = <int>(n % s.period)
+    s.count = n
+
+
+cdef inline void sma_fresh_pair(SmaState* s, SmaState* r, const double* x, double* o, double* p,
+                                Py_ssize_t n) noexcept nogil:
+    """sma_over_pair from two fresh states: the same additions in the same order, but the value
+    leaving each window is read from x itself (x[i - period], what the ring would hold), and
+    once both windows are full the loop has no test left."""
+    cdef int ps = s.period, pr = r.period
+    cdef Py_ssize_t i, full = ps if ps > pr else pr
+    cdef double ts = 0.0, qs = 0.0, tr = 0.0, qr = 0.0, v
+    if full > n:
+        full = n
+    for i in range(full):
+        v = x[i]
+        add_compensated_nb(&ts, &qs, v - x[i - ps] if i >= ps else v)
+        add_compensated_nb(&tr, &qr, v - x[i - pr] if i >= pr else v)
+        if i + 1 >= ps:
+            o[i] = (ts + qs) / ps
+        if i + 1 >= pr:
+            p[i] = (tr + qr) / pr
+    for i in range(full, n):
+        v = x[i]
+        add_compensated_nb(&ts, &qs, v - x[i - ps])
+        add_compensated_nb(&tr, &qr, v - x[i - pr])
+        o[i] = (ts + qs) / ps
+        p[i] = (tr + qr) / pr
+    s.total = ts
+    s.comp = qs
+    r.total = tr
+    r.comp = qr
+    sma_ring_after(s, x, n)
+    sma_ring_after(r, x, n)
+
+
 cdef inline void sma_over_pair(SmaState* s, SmaState* r, const double* x, double* o, double* p,
                                Py_ssize_t n) noexcept nogil:
     """sma_over of two windows over the same x at once (into o and p): the same steps, each
@@ -131,6 +172,9 @@ cdef inline void sma_over_pair(SmaState* s, SmaState* r, const double* x, double
     cdef double* rs = s.ring
     cdef double* rr = r.ring
     cdef Py_ssize_t i
+    if cs == 0 and cr == 0:
+        sma_fresh_pair(s, r, x, o, p, n)
+        return
     for i in range(n):
         v = x[i]
         add_compensated_nb(&ts, &qs, v - rs[ats] if cs >= ps else v)
