@@ -7,6 +7,7 @@
 #ifndef TRADEBUS_ENGINE_SHUFFLE_H
 #define TRADEBUS_ENGINE_SHUFFLE_H
 #include <stdint.h>
+#include "kernels.h"      /* tb_prefetch */
 
 typedef struct { uint64_t s[4]; } tb_rng;
 
@@ -60,17 +61,29 @@ static inline uint64_t tb_rng_below(tb_rng* rng, uint64_t range) {
 #endif
 }
 
-/* order[0..n-1] = a uniformly random permutation of 0..n-1 from path ``stream`` of ``seed``. */
+#define TB_SHUFFLE_AHEAD 16
+
+/* order[0..n-1] = a uniformly random permutation of 0..n-1 from path ``stream`` of ``seed``.
+   The swap targets depend on the random stream alone, not on the array, so they are drawn
+   TB_SHUFFLE_AHEAD at a time and their slots prefetched before the swaps, done in the same
+   order as one at a time (the same permutation): the random reads hide behind the generator. */
 static inline void tb_permutation(uint32_t* order, int64_t n, uint64_t seed, uint64_t stream) {
     tb_rng rng;
-    int64_t i;
+    int64_t i, k, count;
+    uint32_t targets[TB_SHUFFLE_AHEAD];
     tb_rng_seed(&rng, seed, stream);
     for (i = 0; i < n; i++) order[i] = (uint32_t)i;
-    for (i = n - 1; i > 0; i--) {
-        uint64_t j = tb_rng_below(&rng, (uint64_t)i + 1);
-        uint32_t tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
+    for (i = n - 1; i > 0; i -= count) {
+        count = i < TB_SHUFFLE_AHEAD ? i : TB_SHUFFLE_AHEAD;
+        for (k = 0; k < count; k++) {
+            targets[k] = (uint32_t)tb_rng_below(&rng, (uint64_t)(i - k) + 1);
+            tb_prefetch(&order[targets[k]]);
+        }
+        for (k = 0; k < count; k++) {
+            uint32_t tmp = order[i - k];
+            order[i - k] = order[targets[k]];
+            order[targets[k]] = tmp;
+        }
     }
 }
 #endif
