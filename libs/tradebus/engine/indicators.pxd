@@ -5,6 +5,10 @@
 from libc.math cimport fabs, sqrt
 from libc.stdint cimport int64_t
 
+cdef extern from "kernels.h" nogil:
+    void tb_sma_pair_full(const double* x, double* o, double* p, int64_t a, int64_t b, int ps, int pr,
+                          double* total, double* comp) noexcept
+
 
 cdef inline void add_compensated(double* total, double* comp, double x) noexcept nogil:
     """Neumaier summation: total + comp carries the sum with its rounding error."""
@@ -134,10 +138,12 @@ cdef inline void sma_fresh_pair(SmaState* s, SmaState* r, const double* x, doubl
                                 Py_ssize_t n) noexcept nogil:
     """sma_over_pair from two fresh states: the same additions in the same order, but the value
     leaving each window is read from x itself (x[i - period], what the ring would hold), and
-    once both windows are full the loop has no test left."""
+    once both windows are full a kernel runs both windows as one (kernels.h)."""
     cdef int ps = s.period, pr = r.period
     cdef Py_ssize_t i, full = ps if ps > pr else pr
     cdef double ts = 0.0, qs = 0.0, tr = 0.0, qr = 0.0, v
+    cdef double total[2]
+    cdef double comp[2]
     if full > n:
         full = n
     for i in range(full):
@@ -148,16 +154,15 @@ cdef inline void sma_fresh_pair(SmaState* s, SmaState* r, const double* x, doubl
             o[i] = (ts + qs) / ps
         if i + 1 >= pr:
             p[i] = (tr + qr) / pr
-    for i in range(full, n):
-        v = x[i]
-        add_compensated_nb(&ts, &qs, v - x[i - ps])
-        add_compensated_nb(&tr, &qr, v - x[i - pr])
-        o[i] = (ts + qs) / ps
-        p[i] = (tr + qr) / pr
-    s.total = ts
-    s.comp = qs
-    r.total = tr
-    r.comp = qr
+    total[0] = ts
+    total[1] = tr
+    comp[0] = qs
+    comp[1] = qr
+    tb_sma_pair_full(x, o, p, full, n, ps, pr, total, comp)
+    s.total = total[0]
+    s.comp = comp[0]
+    r.total = total[1]
+    r.comp = comp[1]
     sma_ring_after(s, x, n)
     sma_ring_after(r, x, n)
 

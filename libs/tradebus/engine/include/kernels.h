@@ -1,4 +1,4 @@
-/* C kernels of tradebus.engine (declared for Cython in bars.pxd, ledger.pxd and paths.pyx).
+/* C kernels of tradebus.engine (declared for Cython in bars.pxd, ledger.pxd, indicators.pxd and paths.pyx).
 
    Hot loops written with SSE2 intrinsics where compilers otherwise emit data-dependent
    branches for a max/min against zero, with plain C for other machines. Everything is
@@ -246,6 +246,44 @@ static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int
         }
     }
     return tb_timestamps_any(in, n, scale, lim, out, min_gap, max_gap);
+}
+
+/* Two full SMA windows (periods ps and pr) over x[a..b-1] into o and p: per bar, each window's
+   Neumaier sum (total[k], comp[k]) takes x[i] - x[i - period] and the mean is
+   (total + comp) / period, exactly as indicators.pxd's add_compensated_nb; with SSE2 the two
+   windows are the two lanes of one vector (the same operations per lane: the same values). */
+static inline void tb_sma_pair_full(const double* x, double* o, double* p, int64_t a, int64_t b,
+                                    int ps, int pr, double* total, double* comp) {
+    int64_t i;
+#if defined(__SSE2__)
+    __m128d tot = _mm_loadu_pd(total), cmp = _mm_loadu_pd(comp);
+    const __m128d period = _mm_set_pd((double)pr, (double)ps);
+    const __m128d abs_mask = _mm_castsi128_pd(_mm_set1_epi64x(0x7fffffffffffffffLL));
+    for (i = a; i < b; i++) {
+        __m128d d = _mm_sub_pd(_mm_set1_pd(x[i]), _mm_set_pd(x[i - pr], x[i - ps]));
+        __m128d t = _mm_add_pd(tot, d);
+        __m128d big = _mm_add_pd(_mm_sub_pd(tot, t), d), small = _mm_add_pd(_mm_sub_pd(d, t), tot);
+        __m128d keep_big = _mm_cmpge_pd(_mm_and_pd(tot, abs_mask), _mm_and_pd(d, abs_mask));
+        cmp = _mm_add_pd(cmp, _mm_or_pd(_mm_and_pd(keep_big, big), _mm_andnot_pd(keep_big, small)));
+        tot = t;
+        t = _mm_div_pd(_mm_add_pd(tot, cmp), period);
+        _mm_storel_pd(&o[i], t);
+        _mm_storeh_pd(&p[i], t);
+    }
+    _mm_storeu_pd(total, tot);
+    _mm_storeu_pd(comp, cmp);
+#else
+    for (i = a; i < b; i++) {
+        int k;
+        for (k = 0; k < 2; k++) {
+            double d = x[i] - x[i - (k ? pr : ps)], s = total[k], t = s + d;
+            comp[k] += fabs(s) >= fabs(d) ? (s - t) + d : (d - t) + s;
+            total[k] = t;
+        }
+        o[i] = (total[0] + comp[0]) / ps;
+        p[i] = (total[1] + comp[1]) / pr;
+    }
+#endif
 }
 
 #if defined(__GNUC__)
