@@ -19,6 +19,9 @@ from libc.stdint cimport int32_t, int64_t, uint8_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memchr
 
+cdef extern from "kernels.h" nogil:
+    void tb_greater(const double* a, const double* b, uint8_t* o, int64_t n, int or_equal) noexcept
+
 cimport numpy as cnp
 
 from tradebus.engine.fills cimport ORDER_LIMIT, ORDER_MARKET, ORDER_STOP, SIDE_BUY, SIDE_SELL, Signal
@@ -256,18 +259,14 @@ cdef void eval_point(const PointView* p, double** cols, uint8_t* slots, int64_t 
             continue
         a = cols[ins.a]
         b = cols[ins.b]
-        if ins.op == OP_LT:
-            for t in range(n):
-                o[t] = a[t] < b[t]
+        if ins.op == OP_LT:                    # a < b is b > a, also where NaN (false)
+            tb_greater(b, a, o, n, False)
         elif ins.op == OP_LE:
-            for t in range(n):
-                o[t] = a[t] <= b[t]
+            tb_greater(b, a, o, n, True)
         elif ins.op == OP_GT:
-            for t in range(n):
-                o[t] = a[t] > b[t]
+            tb_greater(a, b, o, n, False)
         elif ins.op == OP_GE:
-            for t in range(n):
-                o[t] = a[t] >= b[t]
+            tb_greater(a, b, o, n, True)
         elif ins.op == OP_CROSS_ABOVE:
             if n > 0:
                 o[0] = 0

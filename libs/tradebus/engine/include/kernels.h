@@ -248,6 +248,33 @@ static inline int tb_timestamps(const int64_t* in, int64_t n, int64_t scale, int
     return tb_timestamps_any(in, n, scale, lim, out, min_gap, max_gap);
 }
 
+/* o[t] = a[t] > b[t] (a[t] >= b[t] when or_equal) as 0/1 bytes, t < n; false where either is
+   NaN, as the C comparison. With SSE2, 8 comparisons are packed into bytes at a time. */
+static inline void tb_greater(const double* a, const double* b, uint8_t* o, int64_t n, int or_equal) {
+    int64_t t = 0;
+#if defined(__SSE2__)
+    const __m128i one = _mm_set1_epi8(1);
+    __m128 lo, hi;
+    __m128d m[8];
+    int k;
+    for (; t + 16 <= n; t += 16) {
+        for (k = 0; k < 8; k++) {
+            __m128d x = _mm_loadu_pd(a + t + 2 * k), y = _mm_loadu_pd(b + t + 2 * k);
+            m[k] = or_equal ? _mm_cmpge_pd(x, y) : _mm_cmpgt_pd(x, y);
+        }
+        /* one 32-bit half of each 64-bit mask, then signed packs down to bytes (-1 or 0) */
+        lo = _mm_shuffle_ps(_mm_castpd_ps(m[0]), _mm_castpd_ps(m[1]), _MM_SHUFFLE(2, 0, 2, 0));
+        hi = _mm_shuffle_ps(_mm_castpd_ps(m[2]), _mm_castpd_ps(m[3]), _MM_SHUFFLE(2, 0, 2, 0));
+        __m128i w0 = _mm_packs_epi32(_mm_castps_si128(lo), _mm_castps_si128(hi));
+        lo = _mm_shuffle_ps(_mm_castpd_ps(m[4]), _mm_castpd_ps(m[5]), _MM_SHUFFLE(2, 0, 2, 0));
+        hi = _mm_shuffle_ps(_mm_castpd_ps(m[6]), _mm_castpd_ps(m[7]), _MM_SHUFFLE(2, 0, 2, 0));
+        __m128i w1 = _mm_packs_epi32(_mm_castps_si128(lo), _mm_castps_si128(hi));
+        _mm_storeu_si128((__m128i*)(o + t), _mm_and_si128(_mm_packs_epi16(w0, w1), one));
+    }
+#endif
+    for (; t < n; t++) o[t] = or_equal ? a[t] >= b[t] : a[t] > b[t];
+}
+
 /* Two full SMA windows (periods ps and pr) over x[a..b-1] into o and p: per bar, each window's
    Neumaier sum (total[k], comp[k]) takes x[i] - x[i - period] and the mean is
    (total + comp) / period, exactly as indicators.pxd's add_compensated_nb; with SSE2 the two
