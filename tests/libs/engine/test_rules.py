@@ -112,6 +112,43 @@ def test_conditions_follow_numpy_with_nan_false():
     assert rule.compile(len(bars)).points[0].sides == (0, 1, 2, 3)
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 120), data=st.data())
+def test_two_smas_of_one_input_equal_each_sma_alone_bit_for_bit(seed, n, data):
+    """Two SMAs of the same input run as a pair (and, once both are full, as one vector kernel):
+    each column equals the single-window SMA exactly, warm-up NaNs included."""
+    bars = random_bars(n, seed=seed, vol=0.05)
+    fast = data.draw(st.integers(1, n))
+    slow = data.draw(st.integers(1, n).filter(lambda p: p != fast))
+    program = Rule(entry_long=sma(close, fast) > sma(close, slow)).compile(n)
+    assert [row[0] for row in program.numbers] == [OPCODES["sma"]] * 2     # adjacent: a pair
+    columns, _, _ = evaluate(bars, program)
+    _, _, a, b, *_ = program.points[0].conditions[0]
+    np.testing.assert_array_equal(columns[a], ind.sma(bars["close"], fast))
+    np.testing.assert_array_equal(columns[b], ind.sma(bars["close"], slow))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 70), data=st.data())
+def test_comparisons_follow_numpy_at_any_length_and_on_nan(seed, n, data):
+    """<, <=, >, >= (16 bars at a time, then one by one) against numpy, on a column that is NaN
+    while warming up and on ties (a constant equal to some closes)."""
+    bars = random_bars(n, seed=seed)
+    c = bars["close"]
+    period = data.draw(st.integers(1, n))
+    level = float(c[data.draw(st.integers(0, n - 1))])
+    mean = ind.sma(c, period)
+    for a, b, x, y in ((close, sma(close, period), c, mean), (sma(close, period), close, mean, c),
+                       (close, const(level), c, np.full(n, level))):
+        with np.errstate(invalid="ignore"):
+            want = [x < y, x <= y, x > y, x >= y]
+        for cond, expected in zip([a < b, a <= b, a > b, a >= b], want):
+            program = Rule(entry_long=cond).compile(n)
+            _, slots, _ = evaluate(bars, program)
+            np.testing.assert_array_equal(slots[program.points[0].sides[0]].astype(bool), expected,
+                                          err_msg=repr(cond))
+
+
 def reference_signals(bars, entry_long, exit_long, entry_short, exit_short, order_type, offset_bps, quantity):
     """The documented state machine, bar by bar."""
     rows, pos = [], 0
