@@ -112,6 +112,7 @@ class Bus:
         self._log = logger
         self._js = None
         self._acks: _JsAcks | None = None
+        self.stream_replicas = 1  # of what this connection declares; connect() takes it from NatsConfig
 
     @classmethod
     async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> Bus:
@@ -142,7 +143,9 @@ class Bus:
                 f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
             ) from None
         client.append(nc)
-        return cls(nc, **bus_options)
+        bus = cls(nc, **bus_options)
+        bus.stream_replicas = config.stream_replicas
+        return bus
 
     @property
     def js(self):
@@ -204,11 +207,15 @@ class Bus:
         return await self._acks.publish(subject, payload, headers, timeout)
 
     async def declare_all(self) -> jetstream.Declared:
-        """Declare every stream, KV bucket and object store tradebus uses (idempotent)."""
-        return await jetstream.declare_all(self.js)
+        """Declare every stream, KV bucket and object store tradebus uses (idempotent), with
+        ``stream_replicas`` replicas where it creates one."""
+        return await jetstream.declare_all(self.js, replicas=self.stream_replicas)
 
     async def declare_stream(self, config: api.StreamConfig) -> api.StreamInfo:
-        """Create the stream ``config.name`` or bring an existing one to ``config``."""
+        """Create the stream ``config.name`` (with ``stream_replicas`` replicas unless ``config`` sets
+        them) or bring an existing one to ``config``."""
+        if config.num_replicas is None:
+            config = jetstream.replicated(config, self.stream_replicas)
         return await jetstream.declare_stream(self.js, config)
 
     async def declare_consumer(self, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
@@ -236,11 +243,12 @@ class Bus:
 
     async def key_value(self, bucket: str):
         """The KV bucket ``bucket`` (one of ``jetstream.KV_BUCKETS``), created when missing."""
-        return await jetstream.declare_kv(self.js, jetstream.KV_BUCKETS[bucket])
+        return await jetstream.declare_kv(self.js, jetstream.replicated(jetstream.KV_BUCKETS[bucket], self.stream_replicas))
 
     async def object_store(self, bucket: str):
         """The object store ``bucket`` (one of ``jetstream.OBJECT_STORES``), created when missing."""
-        return await jetstream.declare_object_store(self.js, jetstream.OBJECT_STORES[bucket])
+        return await jetstream.declare_object_store(self.js, jetstream.replicated(jetstream.OBJECT_STORES[bucket],
+                                                                                  self.stream_replicas))
 
     async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
         """``KeyValue.put`` through :meth:`js_publish` (a KV entry is a message on ``$KV.<bucket>.<key>``)."""

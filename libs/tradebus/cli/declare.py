@@ -11,14 +11,14 @@ import asyncio
 import nats.errors
 
 from tradebus.bus import Bus, NatsConfig
-from tradebus.bus.jetstream import declare_all
 from tradebus.cli.status import default_url
 
 
-async def declare(url: str | None, replicas: int) -> list[str]:
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-declare"))
+async def declare(url: str | None, replicas: int | None) -> list[str]:
+    """Declare with ``replicas`` replicas (None: the settings' ``stream_replicas``, $TRADEBUS_JS_REPLICAS)."""
+    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-declare", stream_replicas=replicas))
     try:
-        declared = await declare_all(bus.js, replicas=replicas)
+        declared = await bus.declare_all()
     finally:
         await bus.close()
     return [f"{name} ({info.config.num_replicas} replicas)" for name, info in declared.streams.items()]
@@ -27,7 +27,7 @@ async def declare(url: str | None, replicas: int) -> list[str]:
 def run(args) -> int:
     try:
         streams = asyncio.run(declare(args.nats_url or default_url(args.state_dir), args.replicas))
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error, ValueError) as exc:  # ValueError: replicas out of range
         print(f"tradebus declare: {type(exc).__name__}: {exc}")
         return 1
     print("declared: " + ", ".join(streams) + " and the KV buckets and object stores")
@@ -36,7 +36,8 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("declare", help="create the JetStream streams and buckets (N replicas on a cluster)")
-    p.add_argument("--replicas", type=int, default=1, help="replicas of what is created (3 on a 3-node cluster)")
+    p.add_argument("--replicas", type=int, help="replicas of what is created (3 on a 3-node cluster; "
+                                                "default: $TRADEBUS_JS_REPLICAS, then 1)")
     p.add_argument("--nats-url", help="default: $TRADEBUS_NATS_URL, then <state-dir>/nats-url")
     p.add_argument("--state-dir", default=".state", help="where `tradebus up` wrote nats-url")
     p.set_defaults(func=run)
