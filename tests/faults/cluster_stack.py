@@ -1,0 +1,275 @@
+"""The paper flow on a three-node NATS cluster, for the cluster fault scenarios.
+
+- ``NatsCluster(3)``: real nats-servers, streams and buckets declared with three replicas;
+- the local sim_exchange (ccxt talks to it unmodified) and an OrderRouter trading it, its Bus
+  connected with every node's URL;
+- a strategy's steady flow of market orders (:class:`OrderFlow`): each request published on
+  ``ord.req.<venue>`` until JetStream acks it, under the same ``Nats-Msg-Id`` on every retry;
+- a backtest_worker process on BT_JOBS running a study whose jobs wait on a gate file, so a
+  test knows the study is running when it kills a node.
+
+:func:`order_tally` is the order/fill balance of a scenario (every accepted order has one venue
+order and one final state, every venue fill appears exactly once in the stored order events);
+:func:`study_tally` the study's (every job's result stored once).
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import ccxt.pro as ccxtpro
+import nats.errors
+
+from tradebus.bus import Bus, NatsCluster, NatsConfig
+from tradebus.bus.jetstream import wait_jetstream, wait_replicated
+from tradebus.config import BackoffSettings
+from tradebus.exchanges import make_adapter
+from tradebus.exchanges.sim import point_ccxt_at_sim
+from tradebus.proto import ORDER_EVENT_DECODER, Fill, NewOrder, OrderAck, OrderReject
+from tradebus.proto.codec import encode
+from tradebus.proto.subjects import ORDERS_STREAM, order_event_subject, order_request_subject
+from tradebus.services.order_router.router import OrderRouter, RouterOptions
+from tradebus.services.sim_exchange.records import SPOT
+
+REPLICAS = 3
+HANG_GUARD = 90.0  # seconds: only stops a hung test, never a measure of speed
+SIM_KEYS = {"apiKey": "sim-key", "secret": "sim-secret", "enableRateLimit": False, "timeout": 3000}
+FAST = BackoffSettings(initial=0.05, multiplier=2.0, cap=0.5, jitter=0.0)
+_strategies = itertools.count(1)
+
+
+async def eventually(predicate, what: str, timeout: float = HANG_GUARD, step: float = 0.05) -> None:
+    """Wait for ``predicate()`` (sync or async); AssertionError naming ``what`` past the hang guard."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await asyncio.sleep(step)
+
+
+async def connect(cluster: NatsCluster, name: str) -> Bus:
+    """A Bus on every node of ``cluster``, reconnecting quickly, declaring with three replicas."""
+    return await Bus.connect(NatsConfig(url=cluster.url, name=name, backoff=FAST, stream_replicas=REPLICAS),
+                             bad_log_interval=0.0)
+
+
+async def ready(bus: Bus) -> None:
+    """Meta leader elected, everything declared with three replicas, every replica current."""
+    await wait_jetstream(bus.js, HANG_GUARD)
+    await eventually(lambda: _declared(bus), "the replicated streams to be declared")
+    await wait_replicated(bus.js, timeout=HANG_GUARD)
+
+
+async def _declared(bus: Bus) -> bool:
+    try:
+        await bus.declare_all()
+    except (TimeoutError, nats.errors.Error):  # peers still joining the meta group
+        return False
+    return True
+
+
+async def stream_leader(bus: Bus, stream: str) -> str:
+    """The server name of ``stream``'s leader, from ``$JS.API.STREAM.INFO``'s cluster info."""
+    info = await bus.js.stream_info(stream)
+    assert info.cluster is not None and info.cluster.leader, f"{stream} has no leader"
+    return info.cluster.leader
+
+
+def node_of(cluster: NatsCluster, bus: Bus):
+    """The node ``bus`` is connected to."""
+    port = int(bus.connected_url.rsplit(":", 1)[1])
+    return next(node for node in cluster.nodes if node.port == port)
+
+
+def start_router(bus: Bus, sim, venue: str) -> OrderRouter:
+    adapters = [make_adapter("binance:spot", point_ccxt_at_sim(ccxtpro.binance(dict(SIM_KEYS)), sim.url)),
+                make_adapter("binance:usdm", point_ccxt_at_sim(ccxtpro.binanceusdm(dict(SIM_KEYS)), sim.url))]
+    return OrderRouter(bus, venue, adapters, options=RouterOptions(backoff=FAST, ack_wait=5.0))
+
+
+@dataclass
+class OrderFlow:
+    """One strategy's market orders, one every ``interval`` seconds, alternately buying and selling
+    ``qty`` of ``symbol``. A request is published until JetStream acks it (``Nats-Msg-Id`` is the
+    client order id, so a retry after a lost ack is stored once): what a strategy must do for an
+    order to survive a node or leader failing under it."""
+
+    bus: Bus
+    venue: str
+    symbol: str = "BTC/USDT"
+    qty: float = 0.001
+    interval: float = 0.05
+    strategy: str = field(default_factory=lambda: f"cl{next(_strategies)}")
+    sent: list[str] = field(default_factory=list)
+    publish_retries: int = 0
+    outcomes: int = 0  # order events seen live (a plain subscription: for pacing the test only)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task | None = None
+    _sub: object = None
+
+    async def start(self) -> OrderFlow:
+        async def on_event(_msg) -> None:
+            self.outcomes += 1
+
+        self._sub = await self.bus.nc.subscribe(order_event_subject(self.venue, self.strategy), cb=on_event)
+        self._task = asyncio.ensure_future(self._run())
+        return self
+
+    async def _run(self) -> None:
+        for n in itertools.count(1):
+            if self._stop.is_set():
+                return
+            coid = f"{self.strategy}-{n}"
+            order = NewOrder(client_order_id=coid, strategy=self.strategy, venue=self.venue, symbol=self.symbol,
+                             side="buy" if n % 2 else "sell", order_type="market", qty=self.qty, ts_init=time.time_ns())
+            while True:
+                try:
+                    await self.bus.js_store(order_request_subject(self.venue), encode(order),
+                                            headers={"Nats-Msg-Id": coid}, timeout=1.0, stream=ORDERS_STREAM)
+                    break
+                except (TimeoutError, nats.errors.Error):  # no leader for a moment, or a reconnect
+                    self.publish_retries += 1
+                    await asyncio.sleep(0.05)
+            self.sent.append(coid)
+            await asyncio.sleep(self.interval)
+
+    async def sent_more(self, count: int) -> None:
+        """Wait until ``count`` more orders than now are sent and stored."""
+        target = len(self.sent) + count
+        await eventually(lambda: len(self.sent) >= target, f"{count} more orders to be sent")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+
+
+async def stored_events(bus: Bus, venue: str, strategy: str) -> list:
+    """Every order event ORDERS keeps for ``strategy``, in order: what a consumer gets."""
+    subject = order_event_subject(venue, strategy)
+    info = await bus.js.stream_info(ORDERS_STREAM, subjects_filter=subject)
+    expected = sum((info.state.subjects or {}).values())
+    sub = await bus.js.subscribe(subject, ordered_consumer=True)
+    out = []
+    try:
+        while len(out) < expected:
+            msg = await sub.next_msg(timeout=HANG_GUARD)
+            out.append(ORDER_EVENT_DECODER.decode(msg.data))
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
+async def all_settled(bus: Bus, flow: OrderFlow) -> bool:
+    """Whether every sent order has its outcome and, when accepted, its whole quantity filled."""
+    events = await stored_events(bus, flow.venue, flow.strategy)
+    filled: Counter[str] = Counter()
+    decided: set[str] = set()
+    for event in events:
+        if isinstance(event, OrderReject):
+            decided.add(event.client_order_id)
+        elif isinstance(event, Fill):
+            filled[event.client_order_id] += event.qty
+    for event in events:
+        if isinstance(event, OrderAck) and filled[event.client_order_id] >= flow.qty - 1e-12:
+            decided.add(event.client_order_id)
+    return decided >= set(flow.sent)
+
+
+def order_tally(flow: OrderFlow, events: list, sim) -> dict:
+    """The balance of one strategy's orders: sent, accepted, rejected (by reason), filled, and
+    what is lost (a sent order without outcome, an accepted one without venue order or with a
+    venue fill missing from the events) or duplicated (two outcomes, two venue orders for one
+    client id, a venue fill reported twice). ``problems`` says which orders and why."""
+    sent = set(flow.sent)
+    acks = Counter(e.client_order_id for e in events if isinstance(e, OrderAck))
+    rejects = [e for e in events if isinstance(e, OrderReject)]
+    rejected = Counter(e.client_order_id for e in rejects)
+    fills = [e for e in events if isinstance(e, Fill)]
+    fill_ids = Counter(f.trade_id for f in fills)
+    account = sim.account("sim-key")
+    venue_orders = Counter(order.client_id for (market, _id), order in account.orders.items()
+                           if market == SPOT and order.client_id in sent)
+    venue_fills = {str(f.trade_id): f for f in account.fills[SPOT] if f.order.client_id in sent}
+    problems: list[str] = []
+    lost = duplicated = 0
+    for coid in sorted(sent):
+        outcomes = acks[coid] + rejected[coid]
+        if outcomes == 0:
+            lost += 1
+            problems.append(f"{coid}: no ack or reject")
+        elif outcomes > 1:
+            duplicated += 1
+            problems.append(f"{coid}: {acks[coid]} acks, {rejected[coid]} rejects")
+        if acks[coid] and venue_orders[coid] != 1:
+            if venue_orders[coid] == 0:
+                lost += 1
+            else:
+                duplicated += 1
+            problems.append(f"{coid}: {venue_orders[coid]} venue orders")
+    unknown = [e.client_order_id for e in events if getattr(e, "client_order_id", None) not in sent]
+    if unknown:
+        duplicated += len(unknown)
+        problems.append(f"events of orders never sent: {unknown[:5]}")
+    for trade_id, fill in venue_fills.items():
+        if fill_ids[trade_id] == 0:
+            lost += 1
+            problems.append(f"venue fill {trade_id} of {fill.order.client_id} missing from the events")
+    for trade_id, count in fill_ids.items():
+        if count > 1:
+            duplicated += count - 1
+            problems.append(f"fill {trade_id} reported {count} times")
+        if trade_id not in venue_fills:
+            duplicated += 1
+            problems.append(f"fill {trade_id} unknown to the venue")
+    filled_qty = Counter[str]()
+    for fill in fills:
+        filled_qty[fill.client_order_id] += fill.qty
+    position = sum(f.qty if f.side == "buy" else -f.qty for f in fills)
+    venue_position = float(sum((f.qty if f.order.side == "BUY" else -f.qty for f in venue_fills.values()), Decimal(0)))
+    if abs(position - venue_position) > 1e-9:
+        problems.append(f"position from fills {position} != venue's {venue_position}")
+    reasons = Counter(str(e.reject_code) for e in rejects)
+    return {"sent": len(sent), "accepted": sum(1 for c in sent if acks[c]), "rejected": dict(reasons),
+            "filled": sum(1 for c in sent if filled_qty[c] >= flow.qty - 1e-12), "fills": len(fills),
+            "lost": lost, "duplicated": duplicated, "problems": problems,
+            "position": position, "venue_position": venue_position, "publish_retries": flow.publish_retries}
+
+
+@dataclass
+class GatedStudy:
+    """A sweep whose jobs wait while ``gate/closed`` exists: ``running()`` is true once a worker is
+    inside a job, so a fault lands mid-study by construction, not by timing."""
+
+    gate: Path
+
+    def __post_init__(self) -> None:
+        self.gate.mkdir(parents=True, exist_ok=True)
+        (self.gate / "closed").touch()
+
+    def running(self) -> bool:
+        return any(self.gate.glob("started-*"))
+
+    def open(self) -> None:
+        (self.gate / "closed").unlink(missing_ok=True)
+
+
+def study_tally(collector, stored: tuple[int, int]) -> dict:
+    """A study's balance: every job's result collected once and stored once in BT_RESULTS."""
+    results, dead = stored
+    total = collector.spec.total_jobs
+    return {"jobs": total, "results": len(collector.results), "stored": results, "dead": dead,
+            "lost": max(0, total - len(collector.results)) + max(0, total - results),
+            "duplicated": max(0, results - total)}
