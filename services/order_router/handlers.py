@@ -89,11 +89,10 @@ class RequestHandlers:
             if found is not None:
                 await self.observe(found, adapter)
                 return
+            if await self._stale(order, rec):  # never reached the venue and too old to send now
+                return
         else:
-            age = (time.time_ns() - order.ts_init) / 1e9
-            if self.options.stale_after_s and order.ts_init > 0 and age > self.options.stale_after_s:
-                await self._reject(order, RejectCode.INVALID_ORDER,
-                                   f"stale request: created {age:.0f}s ago (limit {self.options.stale_after_s:g}s)")
+            if await self._stale(order):
                 return
             if not adapter.supports(order.order_type) and not self.risk.killed(order.strategy):
                 await self._unsupported(order, adapter)
@@ -135,6 +134,16 @@ class RequestHandlers:
                 result = {**result, "clientOrderId": coid}
             await self.observe(result, adapter)
             return
+
+    async def _stale(self, order: NewOrder, rec: Tracked | None = None) -> bool:
+        """Reject a NewOrder created longer than ``stale_after_s`` ago; True when it was."""
+        age = (time.time_ns() - order.ts_init) / 1e9
+        if not (self.options.stale_after_s and order.ts_init > 0 and age > self.options.stale_after_s):
+            return False
+        self.counters["stale_rejects"] += 1
+        await self._reject(order, RejectCode.INVALID_ORDER,
+                           f"stale request: created {age:.0f}s ago (limit {self.options.stale_after_s:g}s)", rec)
+        return True
 
     async def _pre_trade(self, order: NewOrder, adapter: VenueAdapter):
         """The execution layer's gate, given what it needs: the last price (only when a limit

@@ -23,6 +23,7 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
 NONE, APIKEY, SIGNED = 0, 1, 2
+WSAPI_PLACE_METHODS = frozenset({"order.place", "algoOrder.place"})
 _NUMBER = re.compile(r"^-?([0-9]{1,20})(\.[0-9]{1,20})?$")
 
 
@@ -623,6 +624,9 @@ class Venue:
         if faults.draw(faults.rate_limit_rate):
             self.counters["wsapi_faults"] += 1
             raise SimError(-1003, "Too many requests; please use the websocket for live updates.", 429)
+        if faults.draw(faults.ban_rate):
+            self.counters["wsapi_faults"] += 1
+            raise SimError(-1003, "Way too many requests; IP banned until further notice.", 418)
         if faults.draw(faults.error_rate):
             self.counters["wsapi_faults"] += 1
             raise SimError(-1001, "Internal error; unable to process your request. Please try again.", 500)
@@ -643,6 +647,9 @@ class Venue:
             if (conn.market, method) in self.wsapi_methods and not self._wsapi_faults(method):
                 return None
             result = self._wsapi_call(conn, method, params)
+            if method in WSAPI_PLACE_METHODS and self.hub.faults.draw(self.hub.faults.answer_lost_rate):
+                self.counters["wsapi_faults"] += 1
+                return None  # executed, but the answer is lost: the client times out on an order that exists
             return _encode({"id": req_id, "status": 200, "result": result, "rateLimits": []})
         except SimError as err:
             return _encode({"id": req_id, "status": err.status, "error": {"code": err.code, "msg": err.msg}})

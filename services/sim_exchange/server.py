@@ -25,7 +25,7 @@ from tradebus.data import find_data_dir
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
-from .limits import Usage
+from .limits import ORDER_PATHS, Usage
 from .replay import Replay, instrument_feed, parse_speed
 from .rest import Venue, error_response
 from .settings import Faults, SimConfig, load_config
@@ -34,6 +34,8 @@ from .ws import Hub
 log = logging.getLogger("tradebus.sim_exchange")
 
 MAINTENANCE = SimError(1, "System is under maintenance.", 503)
+BANNED = SimError(-1003, "Way too many requests; IP(127.0.0.1) banned until further notice. Please use the "
+                         "websocket for live updates to avoid bans.", 418)
 
 
 class FaultState:
@@ -88,7 +90,8 @@ class SimExchange:
         self._runner: web.ServerRunner | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping: asyncio.Event | None = None
-        self.counters = {"faults_5xx": 0, "faults_429": 0, "faults_timeouts": 0, "faults_maintenance": 0}
+        self.counters = {"faults_5xx": 0, "faults_429": 0, "faults_418": 0, "faults_timeouts": 0,
+                         "faults_maintenance": 0, "faults_lost_answers": 0}
 
     # ------------------------------------------------------------------ construction
 
@@ -206,6 +209,24 @@ class SimExchange:
                 "counters": {**self.engine.counters, **self.hub.counters, **self.venue.counters,
                              **self.venue.usage.counters, **self.counters}}
 
+    def records(self, api_key: str = "sim-key", since_ms: int = 0) -> dict:
+        """The venue's own record of one account, for audits: every order placed since
+        ``since_ms`` (venue time), every fill, the spot wallets (free + locked) now and as
+        configured at start."""
+        acct = self.account(api_key)
+        orders = [{"client_id": o.client_id, "order_id": str(o.order_id), "symbol": o.inst.unified,
+                   "side": o.side.lower(), "type": o.type, "status": o.status, "qty": str(o.qty),
+                   "executed": str(o.executed), "time": o.time}
+                  for o in acct.orders.values() if o.time >= since_ms]
+        fills = [{"client_id": f.order.client_id, "trade_id": str(f.trade_id), "symbol": f.order.inst.unified,
+                  "side": f.order.side.lower(), "qty": str(f.qty), "price": str(f.price),
+                  "fee": str(f.commission), "fee_currency": f.commission_asset, "time": f.time}
+                 for market in (SPOT, USDM) for f in acct.fills[market] if f.time >= since_ms]
+        wallets = {asset: str(v[0] + v[1]) for asset, v in acct.spot.items()}
+        initial = next((dict(a.spot) for a in self.config.accounts if a.api_key == api_key), {})
+        return {"now": time.time_ns() // 1_000_000, "orders": orders, "fills": fills, "spot": wallets,
+                "initial_spot": initial}
+
     # ------------------------------------------------------------------ HTTP dispatch
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -243,6 +264,9 @@ class SimExchange:
                        f"{faults.request_limit_per_minute or 6000} requests per minute. Please use the "
                        "websocket for live updates to avoid polling the API.", 429),
                 headers={"Retry-After": str(faults.retry_after_s)})
+        if faults.draw(faults.ban_rate):
+            self.counters["faults_418"] += 1
+            return error_response(BANNED, headers={"Retry-After": str(faults.retry_after_s)})
         if faults.draw(faults.error_rate):
             self.counters["faults_5xx"] += 1
             return web.Response(status=503, text="503 Service Unavailable (sim_exchange fault)")
@@ -258,6 +282,11 @@ class SimExchange:
             await asyncio.sleep(delay / 1000)
         response = await self.venue.handle(request)
         self.hub.after_operation()
+        if (request.method, request.path) in ORDER_PATHS and request.method == "POST" \
+                and faults.draw(faults.answer_lost_rate):
+            # executed, but the answer never leaves: the client times out on an order that exists
+            self.counters["faults_lost_answers"] += 1
+            await self._stopping.wait()
         return response
 
     def _over_budget(self) -> bool:
@@ -278,6 +307,9 @@ class SimExchange:
             body = await request.json() if request.can_read_body else {}
             if path == "state" and request.method == "GET":
                 return web.json_response(self.state())
+            if path == "records" and request.method == "GET":
+                return web.json_response(self.records(request.query.get("api_key", "sim-key"),
+                                                      int(request.query.get("since_ms", 0))))
             if path == "faults" and request.method == "POST":
                 return web.json_response(self.set_faults(**body))
             if path == "replay" and request.method == "POST":

@@ -74,6 +74,8 @@ class Faults(Settings):
     error_rate: float = 0.0  # share of REST requests answered 503 (WS-API: -1001)
     timeout_rate: float = 0.0  # share of REST requests never answered (held until stop)
     rate_limit_rate: float = 0.0  # share of REST requests answered 429 / -1003
+    ban_rate: float = 0.0  # share of REST requests answered 418 (IP banned) / -1003
+    answer_lost_rate: float = 0.0  # share of order placements executed but never answered
     request_limit_per_minute: int = 0  # 0: off; else a real per-minute request budget
     retry_after_s: int = 1
     maintenance: bool = False  # REST answers 503 "System is under maintenance." (WS-API: -1008)

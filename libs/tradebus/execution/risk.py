@@ -1,7 +1,10 @@
-"""Pre-trade risk per strategy and venue: size, notional, position, open orders, price band, kill switch.
+"""Pre-trade risk per strategy and venue: size, notional, position, open orders, price band,
+order rate, kill switch.
 
 ``RiskEngine.pre_trade`` is the one gate every order passes before it is sent (order_router,
-the in-process broker): the kill switch first, then the limits.
+the in-process broker): the kill switch first, then the limits, then the strategy's order rate
+(a token bucket per strategy and venue: one strategy's flood is refused with RATE_LIMITED
+while the others' orders go through untouched).
 
 Limits are looked up most specific first: ``"<strategy>@<venue>"``, ``"<strategy>"``,
 ``"*@<venue>"``, ``"*"``; a missing limit (None) is not checked::
@@ -14,6 +17,8 @@ Limits are looked up most specific first: ``"<strategy>@<venue>"``, ``"<strategy
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 from tradebus.config import Settings
@@ -31,13 +36,23 @@ class Refusal(NamedTuple):
 
 class RiskLimits(Settings, frozen=True):
     """None disables a check. ``price_band_bps``: a priced order must be within this many basis
-    points of the last trade (market orders use the last trade as their price)."""
+    points of the last trade (market orders use the last trade as their price).
+    ``max_orders_per_s``: new orders a strategy may send per second on the venue, with bursts of
+    up to ``order_burst`` (default: one second's worth)."""
 
     max_order_qty: float | None = None
     max_notional: float | None = None
     max_position: float | None = None
     max_open_orders: int | None = None
     price_band_bps: float | None = None
+    max_orders_per_s: float | None = None
+    order_burst: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_orders_per_s is not None and not self.max_orders_per_s > 0:
+            raise ValueError(f"max_orders_per_s must be > 0, got {self.max_orders_per_s!r}")
+        if self.order_burst is not None and self.order_burst < 1:
+            raise ValueError(f"order_burst must be >= 1, got {self.order_burst!r}")
 
 
 ALL = "*"
@@ -46,9 +61,11 @@ ALL = "*"
 class RiskEngine:
     """Checks NewOrders against the limits and holds the kill switches."""
 
-    def __init__(self, limits: dict[str, RiskLimits] | None = None):
+    def __init__(self, limits: dict[str, RiskLimits] | None = None, clock: Callable[[], float] = time.monotonic):
         self.limits = dict(limits or {})
         self._killed: set[str] = set()
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # (strategy, venue) -> (tokens, at)
 
     def limits_for(self, strategy: str, venue: str) -> RiskLimits:
         for key in (f"{strategy}@{venue}", strategy, f"{ALL}@{venue}", ALL):
@@ -84,7 +101,27 @@ class RiskEngine:
         if self.killed(order.strategy):
             return Refusal(RejectCode.KILL_SWITCH, "kill switch engaged")
         reason = self.check(order, last_price=last_price, position=position, open_orders=open_orders)
-        return Refusal(RejectCode.RISK_LIMIT, reason) if reason else None
+        if reason:
+            return Refusal(RejectCode.RISK_LIMIT, reason)
+        return self.throttle(order)
+
+    def throttle(self, order: NewOrder) -> Refusal | None:
+        """Take one token of the strategy's order-rate bucket; RATE_LIMITED when it is empty."""
+        lim = self.limits_for(order.strategy, order.venue)
+        rate = lim.max_orders_per_s
+        if rate is None or order.order_type is OrderType.CLOSE_POSITION:
+            return None
+        burst = float(lim.order_burst or max(1.0, rate))
+        key = (order.strategy, order.venue)
+        now = self._clock()
+        tokens, at = self._buckets.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return Refusal(RejectCode.RATE_LIMITED, f"throttled: {order.strategy} sends more than {rate:g} "
+                                                    f"orders/s on {order.venue} (burst {burst:g})")
+        self._buckets[key] = (tokens - 1.0, now)
+        return None
 
     def counts_open_orders(self, strategy: str, venue: str) -> bool:
         """Whether ``pre_trade`` needs the strategy's open-order count."""

@@ -46,3 +46,18 @@ def test_kill_switch():
     assert r.killed("s2")
     r.release()
     assert not r.killed("s1") and not r.killed("s2")
+
+
+def test_order_rate_throttles_one_strategy_only():
+    now = [0.0]
+    r = RiskEngine({"*": RiskLimits(max_orders_per_s=2.0, order_burst=3)}, clock=lambda: now[0])
+    outcomes = [r.pre_trade(order(strategy="flood")) for _ in range(5)]
+    assert [o is None for o in outcomes] == [True, True, True, False, False]  # the burst, then empty
+    assert outcomes[3].code == "rate_limited" and "throttled: flood" in outcomes[3].reason
+    assert r.pre_trade(order(strategy="calm")) is None  # a bucket per strategy
+    now[0] = 0.5  # half a second refills one token at 2/s
+    assert r.pre_trade(order(strategy="flood")) is None
+    assert r.pre_trade(order(strategy="flood")) is not None
+    now[0] = 100.0  # never more than the burst
+    assert [r.pre_trade(order(strategy="flood")) is None for _ in range(4)] == [True, True, True, False]
+    assert RiskEngine().pre_trade(order()) is None  # no rate limit configured

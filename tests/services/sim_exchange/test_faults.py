@@ -22,7 +22,7 @@ from .conftest import KEYS, make, sim_config, stepping, top, until
 def clear_faults(sim):
     yield
     sim.set_faults(**{name: 0 for name in ("latency_ms", "latency_jitter_ms", "error_rate", "timeout_rate",
-                                           "rate_limit_rate", "request_limit_per_minute",
+                                           "rate_limit_rate", "request_limit_per_minute", "ban_rate", "answer_lost_rate",
                                            "ws_drop_after_messages", "depth_gap_every")}, maintenance=False)
 
 
@@ -67,6 +67,33 @@ async def test_timeouts_are_never_answered(sim):
         with pytest.raises(ccxt.RequestTimeout):
             await ex.fetch_time()
         assert sim.counters["faults_timeouts"] == before + 1
+    finally:
+        await ex.close()
+
+
+async def test_ban_answers_418(sim, spot):
+    sim.set_faults(ban_rate=1.0)
+    with pytest.raises(ccxt.DDoSProtection, match="banned"):
+        await spot.fetch_time()
+    assert sim.counters["faults_418"] >= 1
+
+
+async def test_lost_answer_leaves_an_order_the_client_never_heard_of(sim):
+    """The venue takes the order, the answer never arrives: ccxt times out, yet the order
+    exists (and is found by its client id), which is what the router must cope with."""
+    ex = make(ccxt_async.binance, sim, timeout=300)
+    try:
+        await ex.load_markets()
+        sim.set_faults(answer_lost_rate=1.0)
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.create_order("BTC/USDT", "market", "buy", 0.001, params={"newClientOrderId": "lost-1"})
+        sim.set_faults(answer_lost_rate=0)
+        assert sim.counters["faults_lost_answers"] == 1
+        found = await ex.fetch_order(None, "BTC/USDT", params={"origClientOrderId": "lost-1"})
+        assert found["clientOrderId"] == "lost-1" and found["status"] == "closed"
+        records = sim.records()
+        assert [o["client_id"] for o in records["orders"]].count("lost-1") == 1
+        assert [f["client_id"] for f in records["fills"]].count("lost-1") >= 1
     finally:
         await ex.close()
 
