@@ -8,18 +8,14 @@
 - a backtest_worker process on BT_JOBS running a study whose jobs wait on a gate file, so a
   test knows the study is running when it kills a node.
 
-:func:`order_tally` is the order/fill balance of a scenario (every accepted order has one venue
-order and one final state, every venue fill appears exactly once in the stored order events);
-:func:`study_tally` the study's (every job's result stored once).
+The balance of a scenario is the order ledger's (:class:`tradebus.audit.Audit`).
 """
 from __future__ import annotations
 
 import asyncio
 import itertools
 import time
-from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import ccxt.pro as ccxtpro
@@ -30,11 +26,10 @@ from tradebus.bus.jetstream import wait_jetstream, wait_replicated
 from tradebus.config import BackoffSettings
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
-from tradebus.proto import ORDER_EVENT_DECODER, Fill, NewOrder, OrderAck, OrderReject
+from tradebus.proto import NewOrder
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import ORDERS_STREAM, order_event_subject, order_request_subject
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
-from tradebus.services.sim_exchange.records import SPOT
 
 REPLICAS = 3
 HANG_GUARD = 90.0  # seconds: only stops a hung test, never a measure of speed
@@ -156,98 +151,6 @@ class OrderFlow:
             await self._sub.unsubscribe()
 
 
-async def stored_events(bus: Bus, venue: str, strategy: str) -> list:
-    """Every order event ORDERS keeps for ``strategy``, in order: what a consumer gets."""
-    subject = order_event_subject(venue, strategy)
-    info = await bus.js.stream_info(ORDERS_STREAM, subjects_filter=subject)
-    expected = sum((info.state.subjects or {}).values())
-    sub = await bus.js.subscribe(subject, ordered_consumer=True)
-    out = []
-    try:
-        while len(out) < expected:
-            msg = await sub.next_msg(timeout=HANG_GUARD)
-            out.append(ORDER_EVENT_DECODER.decode(msg.data))
-    finally:
-        await sub.unsubscribe()
-    return out
-
-
-async def all_settled(bus: Bus, flow: OrderFlow) -> bool:
-    """Whether every sent order has its outcome and, when accepted, its whole quantity filled."""
-    events = await stored_events(bus, flow.venue, flow.strategy)
-    filled: Counter[str] = Counter()
-    decided: set[str] = set()
-    for event in events:
-        if isinstance(event, OrderReject):
-            decided.add(event.client_order_id)
-        elif isinstance(event, Fill):
-            filled[event.client_order_id] += event.qty
-    for event in events:
-        if isinstance(event, OrderAck) and filled[event.client_order_id] >= flow.qty - 1e-12:
-            decided.add(event.client_order_id)
-    return decided >= set(flow.sent)
-
-
-def order_tally(flow: OrderFlow, events: list, sim) -> dict:
-    """The balance of one strategy's orders: sent, accepted, rejected (by reason), filled, and
-    what is lost (a sent order without outcome, an accepted one without venue order or with a
-    venue fill missing from the events) or duplicated (two outcomes, two venue orders for one
-    client id, a venue fill reported twice). ``problems`` says which orders and why."""
-    sent = set(flow.sent)
-    acks = Counter(e.client_order_id for e in events if isinstance(e, OrderAck))
-    rejects = [e for e in events if isinstance(e, OrderReject)]
-    rejected = Counter(e.client_order_id for e in rejects)
-    fills = [e for e in events if isinstance(e, Fill)]
-    fill_ids = Counter(f.trade_id for f in fills)
-    account = sim.account("sim-key")
-    venue_orders = Counter(order.client_id for (market, _id), order in account.orders.items()
-                           if market == SPOT and order.client_id in sent)
-    venue_fills = {str(f.trade_id): f for f in account.fills[SPOT] if f.order.client_id in sent}
-    problems: list[str] = []
-    lost = duplicated = 0
-    for coid in sorted(sent):
-        outcomes = acks[coid] + rejected[coid]
-        if outcomes == 0:
-            lost += 1
-            problems.append(f"{coid}: no ack or reject")
-        elif outcomes > 1:
-            duplicated += 1
-            problems.append(f"{coid}: {acks[coid]} acks, {rejected[coid]} rejects")
-        if acks[coid] and venue_orders[coid] != 1:
-            if venue_orders[coid] == 0:
-                lost += 1
-            else:
-                duplicated += 1
-            problems.append(f"{coid}: {venue_orders[coid]} venue orders")
-    unknown = [e.client_order_id for e in events if getattr(e, "client_order_id", None) not in sent]
-    if unknown:
-        duplicated += len(unknown)
-        problems.append(f"events of orders never sent: {unknown[:5]}")
-    for trade_id, fill in venue_fills.items():
-        if fill_ids[trade_id] == 0:
-            lost += 1
-            problems.append(f"venue fill {trade_id} of {fill.order.client_id} missing from the events")
-    for trade_id, count in fill_ids.items():
-        if count > 1:
-            duplicated += count - 1
-            problems.append(f"fill {trade_id} reported {count} times")
-        if trade_id not in venue_fills:
-            duplicated += 1
-            problems.append(f"fill {trade_id} unknown to the venue")
-    filled_qty = Counter[str]()
-    for fill in fills:
-        filled_qty[fill.client_order_id] += fill.qty
-    position = sum(f.qty if f.side == "buy" else -f.qty for f in fills)
-    venue_position = float(sum((f.qty if f.order.side == "BUY" else -f.qty for f in venue_fills.values()), Decimal(0)))
-    if abs(position - venue_position) > 1e-9:
-        problems.append(f"position from fills {position} != venue's {venue_position}")
-    reasons = Counter(str(e.reject_code) for e in rejects)
-    return {"sent": len(sent), "accepted": sum(1 for c in sent if acks[c]), "rejected": dict(reasons),
-            "filled": sum(1 for c in sent if filled_qty[c] >= flow.qty - 1e-12), "fills": len(fills),
-            "lost": lost, "duplicated": duplicated, "problems": problems,
-            "position": position, "venue_position": venue_position, "publish_retries": flow.publish_retries}
-
-
 @dataclass
 class GatedStudy:
     """A sweep whose jobs wait while ``gate/closed`` exists: ``running()`` is true once a worker is
@@ -265,11 +168,3 @@ class GatedStudy:
     def open(self) -> None:
         (self.gate / "closed").unlink(missing_ok=True)
 
-
-def study_tally(collector, stored: tuple[int, int]) -> dict:
-    """A study's balance: every job's result collected once and stored once in BT_RESULTS."""
-    results, dead = stored
-    total = collector.spec.total_jobs
-    return {"jobs": total, "results": len(collector.results), "stored": results, "dead": dead,
-            "lost": max(0, total - len(collector.results)) + max(0, total - results),
-            "duplicated": max(0, results - total)}
