@@ -183,9 +183,8 @@ def replicated(config: C, replicas: int | None) -> C:
         return config
     if replicas < 1:
         raise ValueError("replicas must be at least 1")
-    if isinstance(config, api.StreamConfig):
-        return replace(config, num_replicas=replicas)
-    return replace(config, replicas=replicas)
+    changes: dict[str, Any] = {"num_replicas" if isinstance(config, api.StreamConfig) else "replicas": replicas}
+    return replace(config, **changes)
 
 
 async def declare_all(js, replicas: int | None = None) -> Declared:
