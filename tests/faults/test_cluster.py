@@ -68,25 +68,6 @@ async def stack(tmp_path_factory):
         cluster.stop()
 
 
-async def start_study(s: Stack, audit: Audit, gate_dir: Path):
-    study = GatedStudy(gate_dir)
-    spec = make_spec("sweep", strategy=f"{STRATEGIES}:gated_cross", dataset_id=s.dataset,
-                     grid=parse_grid(["fast=2:10:1", "slow=30,40"]), params={"gate_dir": str(gate_dir)})
-    audit.expect_study(spec.study_id, [planned.job.job_id for planned in build_jobs(spec)])
-    await submit(s.bus, spec)
-    await eventually(study.running, "the worker to start a job of the study")
-    return study, spec
-
-
-async def finish(s: Stack, audit: Audit, flow: OrderFlow, spec, scenario: str) -> None:
-    """Stop the flow; the ledger of the scenario must balance: every order sent is accepted and
-    filled once at the venue and on the bus, every job of the study has one stored result."""
-    await flow.stop()
-    tally = assert_balanced(await audit.settle(scenario, timeout=HANG_GUARD))
-    assert tally.sent == len(flow.sent) and tally.accepted == tally.filled == tally.sent > 0
-    assert tally.fills >= tally.filled and tally.study_results == spec.total_jobs
-
-
 async def whole_again(s: Stack) -> None:
     """Every declared stream has its leader and three current replicas, the restarted node among them."""
     infos = await wait_replicated(s.bus.js, timeout=HANG_GUARD)
@@ -96,57 +77,74 @@ async def whole_again(s: Stack) -> None:
         assert peers == {node.server_name for node in s.cluster.nodes}, name
 
 
+@dataclass
+class Scenario:
+    """One fault's window: the ledger started, a study running (a worker inside a gated job), a
+    strategy's orders flowing and answered."""
+
+    s: Stack
+    audit: Audit
+    study: GatedStudy
+    spec: object
+    flow: OrderFlow
+
+    @classmethod
+    async def begin(cls, s: Stack, gate_dir: Path) -> Scenario:
+        audit = Audit(s.bus, s.sim.url)
+        await audit.start()
+        study = GatedStudy(gate_dir)
+        spec = make_spec("sweep", strategy=f"{STRATEGIES}:gated_cross", dataset_id=s.dataset,
+                         grid=parse_grid(["fast=2:10:1", "slow=30,40"]), params={"gate_dir": str(gate_dir)})
+        audit.expect_study(spec.study_id, [planned.job.job_id for planned in build_jobs(spec)])
+        await submit(s.bus, spec)
+        await eventually(study.running, "the worker to start a job of the study")
+        flow = await OrderFlow(s.bus, s.venue).start()
+        await flow.sent_more(10)
+        await eventually(lambda: flow.outcomes >= 10, "the first outcomes")
+        return cls(s, audit, study, spec, flow)
+
+    async def carry_on(self) -> None:
+        """With the node down: 20 more orders get their outcomes, the study completes."""
+        self.study.open()
+        before = self.flow.outcomes
+        await self.flow.sent_more(20)
+        await eventually(lambda: self.flow.outcomes >= before + 20, "orders to carry on with a node down")
+        await Collector(self.s.bus, self.spec).run(timeout=HANG_GUARD, publish_progress=False)
+
+    async def end(self, victim, name: str) -> None:
+        """Restart the killed node, wait until it caught up, send more orders, stop the flow: the
+        ledger must balance (every order accepted and filled once at the venue and on the bus,
+        every job of the study one stored result)."""
+        assert self.s.cluster.restart_exited() == [victim]
+        await whole_again(self.s)
+        await self.flow.sent_more(10)
+        await self.flow.stop()
+        tally = assert_balanced(await self.audit.settle(name, timeout=HANG_GUARD))
+        assert tally.sent == len(self.flow.sent) and tally.accepted == tally.filled == tally.sent > 0
+        assert tally.fills >= tally.filled and tally.study_results == self.spec.total_jobs
+
+
 async def test_a_node_killed_mid_flow_and_restarted_loses_and_duplicates_nothing(stack, tmp_path):
-    s = stack
-    audit = Audit(s.bus, s.sim.url)
-    await audit.start()
-    study, spec = await start_study(s, audit, tmp_path / "gate")
-    flow = await OrderFlow(s.bus, s.venue).start()
-    await flow.sent_more(10)
-    await eventually(lambda: flow.outcomes >= 10, "the first outcomes")
-
-    victim = node_of(s.cluster, s.router_bus)  # the router's own node: it has to fail over
-    s.cluster.kill(victim)
+    scenario = await Scenario.begin(stack, tmp_path / "gate")
+    victim = node_of(stack.cluster, stack.router_bus)  # the router's own node: it has to fail over
+    stack.cluster.kill(victim)
     assert victim.process.returncode == -9
-    study.open()
-    before = flow.outcomes
-    await flow.sent_more(20)
-    await eventually(lambda: flow.outcomes >= before + 20, "orders to carry on with a node down")
-    await Collector(s.bus, spec).run(timeout=HANG_GUARD, publish_progress=False)  # the study completes too
-
-    assert s.cluster.restart_exited() == [victim]
-    await whole_again(s)
-    await flow.sent_more(10)
-    await finish(s, audit, flow, spec, "node killed and restarted")
+    await scenario.carry_on()
+    await scenario.end(victim, "node killed and restarted")
 
 
 async def test_the_orders_stream_leader_killed_loses_and_duplicates_nothing(stack, tmp_path):
-    s = stack
-    audit = Audit(s.bus, s.sim.url)
-    await audit.start()
-    study, spec = await start_study(s, audit, tmp_path / "gate")
-    flow = await OrderFlow(s.bus, s.venue).start()
-    await flow.sent_more(10)
-    await eventually(lambda: flow.outcomes >= 10, "the first outcomes")
-
-    leader = await stream_leader(s.bus, ORDERS_STREAM)
-    victim = s.cluster.node(leader)
-    s.cluster.kill(victim)
-    study.open()
+    scenario = await Scenario.begin(stack, tmp_path / "gate")
+    leader = await stream_leader(stack.bus, ORDERS_STREAM)
+    victim = stack.cluster.node(leader)
+    stack.cluster.kill(victim)
 
     async def new_leader() -> bool:
         try:
-            return await stream_leader(s.bus, ORDERS_STREAM) != leader
+            return await stream_leader(stack.bus, ORDERS_STREAM) != leader
         except Exception:  # no leader yet: the election is running
             return False
 
     await eventually(new_leader, "ORDERS to elect a new leader")
-    before = flow.outcomes
-    await flow.sent_more(20)
-    await eventually(lambda: flow.outcomes >= before + 20, "orders to carry on under the new leader")
-    await Collector(s.bus, spec).run(timeout=HANG_GUARD, publish_progress=False)
-
-    assert s.cluster.restart_exited() == [victim]
-    await whole_again(s)
-    await flow.sent_more(10)
-    await finish(s, audit, flow, spec, "ORDERS leader killed")
+    await scenario.carry_on()
+    await scenario.end(victim, "ORDERS leader killed")
