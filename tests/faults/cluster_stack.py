@@ -22,7 +22,7 @@ import ccxt.pro as ccxtpro
 import nats.errors
 
 from tradebus.bus import Bus, NatsCluster, NatsConfig
-from tradebus.bus.jetstream import wait_jetstream, wait_replicated
+from tradebus.bus.jetstream import wait_replicated
 from tradebus.config import BackoffSettings
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
@@ -59,18 +59,9 @@ async def connect(cluster: NatsCluster, name: str) -> Bus:
 
 
 async def ready(bus: Bus) -> None:
-    """Meta leader elected, everything declared with three replicas, every replica current."""
-    await wait_jetstream(bus.js, HANG_GUARD)
-    await eventually(lambda: _declared(bus), "the replicated streams to be declared")
+    """Everything declared with three replicas (once the meta leader is elected), every replica current."""
+    await bus.declare_all()
     await wait_replicated(bus.js, timeout=HANG_GUARD)
-
-
-async def _declared(bus: Bus) -> bool:
-    try:
-        await bus.declare_all()
-    except (TimeoutError, nats.errors.Error):  # peers still joining the meta group
-        return False
-    return True
 
 
 async def stream_leader(bus: Bus, stream: str) -> str:

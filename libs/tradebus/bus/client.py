@@ -208,8 +208,10 @@ class Bus:
 
     async def declare_all(self) -> jetstream.Declared:
         """Declare every stream, KV bucket and object store tradebus uses (idempotent), with
-        ``stream_replicas`` replicas where it creates one."""
-        return await jetstream.declare_all(self.js, replicas=self.stream_replicas)
+        ``stream_replicas`` replicas where it creates one; on a cluster (replicas > 1) it waits
+        for the cluster to be ready to take them (``jetstream.CLUSTER_READY_TIMEOUT``)."""
+        ready = jetstream.CLUSTER_READY_TIMEOUT if self.stream_replicas > 1 else 0.0
+        return await jetstream.declare_all(self.js, replicas=self.stream_replicas, ready_timeout=ready)
 
     async def declare_stream(self, config: api.StreamConfig) -> api.StreamInfo:
         """Create the stream ``config.name`` (with ``stream_replicas`` replicas unless ``config`` sets

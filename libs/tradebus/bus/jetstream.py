@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import nats.errors
 from nats.js import api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from tradebus.proto import subjects
 
@@ -187,16 +187,41 @@ def replicated(config: C, replicas: int | None) -> C:
     return replace(config, **changes)
 
 
-async def declare_all(js, replicas: int | None = None) -> Declared:
+# JetStream's answers while a cluster is still forming: no suitable peers for placement yet,
+# JetStream temporarily unavailable (no meta leader), insufficient resources (peers joining).
+_NOT_READY_CODES = frozenset({10005, 10008, 10023})
+CLUSTER_READY_TIMEOUT = 60.0
+
+
+def _not_ready(exc: Exception) -> bool:
+    if isinstance(exc, (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                        ServiceUnavailableError)):
+        return True
+    return isinstance(exc, APIError) and exc.err_code in _NOT_READY_CODES
+
+
+async def declare_all(js, replicas: int | None = None, ready_timeout: float = 0.0) -> Declared:
     """Declare every stream and KV bucket tradebus uses; safe to call from every service at start.
 
     ``replicas`` (a clustered server: 3) applies to what this call creates; an existing stream
     keeps its replica count, so services that declare with the default leave a replicated one alone.
+    With ``ready_timeout`` (a cluster that may be starting) it first waits that long for a meta
+    leader and retries while the cluster answers "not ready"; any other refusal raises at once.
     """
-    streams = {name: await declare_stream(js, replicated(cfg, replicas)) for name, cfg in STREAMS.items()}
-    kv = {name: await declare_kv(js, replicated(cfg, replicas)) for name, cfg in KV_BUCKETS.items()}
-    objects = {name: await declare_object_store(js, replicated(cfg, replicas)) for name, cfg in OBJECT_STORES.items()}
-    return Declared(streams, kv, objects)
+    deadline = time.monotonic() + ready_timeout
+    if ready_timeout:
+        await wait_jetstream(js, ready_timeout)
+    while True:
+        try:
+            streams = {name: await declare_stream(js, replicated(cfg, replicas)) for name, cfg in STREAMS.items()}
+            kv = {name: await declare_kv(js, replicated(cfg, replicas)) for name, cfg in KV_BUCKETS.items()}
+            objects = {name: await declare_object_store(js, replicated(cfg, replicas))
+                       for name, cfg in OBJECT_STORES.items()}
+            return Declared(streams, kv, objects)
+        except (TimeoutError, nats.errors.Error) as exc:
+            if not _not_ready(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.2)
 
 
 def declared_streams() -> list[str]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import nats.errors
 
-from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsConfig, NatsServerError, RequestError, free_port
-from tradebus.bus.jetstream import wait_jetstream, wait_replicated
+from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsConfig, NatsServerError, RequestError, free_port, jetstream
+from tradebus.bus.jetstream import wait_replicated
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.subjects import service_subject
@@ -108,19 +108,14 @@ def start_cluster(config: DeploymentConfig, nodes: int, state_dir: Path) -> Nats
 
 
 async def declare_replicated(bus: Bus, timeout: float) -> None:
-    """Wait for the meta leader, declare every stream with ``bus.stream_replicas`` replicas, and
-    wait until each has a leader and current replicas: services start on a ready cluster."""
-    await wait_jetstream(bus.js, timeout)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            await bus.declare_all()
-            break
-        except (TimeoutError, nats.errors.Error) as exc:  # peers still joining the meta group
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"declaring the replicated streams failed for {timeout}s: {exc}") from None
-            await asyncio.sleep(0.2)
-    await wait_replicated(bus.js, timeout=max(1.0, deadline - time.monotonic()))
+    """Declare every stream with ``bus.stream_replicas`` replicas once the meta leader is elected,
+    and wait until each has a leader and current replicas: services start on a ready cluster."""
+    started = time.monotonic()
+    try:
+        await jetstream.declare_all(bus.js, replicas=bus.stream_replicas, ready_timeout=timeout)
+    except nats.errors.Error as exc:
+        raise TimeoutError(f"declaring the replicated streams failed: {exc}") from None
+    await wait_replicated(bus.js, timeout=max(1.0, timeout - (time.monotonic() - started)))
 
 
 def supervise_nodes(cluster: NatsCluster, restarts: dict[str, int], max_restarts: int) -> None:

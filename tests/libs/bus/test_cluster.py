@@ -58,10 +58,20 @@ async def test_a_cluster_started_again_on_its_state_folder_keeps_its_streams(tmp
     assert (tmp_path / "nats" / "node-1").is_dir()  # a given state folder is kept
 
 
-def test_a_temporary_cluster_state_is_removed_on_stop():
+async def test_declaring_on_a_cluster_that_is_still_forming_waits_for_it(tmp_path):
+    """Right after start there is no meta leader: a Bus with three replicas declares once there is one."""
     cluster = NatsCluster(3).start()
     state = cluster.state_dir
-    assert [n.server_name for n in cluster.nodes] == ["tradebus-1", "tradebus-2", "tradebus-3"]
-    assert len({n.port for n in cluster.nodes}) == 3
-    cluster.stop()
-    assert not state.exists()
+    try:
+        assert [n.server_name for n in cluster.nodes] == ["tradebus-1", "tradebus-2", "tradebus-3"]
+        assert len({n.port for n in cluster.nodes}) == 3
+        bus = await Bus.connect(NatsConfig(url=cluster.url, stream_replicas=3))
+        declared = await bus.declare_all()
+        assert {name: info.config.num_replicas for name, info in declared.streams.items()} == \
+            {"ORDERS": 3, "BT_JOBS": 3, "BT_RESULTS": 3}
+        infos = await wait_replicated(bus.js)
+        assert {info.config.num_replicas for info in infos.values()} == {3}  # the KV buckets and object store too
+        await bus.close()
+    finally:
+        cluster.stop()
+    assert not state.exists()  # a temporary state folder is removed
