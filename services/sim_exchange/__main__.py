@@ -10,7 +10,7 @@ import sys
 from tradebus.bus.service import ServiceContext, service_main
 from tradebus.config import service_section
 
-from .server import SimExchange, with_overrides
+from .server import SimExchange, add_restart_safe_ids, with_overrides
 from .server import main as standalone_main
 from .settings import SimConfig, load_config
 
@@ -24,6 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", help="market data folder (default: $TRADEBUS_DATA_DIR or ../shared/data)")
     parser.add_argument("--speed", help="replay speed: 0 (paused), 1, 10, ... or max")
     parser.add_argument("--seed", type=int, help="seed of the synthetic market and fault draws")
+    add_restart_safe_ids(parser)
 
 
 def venue_config(svc: ServiceContext) -> SimConfig:
@@ -33,7 +34,7 @@ def venue_config(svc: ServiceContext) -> SimConfig:
         config = load_config(args.sim_config)
     else:
         config = service_section(svc.config, "sim_exchange", SimConfig)
-    return with_overrides(config, args.speed, args.seed)
+    return with_overrides(config, args.speed, args.seed, args.restart_safe_ids)
 
 
 async def setup(svc: ServiceContext) -> None:

@@ -61,11 +61,12 @@ __all__ = [
 
 class Engine(MarketBook, Matching, Accounts, Triggers):
     """All books and accounts of one venue. ``clock`` returns epoch milliseconds; ``queue_model``
-    places resting orders in their level (default RiskAverseQueue())."""
+    places resting orders in their level (default RiskAverseQueue()). Order, algo and trade ids
+    count up from ``id_base`` (a restarted venue passes a larger one: ids are never reused)."""
 
     def __init__(self, instruments: list[Instrument], accounts: list[Account],
                  clock: Callable[[], int], sink: Sink | None = None, trade_history: int = 1000,
-                 queue_model: QueueModel | None = None):
+                 queue_model: QueueModel | None = None, id_base: int = 0):
         self.instruments = {inst.key: inst for inst in instruments}
         self.books = {inst.key: Book(inst) for inst in instruments}
         self.accounts = {acct.api_key: acct for acct in accounts}
@@ -76,9 +77,9 @@ class Engine(MarketBook, Matching, Accounts, Triggers):
         self.klines: dict[tuple[str, str], list[Kline]] = {k: [] for k in self.instruments}
         self.last_price: dict[tuple[str, str], Decimal] = {}
         self.stops: dict[tuple[str, str], list[Order]] = {k: [] for k in self.instruments}
-        self._next_trade_id = {k: 1 for k in self.instruments}
-        self._next_order_id = {SPOT: 1_000_001, USDM: 4_000_001}
-        self._next_algo_id = 9_000_001
+        self._next_trade_id = {k: id_base + 1 for k in self.instruments}
+        self._next_order_id = {SPOT: id_base + 1_000_001, USDM: id_base + 4_000_001}
+        self._next_algo_id = id_base + 9_000_001
         self._triggering = False
         self._printed: dict[tuple[str, str], deque[Decimal]] = {k: deque() for k in self.instruments}
         self.counters = {"orders": 0, "fills": 0, "public_trades": 0, "book_changes": 0}

@@ -64,6 +64,16 @@ class FaultState:
         return rate > 0 and self.rng.random() < rate
 
 
+ID_EPOCH_MS = 1_704_067_200_000  # 2024-01-01
+
+
+def restart_safe_id_base() -> int:
+    """Where this life's ids start: 100 per millisecond since 2024 (13 digits, exact as a float),
+    so a restarted venue never hands out an order or trade id of an earlier life, as a real
+    exchange never does, unless the earlier one made more than 100,000 ids a second."""
+    return (time.time_ns() // 1_000_000 - ID_EPOCH_MS) * 100
+
+
 def parse_symbol(symbol: str, market: str) -> tuple[str, str, str]:
     """'BTC/USDT' or 'BTC/USDT:USDT' -> ('BTCUSDT', 'BTC', 'USDT')."""
     pair, _, settle = symbol.partition(":")
@@ -113,7 +123,7 @@ class SimExchange:
         accounts = [Account(a.api_key, a.secret, {k: Decimal(v) for k, v in a.spot.items()},
                             {k: Decimal(v) for k, v in a.futures.items()}, a.leverage) for a in cfg.accounts]
         return Engine(instruments, accounts, clock=lambda: time.time_ns() // 1_000_000,
-                      queue_model=cfg.queue.build())
+                      queue_model=cfg.queue.build(), id_base=restart_safe_id_base() if cfg.restart_safe_ids else 0)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -343,12 +353,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", help="market data folder (default: $TRADEBUS_DATA_DIR or ../shared/data)")
     parser.add_argument("--speed", help="replay speed: 0 (paused), 1, 10, ... or max")
     parser.add_argument("--seed", type=int, help="seed of the synthetic market and fault draws")
+    add_restart_safe_ids(parser)
     return parser
 
 
-def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None = None) -> SimConfig:
-    """``config`` with the command line's --speed and --seed applied (None leaves a field alone)."""
-    overrides = {}
+def add_restart_safe_ids(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--restart-safe-ids", action="store_true", default=None,
+                        help="order and trade ids continue from the clock, so a restart never reuses one")
+
+
+def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None = None,
+                   restart_safe_ids: bool | None = None) -> SimConfig:
+    """``config`` with the command line's --speed, --seed and --restart-safe-ids applied (None
+    leaves a field alone)."""
+    overrides: dict = {}
+    if restart_safe_ids is not None:
+        overrides["restart_safe_ids"] = restart_safe_ids
     if speed is not None:
         parse_speed(speed)
         overrides["speed"] = speed
@@ -358,7 +378,7 @@ def with_overrides(config: SimConfig, speed: str | None = None, seed: int | None
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    return with_overrides(load_config(args.config), args.speed, args.seed)
+    return with_overrides(load_config(args.config), args.speed, args.seed, args.restart_safe_ids)
 
 
 async def serve(args: argparse.Namespace,

@@ -124,6 +124,9 @@ class SimConfig(Settings):
     faults: Faults = Faults()
     limits: UsageLimits = UsageLimits()
     queue: Queue = Queue()
+    # ids (orders, trades) continue from the clock instead of 1, so a restarted venue never
+    # reuses one; off keeps a seeded market reproducible down to its trade ids
+    restart_safe_ids: bool = False
 
 
 def load_config(path: str | os.PathLike | None = None) -> SimConfig:

@@ -116,11 +116,17 @@ class Audit:
         self._wallets: dict[str, Decimal] = {}
         self._earlier: list[dict] = []  # records of venue incarnations that were restarted since start
 
-    async def start(self) -> None:
-        self._seq = (await self.bus.stream_info(ORDERS_STREAM)).state.last_seq
+    async def start(self, from_beginning: bool = False) -> None:
+        """Mark the scenario's start: now, or (``from_beginning``) the start of the ORDERS stream,
+        of the venue's life (its configured wallets) and of the journals."""
         records = await venue_records(self.sim_url, self.api_key, since_ms=2 ** 62)
-        self._since_ms, self._wallets = records["now"], self._spot(records)
-        self._offsets = {name: journal_size(path) for name, path in self.journals.items()}
+        if from_beginning:
+            self._seq, self._since_ms, self._offsets = 0, 0, {}
+            self._wallets = {a: Decimal(records["initial_spot"].get(a, "0")) for a in self.assets}
+        else:
+            self._seq = (await self.bus.stream_info(ORDERS_STREAM)).state.last_seq
+            self._since_ms, self._wallets = records["now"], self._spot(records)
+            self._offsets = {name: journal_size(path) for name, path in self.journals.items()}
         self._earlier = []
 
     def expect_study(self, study: str, job_ids) -> None:

@@ -8,7 +8,7 @@ import sys
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = ["up", "status", "study", "strategy", "version", "replay", "data", "venues", "health", "declare", "farm"]
+SUBCOMMANDS = ["up", "status", "study", "strategy", "version", "replay", "data", "venues", "health", "declare", "farm", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,8 +1,10 @@
 """End to end: bus -> OrderRouter -> genuine ccxt -> sim_exchange -> events back on the bus."""
 from __future__ import annotations
 
+import msgspec
 import pytest
 
+from tradebus.execution import new_status
 from tradebus.proto import (
     CancelAck,
     CancelAll,
@@ -20,8 +22,8 @@ from tradebus.proto import (
     RejectCode,
     UnsupportedOp,
 )
-from tradebus.proto.codec import decode
-from tradebus.proto.subjects import router_order_key
+from tradebus.proto.codec import decode, encode
+from tradebus.proto.subjects import KV_ROUTER_STATE, router_order_key
 
 from .conftest import PERP, SPOT, resting_bid, sell_into, top, until
 
@@ -186,3 +188,18 @@ async def test_stale_request_is_rejected_not_sent(harness):
     await h.send(stale, "old1")
     rej = (await h.wait(OrderReject, "old1"))[0]
     assert "stale" in rej.reason and len(h.sim.account().orders) == sent
+
+
+async def test_stale_request_left_new_by_a_dead_router_is_rejected_not_sent(harness):
+    """The predecessor stored the order NEW (write-ahead) and died before sending it; long after,
+    its successor finds no such order at the venue and must not send it that late."""
+    h = harness
+    stale = h.order("old2", side="buy", order_type="market", qty=0.001)
+    stale = msgspec.structs.replace(stale, ts_init=stale.ts_init - 3600 * 10**9)
+    await h.bus.kv_put(KV_ROUTER_STATE, router_order_key(h.venue, "old2"), encode(new_status(stale)))
+    await h.start()
+    sent = len(h.sim.account().orders)
+    await h.send(stale, "old2")
+    rej = (await h.wait(OrderReject, "old2"))[0]
+    assert "stale" in rej.reason and len(h.sim.account().orders) == sent
+    assert h.router.counters["ambiguous_recovered"] == 1  # it did look for the order first

@@ -198,3 +198,25 @@ async def test_knobs_from_config_and_admin_endpoint():
             assert await ex.fetch_time() > 0
         finally:
             await ex.close()
+
+
+async def test_a_restarted_venue_reuses_no_order_or_trade_id():
+    """With restart_safe_ids (``--restart-safe-ids``) a second life's ids start above the first's,
+    as a real exchange's do; without it a seeded market keeps its ids (they start at 1)."""
+    lives = []
+    for _ in range(2):
+        async with running_sim(sim_config(restart_safe_ids=True)) as venue:
+            ex = make(ccxt_async.binance, venue)
+            try:
+                await ex.load_markets()
+                venue.step(50)
+                order = await ex.create_order("BTC/USDT", "market", "buy", 0.001)
+                lives.append((int(order["id"]), int(venue.records()["fills"][0]["trade_id"])))
+            finally:
+                await ex.close()
+        await asyncio.sleep(0.01)
+    (order1, trade1), (order2, trade2) = lives
+    assert order2 > order1 and trade2 > trade1
+    async with running_sim(sim_config()) as venue:
+        venue.step(50)
+        assert venue.engine.trades[("spot", "BTCUSDT")][0].trade_id == 1
