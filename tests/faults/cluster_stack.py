@@ -71,6 +71,14 @@ async def stream_leader(bus: Bus, stream: str) -> str:
     return info.cluster.leader
 
 
+async def leader_changed(bus: Bus, stream: str, old: str) -> bool:
+    """Whether ``stream`` has a leader again and it is not ``old``."""
+    try:
+        return await stream_leader(bus, stream) != old
+    except Exception:  # no leader yet: the election is running
+        return False
+
+
 def node_of(cluster: NatsCluster, bus: Bus):
     """The node ``bus`` is connected to."""
     port = int(bus.connected_url.rsplit(":", 1)[1])

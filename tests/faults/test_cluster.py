@@ -28,6 +28,7 @@ from .cluster_stack import (
     OrderFlow,
     connect,
     eventually,
+    leader_changed,
     node_of,
     ready,
     start_router,
@@ -138,13 +139,6 @@ async def test_the_orders_stream_leader_killed_loses_and_duplicates_nothing(stac
     leader = await stream_leader(stack.bus, ORDERS_STREAM)
     victim = stack.cluster.node(leader)
     stack.cluster.kill(victim)
-
-    async def new_leader() -> bool:
-        try:
-            return await stream_leader(stack.bus, ORDERS_STREAM) != leader
-        except Exception:  # no leader yet: the election is running
-            return False
-
-    await eventually(new_leader, "ORDERS to elect a new leader")
+    await eventually(lambda: leader_changed(stack.bus, ORDERS_STREAM, leader), "ORDERS to elect a new leader")
     await scenario.carry_on()
     await scenario.end(victim, "ORDERS leader killed")
