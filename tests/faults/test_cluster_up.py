@@ -43,10 +43,11 @@ def write_config(tmp_path: Path) -> Path:
     return cfg
 
 
-def up(tmp_path: Path, *args: str) -> subprocess.Popen:
+def up(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "tradebus.cli", "up", "--config", str(write_config(tmp_path)),
                              "--state-dir", str(tmp_path / "state"), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+                            env={**os.environ, **(env or {})})
 
 
 async def test_up_cluster_replicates_every_stream_and_restarts_a_killed_node(tmp_path):
@@ -90,10 +91,13 @@ async def test_up_cluster_replicates_every_stream_and_restarts_a_killed_node(tmp
     assert not [p for p in family if alive(p)], "orphan processes left behind"
 
 
-def test_up_refuses_a_cluster_that_cannot_lose_a_node_or_is_not_embedded(tmp_path):
+def test_up_refuses_a_cluster_that_cannot_lose_a_node_is_not_embedded_or_is_missing(tmp_path):
     two = up(tmp_path, "--cluster", "2")
     out, _ = two.communicate(timeout=HANG_GUARD)
     assert two.returncode == 2 and b"at least 3 nodes" in out
     external = up(tmp_path, "--cluster", "3", "--nats-url", "nats://127.0.0.1:1")
     out, _ = external.communicate(timeout=HANG_GUARD)
     assert external.returncode == 2 and b"leave out --nats-url" in out
+    replicated_single = up(tmp_path, env={"TRADEBUS_JS_REPLICAS": "3"})
+    out, _ = replicated_single.communicate(timeout=HANG_GUARD)
+    assert replicated_single.returncode == 2 and b"use --cluster 3" in out

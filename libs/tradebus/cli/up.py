@@ -151,6 +151,9 @@ async def up(args) -> int:
         return 2
     try:
         replicas = cluster_replicas(config, nodes) if nodes > 1 else config.nats.stream_replicas
+        if replicas > 1 and nodes == 1 and not args.nats_url:
+            raise ConfigError(f"nats.stream_replicas is {replicas} but the embedded server is a single node "
+                              f"(use --cluster {max(3, replicas)})")
     except ConfigError as exc:
         print(f"tradebus up: {exc}", file=sys.stderr)
         return 2
