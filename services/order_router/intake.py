@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 from nats.js import api
 
+from tradebus import metrics
 from tradebus.proto import CancelAll, CancelOrder, ModifyOrder, NewOrder, OrderRequest
 from tradebus.proto.subjects import ORDERS_STREAM, order_request_subject, router_consumer
 
@@ -96,6 +98,9 @@ class Intake:
         if isinstance(request, NewOrder):
             self._inflight[request.client_order_id] = work
         task = self._spawn(self._handle(request, work, depends))
+        started = time.perf_counter()
+        task.add_done_callback(lambda t: metrics.observe_handler(
+            "ord.req", started, failed=not t.cancelled() and t.exception() is not None))
         self._chains[key] = task
         task.add_done_callback(lambda t, k=key: self._chains.get(k) is t and self._chains.pop(k, None))
 

@@ -25,12 +25,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from tradebus import __version__
-from tradebus.exchanges import RateLimiter, RuleStatus, VenueAdapter, is_rate_limited, rate_limit_info
+from tradebus import __version__, metrics
+from tradebus.exchanges import LocalReject, RateLimiter, RuleStatus, VenueAdapter, is_rate_limited, rate_limit_info
 from tradebus.execution import FillLedger, RiskEngine
 from tradebus.proto import GatewayState, GatewayStatus
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import account_subject, order_event_subject
+from tradebus.proto.subjects import ORDERS_STREAM, account_subject, order_event_subject, router_consumer
 from tradebus.retry import Backoff
 
 from .control import Control
@@ -127,6 +127,9 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
             adapter.skip_user_events()
         self._tasks.append(asyncio.ensure_future(self._connect_loop()))
         self._tasks.append(asyncio.ensure_future(self._consume_loop()))
+        consumer = router_consumer(self.venue)
+        self._tasks.append(asyncio.ensure_future(metrics.watch_consumer(
+            lambda: self.bus.consumer_info(ORDERS_STREAM, consumer), ORDERS_STREAM, consumer)))
 
     async def stop(self) -> None:
         """Stop consuming; requests still in hand are nak'ed so a successor gets them at once."""
@@ -242,16 +245,26 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         backoff = self._backoff()
         for attempt in range(self.options.rate_limit_retries + 1):
             ticket = await limiter.acquire(endpoint=method)  # every rule of ``method``: waits, or RateLimitRejected
+            started = time.perf_counter()
             try:
                 return await fn(*args)
             except Exception as exc:
+                if not isinstance(exc, LocalReject):  # refused before the venue was asked
+                    metrics.VENUE_ERRORS.labels(self.venue, method, type(exc).__name__).inc()
                 if not is_rate_limited(exc) or attempt == self.options.rate_limit_retries:
                     raise
                 self.counters["rate_limited"] += 1
                 limiter.penalise(method, headers=adapter.usage_headers())
                 await asyncio.sleep(backoff.next())
             finally:
+                metrics.VENUE_REQUEST_SECONDS.labels(self.venue, method).observe(time.perf_counter() - started)
                 limiter.settle(ticket, adapter.usage_headers())  # the venue's usage headers correct the budgets
+                self._rate_limit_used(adapter, limiter)
+
+    def _rate_limit_used(self, adapter: VenueAdapter, limiter: RateLimiter) -> None:
+        closest = limiter.closest()
+        if closest is not None:
+            metrics.RATE_LIMIT_USED.labels(self.venue, adapter.config.key).set(closest.pct / 100.0)
 
     async def _last_price(self, adapter: VenueAdapter, symbol: str) -> float | None:
         cached = self.last_price.get(symbol)
@@ -260,11 +273,15 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         try:
             limiter = self._buckets[id(adapter)]
             ticket = await limiter.acquire(endpoint="fetch_ticker")
+            started = time.perf_counter()
             try:
                 ticker = await adapter.exchange.fetch_ticker(symbol)
             finally:
+                metrics.VENUE_REQUEST_SECONDS.labels(self.venue, "fetch_ticker").observe(time.perf_counter() - started)
                 limiter.settle(ticket, adapter.usage_headers())
-        except Exception:
+        except Exception as exc:
+            if not isinstance(exc, LocalReject):  # the limiter's own refusal never reached the venue
+                metrics.VENUE_ERRORS.labels(self.venue, "fetch_ticker", type(exc).__name__).inc()
             return cached[0] if cached else None
         price = ticker.get("last") or ticker.get("close")
         if price:
@@ -300,6 +317,8 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         await self.bus.js_publish(order_event_subject(self.venue, event.strategy), encode(event),
                                   headers={"Nats-Msg-Id": msg_id})
         self.counters["events"] += 1
+        code = getattr(event, "reject_code", None) or getattr(event, "cancel_code", None)
+        metrics.ORDER_EVENTS.labels(self.venue, type(event).__name__, code.value if code else "").inc()
 
     def _mid(self, coid: str, what: str) -> str:
         return f"{self.venue}.{coid}.{what}"

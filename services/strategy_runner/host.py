@@ -18,6 +18,7 @@ from typing import Any
 
 from nats.js.errors import NoStreamResponseError, NotFoundError
 
+from tradebus import metrics
 from tradebus.bus.service import ServiceContext
 from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
 from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
@@ -114,6 +115,7 @@ class StrategyHost:
         self._stored_params: dict[str, tuple[int, dict]] = {}  # strategy -> (KV revision, params)
         self._kv_params = True
         self._queries: set[asyncio.Task] = set()
+        self._unlist_metrics: Any = lambda: None
         enabled = [spec for spec in settings.strategies if spec.enabled]
         self._register_symbols(enabled)
         for spec in enabled:
@@ -210,6 +212,7 @@ class StrategyHost:
         """Load stored params, start the strategies, then give them the positions their past
         fills in the ORDERS stream add up to (a restarted runner carries on where it stopped)."""
         await self._load_stored_params()
+        self._unlist_metrics = metrics.STRATEGIES.add(self.runner.summary)
         self.runner.start()
         await self._restore_positions()
         await self.flush()
@@ -297,6 +300,7 @@ class StrategyHost:
 
     async def stop(self) -> None:
         """on_stop for every strategy, send what it still asked for, log the summary."""
+        self._unlist_metrics()
         self.runner.stop()
         await self.flush()
         for line in self.summary_lines():

@@ -82,7 +82,7 @@ class Stack:
         self.bus = await Bus.connect(self.nats.url, bad_log_interval=0.0)
         await self.bus.declare_all()
         config = load_deployment(self.config_path)
-        specs = child_specs(config, str(self.config_path), self.nats.url, None, None)
+        specs, _ = child_specs(config, str(self.config_path), self.nats.url, None, None)
         for spec in specs:
             spec.env["PYTHONPATH"] = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
         self.sup = Supervisor(specs, config.supervisor or SupervisorConfig(), log_dir=str(self.tmp / "logs"))

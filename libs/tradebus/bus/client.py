@@ -5,6 +5,8 @@
     await bus.publish("md.sim.BTC-USDT.trade", Trade(...))
     reply = await bus.request("svc.echo", Ping(...), Pong)
 
+Every message in (through :meth:`Bus.decode`) and out is counted per subject family in the
+process's Prometheus metrics (:mod:`tradebus.metrics`), and each handler's time is observed.
 A message that does not decode, has the wrong type for its subject, fails validation or is larger
 than ``max_message_bytes`` never reaches the handler: it is counted per subject and reason, logged
 at most once per subject per ``bad_log_interval`` seconds, and answered with a service error when
@@ -34,6 +36,7 @@ from nats.micro import add_service
 from nats.micro.request import ERROR_CODE_HEADER, ERROR_HEADER
 from nats.micro.service import Service
 
+from tradebus import metrics
 from tradebus.config import NatsConfig
 from tradebus.proto.codec import decoder_for, encode
 
@@ -73,6 +76,7 @@ class BadInput:
 
     def report(self, subject: str, kind: str, reason: str) -> None:
         self.counts[(subject, kind)] += 1
+        metrics.count_bad(subject, kind)
         now = time.monotonic()
         last = self._last_logged.get(subject)
         if last is None or now - last >= self._interval:
@@ -109,6 +113,7 @@ class Bus:
         self.bad_input = BadInput(logger, bad_log_interval)
         self.handler_errors = 0
         self.received = 0
+        self.published = 0
         self._log = logger
         self._js = None
         self._acks: _JsAcks | None = None
@@ -160,18 +165,25 @@ class Bus:
         url = self.nc.connected_url
         return url.netloc if url else "?"
 
+    def _sent(self, subject: str) -> None:
+        self.published += 1
+        metrics.count_out(subject)
+
     async def publish(self, subject: str, message: Any, headers: dict[str, str] | None = None) -> None:
         await self.nc.publish(subject, encode(message), headers=headers)
+        self._sent(subject)
 
     async def publish_bytes(self, subject: str, data: bytes, headers: dict[str, str] | None = None,
                             reply: str = "") -> None:
         """Publish an already encoded payload (a message encoded once and sent or recorded twice)."""
         await self.nc.publish(subject, data, reply=reply, headers=headers)
+        self._sent(subject)
 
     async def respond(self, msg: Msg, message: Any) -> None:
         """Answer the request ``msg`` with ``message`` (nothing when it expects no reply)."""
         if msg.reply:
             await self.nc.publish(msg.reply, encode(message))
+            self._sent(msg.reply)
 
     async def flush(self, timeout: int = 2) -> None:
         """Wait until the server has seen everything published so far."""
@@ -204,7 +216,9 @@ class Bus:
             headers = {**(headers or {}), "Nats-Expected-Stream": stream}
         if self._acks is None:
             self._acks = _JsAcks(self.nc)
-        return await self._acks.publish(subject, payload, headers, timeout)
+        ack = await self._acks.publish(subject, payload, headers, timeout)
+        self._sent(subject)
+        return ack
 
     async def declare_all(self) -> jetstream.Declared:
         """Declare every stream, KV bucket and object store tradebus uses (idempotent), with
@@ -235,6 +249,14 @@ class Bus:
             return await self.js.pull_subscribe_bind(consumer, stream=stream)
         return await self.js.pull_subscribe(subject, stream=stream, config=config)
 
+    async def consumer_info(self, stream: str, consumer: str) -> api.ConsumerInfo:
+        """State of ``consumer`` on ``stream``: ``num_pending`` (not yet delivered), ``num_ack_pending``."""
+        return await self.js.consumer_info(stream, consumer)
+
+    async def consumers(self, stream: str) -> list[api.ConsumerInfo]:
+        """Every consumer of ``stream`` with its state."""
+        return await self.js.consumers_info(stream)
+
     async def stream_info(self, stream: str, subjects_filter: str | None = None) -> api.StreamInfo:
         """State of ``stream``; with ``subjects_filter``, ``state.subjects`` counts per matching subject."""
         return await self.js.stream_info(stream, subjects_filter=subjects_filter)
@@ -257,7 +279,8 @@ class Bus:
         return await self.js_publish(f"$KV.{bucket}.{key}", value, timeout=timeout)
 
     def decode(self, subject: str, data: bytes, type_: type[T]) -> T | None:
-        """Decode ``data`` as ``type_``; on failure report bad input and return None."""
+        """Decode ``data`` as ``type_`` (counting it in); on failure report bad input and return None."""
+        metrics.count_in(subject)
         if len(data) > self.max_message_bytes:
             self.bad_input.report(subject, "oversized", f"{len(data)} bytes > limit {self.max_message_bytes}")
             return None
@@ -287,11 +310,15 @@ class Bus:
                 if msg.reply:
                     await self._respond_error(msg, "400", "bad request: message rejected, see service log")
                 return
+            started = time.perf_counter()
             try:
                 await handler(obj, msg)
             except Exception:
                 self.handler_errors += 1
+                metrics.observe_handler(metrics.subject_family(msg.subject), started, failed=True)
                 self._log.exception("handler for %s failed", msg.subject)
+            else:
+                metrics.observe_handler(metrics.subject_family(msg.subject), started)
 
         return await self.nc.subscribe(subject, queue=queue, cb=on_msg, **limits)
 
@@ -325,6 +352,7 @@ class Bus:
 
     async def request(self, subject: str, message: Any, reply_type: type[T], timeout: float = 2.0) -> T:
         """Send a request and decode the reply; raises RequestError on a service error reply."""
+        self._sent(subject)
         msg = await self.nc.request(subject, encode(message), timeout=timeout)
         headers = msg.headers or {}
         if ERROR_CODE_HEADER in headers:

@@ -13,7 +13,9 @@ SIGTERM, then stops the service, drains the connection and returns 0::
         sys.exit(service_main("strategy_runner", "Hosts strategies", setup))
 
 Every service answers ``svc.<name>.status`` (any ServiceCommand) with a ServiceStatus, and its
-``$SRV.STATS`` data carries the counters: messages received, bad input by kind, handler errors.
+``$SRV.STATS`` data carries the counters: messages received and published, bad input by kind,
+handler errors, and the service's state. With a metrics port (``--metrics-port``, else the
+deployment file's ``services.<name>.metrics_port``) the process serves Prometheus ``/metrics``.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import nats.errors
 from nats.micro.request import Request, ServiceError
 from nats.micro.service import Service
 
-from tradebus import __version__
+from tradebus import __version__, metrics
 from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
@@ -83,6 +85,7 @@ class ServiceContext:
     def status(self) -> ServiceStatus:
         counters = dict(self.counters)
         counters["received"] = self.bus.received
+        counters["published"] = self.bus.published
         counters["handler_errors"] = self.bus.handler_errors
         counters["bad_input"] = self.bus.bad_input.total
         for kind, n in self.bus.bad_input.by_kind().items():
@@ -107,7 +110,13 @@ async def add_typed_endpoint(service: Service, bus: Bus, name: str, subject: str
         obj = bus.decode(req.subject, req.data, request_type)
         if obj is None:
             raise ServiceError("400", "bad request: message rejected, see service log")
-        reply = await handler(obj)
+        started = time.perf_counter()
+        try:
+            reply = await handler(obj)
+        except Exception:
+            metrics.observe_handler(metrics.subject_family(req.subject), started, failed=True)
+            raise
+        metrics.observe_handler(metrics.subject_family(req.subject), started)
         if reply is not None:
             await req.respond(encode(reply))
 
@@ -120,6 +129,8 @@ def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     parser.add_argument("--nats-url", help="NATS server URL(s), comma separated (default: config, $TRADEBUS_NATS_URL)")
     parser.add_argument("--instance", help="instance id reported to $SRV (default: host-pid)")
     parser.add_argument("--log-level", default=os.environ.get("TRADEBUS_LOG_LEVEL", "INFO"))
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here (default: the deployment "
+                                                         "file's services.<name>.metrics_port; 0: none)")
     return parser
 
 
@@ -148,13 +159,15 @@ async def run_service(
         log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
+    _serve_metrics(name, args, config, log)
+    stop_counting = metrics.SERVICE_COUNTERS.add(lambda: ctx.status().counters)
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, ctx.stopping.set)
 
     def stats_data(_endpoint_stats) -> dict[str, Any]:
-        return ctx.status().counters
+        return {**ctx.status().counters, "state": ctx.state.value}
 
     ctx.service = await bus.add_service(
         name=name,
@@ -172,11 +185,13 @@ async def run_service(
         await setup(ctx)
     except (ValueError, OSError, msgspec.ValidationError) as exc:  # bad settings, port in use, missing file
         log.error("%s cannot start: %s", name, exc)
+        stop_counting()
         await ctx.service.stop()
         await bus.close()
         return 2
     except Exception:
         log.exception("%s failed to start", name)
+        stop_counting()
         await ctx.service.stop()
         await bus.close()
         return 1
@@ -193,6 +208,7 @@ async def run_service(
             await callback()
         except Exception:
             log.exception("stop callback failed")
+    stop_counting()
     await ctx.service.stop()
     try:
         await asyncio.wait_for(bus.drain(), timeout=nats_config.drain_timeout + 1)
@@ -200,6 +216,19 @@ async def run_service(
         await bus.close()
     log.info("%s stopped", name)
     return 0
+
+
+def _serve_metrics(name: str, args: argparse.Namespace, config: DeploymentConfig, log: logging.Logger) -> None:
+    """Start the /metrics endpoint this instance is given. A taken port is logged, not fatal: the
+    service trades on without metrics rather than stop (``tradebus up`` hands out free ports)."""
+    entry = config.services.get(name)
+    port = args.metrics_port if args.metrics_port is not None else (entry.metrics_port if entry else None)
+    if not port or not config.metrics.enabled:
+        return
+    try:
+        metrics.serve(port, config.metrics.host)
+    except OSError as exc:
+        log.warning("%s serves no metrics: cannot listen on %s:%d: %s", name, config.metrics.host, port, exc)
 
 
 def _use_uvloop() -> None:

@@ -5,15 +5,21 @@ routed into one cluster, streams and buckets with three replicas, a node that di
 declares the JetStream streams and KV buckets, starts every enabled service of the deployment file
 as a child process, shows their status live, restarts a child that crashes (with backoff, up to
 ``max_restarts``) and stops everything cleanly on Ctrl+C or SIGTERM.
+
+Each child serves Prometheus metrics on its entry's ``metrics_port`` (plus its replica index);
+a port already taken is replaced by a free one, and the ports in use are written to
+``<state_dir>/prometheus-targets.json`` for Prometheus's ``file_sd_configs`` (see deploy/monitoring).
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import nats.errors
 
@@ -27,11 +33,21 @@ from tradebus.supervisor import ChildSpec, Supervisor
 log = logging.getLogger("tradebus.up")
 
 URL_FILE = "nats-url"
+TARGETS_FILE = "prometheus-targets.json"
+
+
+class MetricsTarget(NamedTuple):
+    service: str
+    instance: str
+    port: int
 
 
 def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None,
-                workers: int | None, env: dict[str, str] | None = None) -> list[ChildSpec]:
-    specs = []
+                workers: int | None, env: dict[str, str] | None = None) -> tuple[list[ChildSpec], list[MetricsTarget]]:
+    """The children to start (each with ``env`` added to its environment) and the metrics endpoint
+    each one is given."""
+    specs, targets = [], []
+    taken: set[int] = set()
     for name, entry in config.services.items():
         if not entry.enabled or (only and name not in only):
             continue
@@ -39,8 +55,29 @@ def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[
         for i in range(replicas):
             instance = name if replicas == 1 else f"{name}-{i + 1}"
             argv = [sys.executable, "-m", entry.module, "--config", config_path, "--nats-url", url, "--instance", instance]
+            if entry.metrics_port and config.metrics.enabled:
+                port = metrics_port(config.metrics.host, entry.metrics_port + i, taken)
+                argv += ["--metrics-port", str(port)]
+                targets.append(MetricsTarget(name, instance, port))
             specs.append(ChildSpec(name=instance, argv=argv + list(entry.args), env=dict(env or {})))
-    return specs
+    return specs, targets
+
+
+def metrics_port(host: str, wanted: int, taken: set[int]) -> int:
+    """``wanted`` when free on ``host`` and not handed out yet, else a free port; recorded in ``taken``."""
+    port = wanted if wanted not in taken and _port_free(host, wanted) else free_port(host)
+    while port in taken:
+        port = free_port(host)
+    taken.add(port)
+    return port
+
+
+def write_targets(path: Path, host: str, targets: list[MetricsTarget]) -> None:
+    """The metrics endpoints as a Prometheus file_sd file (labels: service, instance_name)."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    groups = [{"targets": [f"{host}:{t.port}"], "labels": {"service": t.service, "instance_name": t.instance}}
+              for t in targets]
+    path.write_text(json.dumps(groups, indent=1) + "\n")
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -188,7 +225,8 @@ async def up(args) -> int:
         await bus.declare_all()
     only = set(args.only.split(",")) if args.only else None
     child_env = {"TRADEBUS_JS_REPLICAS": str(replicas)} if replicas > 1 else {}
-    specs = child_specs(config, config_path, url, only, args.workers, child_env)
+    specs, targets = child_specs(config, config_path, url, only, args.workers, child_env)
+    write_targets(state_dir / TARGETS_FILE, config.metrics.host, targets)
     sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
 
     stop = asyncio.Event()
@@ -200,6 +238,9 @@ async def up(args) -> int:
     await sup.start()
     if not args.foreground_logs:
         print(f"services: {', '.join(s.name for s in specs)} (logs in {state_dir / 'logs'})", flush=True)
+    if targets:
+        print(f"metrics: {len(targets)} /metrics endpoints from port {min(t.port for t in targets)} "
+              f"(Prometheus targets in {state_dir / TARGETS_FILE})", flush=True)
     tty = sys.stdout.isatty()
     last_line = ""
     last_watched: dict[str, str] = {}
