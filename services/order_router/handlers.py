@@ -119,7 +119,7 @@ class RequestHandlers:
                     await self._reject(order, exc.code, exc.reason, rec)
                 return
             except Exception as exc:
-                if is_ambiguous(exc):
+                if adapter.is_ambiguous(exc):
                     self.counters["ambiguous"] += 1
                     found = await self._lookup(adapter, order)
                     if found is not None:

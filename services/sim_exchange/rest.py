@@ -647,9 +647,14 @@ class Venue:
             if (conn.market, method) in self.wsapi_methods and not self._wsapi_faults(method):
                 return None
             result = self._wsapi_call(conn, method, params)
-            if method in WSAPI_PLACE_METHODS and self.hub.faults.draw(self.hub.faults.answer_lost_rate):
-                self.counters["wsapi_faults"] += 1
-                return None  # executed, but the answer is lost: the client times out on an order that exists
+            if method in WSAPI_PLACE_METHODS:
+                faults = self.hub.faults
+                if faults.draw(faults.answer_lost_rate):
+                    self.counters["wsapi_faults"] += 1
+                    return None  # executed, but the answer is lost: the client times out on an order that exists
+                if faults.draw(faults.error_after_accept_rate):
+                    self.counters["wsapi_faults"] += 1  # executed, then Binance's "execution status unknown"
+                    raise SimError(-1001, "Internal error; unable to process your request. Please try again.", 500)
             return _encode({"id": req_id, "status": 200, "result": result, "rateLimits": []})
         except SimError as err:
             return _encode({"id": req_id, "status": err.status, "error": {"code": err.code, "msg": err.msg}})

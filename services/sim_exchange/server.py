@@ -292,11 +292,15 @@ class SimExchange:
             await asyncio.sleep(delay / 1000)
         response = await self.venue.handle(request)
         self.hub.after_operation()
-        if (request.method, request.path) in ORDER_PATHS and request.method == "POST" \
-                and faults.draw(faults.answer_lost_rate):
-            # executed, but the answer never leaves: the client times out on an order that exists
-            self.counters["faults_lost_answers"] += 1
-            await self._stopping.wait()
+        if (request.method, request.path) in ORDER_PATHS and request.method == "POST":
+            if faults.draw(faults.answer_lost_rate):
+                # executed, but the answer never leaves: the client times out on an order that exists
+                self.counters["faults_lost_answers"] += 1
+                await self._stopping.wait()
+            if faults.draw(faults.error_after_accept_rate):
+                # executed, then a 5xx: Binance's "execution status unknown"
+                self.counters["faults_5xx"] += 1
+                return web.Response(status=503, text="503 Service Unavailable (sim_exchange fault)")
         return response
 
     def _over_budget(self) -> bool:

@@ -76,6 +76,7 @@ class Faults(Settings):
     rate_limit_rate: float = 0.0  # share of REST requests answered 429 / -1003
     ban_rate: float = 0.0  # share of REST requests answered 418 (IP banned) / -1003
     answer_lost_rate: float = 0.0  # share of order placements executed but never answered
+    error_after_accept_rate: float = 0.0  # share of order placements executed, then answered 503 / -1001
     request_limit_per_minute: int = 0  # 0: off; else a real per-minute request budget
     retry_after_s: int = 1
     maintenance: bool = False  # REST answers 503 "System is under maintenance." (WS-API: -1008)

@@ -16,6 +16,7 @@ async def running_sim(config: SimConfig | None = None, host: str = "127.0.0.1",
 
     The yielded object has ``.url``/``.port`` and admin access: ``.step(n)``, ``.set_speed()``,
     ``.set_faults(**knobs)``, ``.inject_depth_gap(symbol)``, ``await .drop_ws()``, ``.account()``,
+    ``.records()`` (what /admin/records serves: the orders, fills and wallets of an account),
     ``.engine`` and ``.state()``.
     """
     sim = SimExchange(config or default_config(speed="0"), host=host, port=port)

@@ -29,7 +29,7 @@ SERVICES = ("sim_exchange", "market_data", "strategy_runner", "order_router", "b
 
 
 def stack_config(sim_port: int, journal_dir: Path, strategies: dict[str, dict], risk: dict | None = None,
-                 router: dict | None = None) -> dict:
+                 router: dict | None = None, order_entry: str = "ws") -> dict:
     """A deployment file: the local stack's services, Pulse strategies, fast restarts."""
     sim_url = f"http://127.0.0.1:{sim_port}"
     specs = [{"name": name, "class": PULSE, "venue": "sim",
@@ -49,7 +49,7 @@ def stack_config(sim_port: int, journal_dir: Path, strategies: dict[str, dict], 
             "strategy_runner": {"module": "tradebus.services.strategy_runner",
                                 "settings": {"status_interval": 1.0, "strategies": specs}},
             "order_router": {"module": "tradebus.services.order_router", "settings": {
-                "venue": "sim", "adapters": ["binance:spot"], "sim_url": sim_url, "order_entry": "ws",
+                "venue": "sim", "adapters": ["binance:spot"], "sim_url": sim_url, "order_entry": order_entry,
                 "timeout_ms": 1500,
                 "risk": risk if risk is not None else {"*": {"max_order_qty": 1.0, "max_open_orders": 50}},
                 "router": {"ack_wait": 3.0, "backoff": {"initial": 0.1, "multiplier": 2.0, "cap": 1.0},

@@ -12,8 +12,8 @@ import pytest_asyncio
 from .stack import Stack, window
 
 FLOW = {"pulse_a": {"interval": 0.2}, "pulse_b": {"interval": 0.25}}
-CLEAR = {"error_rate": 0, "answer_lost_rate": 0, "rate_limit_rate": 0, "ban_rate": 0, "maintenance": False,
-         "depth_gap_every": 0, "ws_drop_after_messages": 0}
+CLEAR = {"error_rate": 0, "error_after_accept_rate": 0, "answer_lost_rate": 0, "rate_limit_rate": 0,
+         "ban_rate": 0, "maintenance": False, "depth_gap_every": 0, "ws_drop_after_messages": 0}
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -28,10 +28,11 @@ async def counter(stack, name: str) -> int:
 
 @pytest.mark.parametrize("knobs, hit", [
     ({"error_rate": 0.3}, "wsapi_faults"),
+    ({"error_after_accept_rate": 0.3}, "wsapi_faults"),
     ({"answer_lost_rate": 0.4}, "wsapi_faults"),
     ({"rate_limit_rate": 0.3}, "wsapi_faults"),
     ({"ban_rate": 0.3}, "wsapi_faults"),
-], ids=["5xx", "timeout-after-accept", "429", "418"])
+], ids=["5xx", "5xx-after-accept", "timeout-after-accept", "429", "418"])
 async def test_order_entry_faults(stack, knobs, hit):
     name = next(iter(knobs))
     async with window(stack, f"venue {name}={knobs[name]}"):

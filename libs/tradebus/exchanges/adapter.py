@@ -35,7 +35,7 @@ import msgspec
 
 from tradebus.proto import NewOrder, OrderState, OrderType, RejectCode, Side, TimeInForce
 
-from .errors import LocalReject, reject_code
+from .errors import LocalReject, is_ambiguous, reject_code
 from .ratelimit import RateLimiter, RuleStatus
 from .venue_config import VenueConfig, canonical_key, load_config
 
@@ -415,6 +415,15 @@ class VenueAdapter:
                 return str(item["sCode"])
         code = body.get("retCode", body.get("code"))
         return None if code is None else str(code)
+
+    def is_ambiguous(self, exc: BaseException) -> bool:
+        """Whether a failed call may still have reached the venue: ccxt's timeouts and network
+        errors, and the venue's own "execution status unknown" codes (the YAML's
+        ``ambiguous_codes``, e.g. Binance's -1001 that ccxt raises as a plain OperationFailed)."""
+        if is_ambiguous(exc):
+            return True
+        return bool(self.config.ambiguous_codes) and not isinstance(exc, LocalReject) \
+            and self.venue_error_code(exc) in self.config.ambiguous_codes
 
     def reject_code(self, exc: BaseException) -> RejectCode:
         """Our code for a failed venue call: the YAML's ``error_codes`` for the venue's own code,

@@ -92,6 +92,8 @@ class VenueConfig(Settings, frozen=True):
     status_map: dict[str, OrderState] = {}  # ccxt's unified order status -> ours
     status_dict: dict[str, OrderState] = {}  # the venue's own order status -> ours (checked first)
     error_codes: dict[str, RejectCode] = {}  # the venue's error code -> ours (before ccxt's exception class)
+    # the venue's codes for "execution status unknown": the order may exist, look it up, never reject
+    ambiguous_codes: tuple[str, ...] = ()
     orders: dict[str, OrderRow] = {}
     order_entry: str = "rest"
     ignored_user_events: tuple[str, ...] = ()  # user-stream event types a router does not read

@@ -288,3 +288,19 @@ async def test_an_unmapped_code_falls_back_to_the_ccxt_exception_class():
         assert adapter.reject_code(LocalReject(RejectCode.RISK_LIMIT, "x")) is RejectCode.RISK_LIMIT
     finally:
         await adapter.exchange.close()
+
+
+@pytest.mark.parametrize("key", ["binance:spot", "binance:usdm"])
+async def test_execution_status_unknown_codes_are_ambiguous(key):
+    """Binance's -1001/-1006/-1007 mean the order may exist: ccxt raises them as plain errors
+    (-1001 as OperationFailed), so only the YAML's ambiguous_codes make the router look the
+    order up instead of rejecting one the venue may have executed."""
+    adapter, _ = capturing_adapter(key)
+    try:
+        for code in ("-1001", "-1006", "-1007"):
+            exc = venue_error(adapter, code)
+            assert adapter.is_ambiguous(exc), f"{key}: {code} ({exc!r}) not ambiguous"
+        assert not adapter.is_ambiguous(venue_error(adapter, "-2010"))  # insufficient balance: definite
+        assert not adapter.is_ambiguous(LocalReject(RejectCode.RISK_LIMIT, "x"))
+    finally:
+        await adapter.exchange.close()

@@ -23,6 +23,7 @@ def clear_faults(sim):
     yield
     sim.set_faults(**{name: 0 for name in ("latency_ms", "latency_jitter_ms", "error_rate", "timeout_rate",
                                            "rate_limit_rate", "request_limit_per_minute", "ban_rate", "answer_lost_rate",
+                                           "error_after_accept_rate",
                                            "ws_drop_after_messages", "depth_gap_every")}, maintenance=False)
 
 
@@ -96,6 +97,15 @@ async def test_lost_answer_leaves_an_order_the_client_never_heard_of(sim):
         assert [f["client_id"] for f in records["fills"]].count("lost-1") >= 1
     finally:
         await ex.close()
+
+
+async def test_5xx_after_accept_leaves_an_order_behind_the_error(sim, spot):
+    sim.set_faults(error_after_accept_rate=1.0)
+    with pytest.raises(ccxt.ExchangeNotAvailable, match="503"):
+        await spot.create_order("BTC/USDT", "market", "buy", 0.001, params={"newClientOrderId": "err-1"})
+    sim.set_faults(error_after_accept_rate=0)
+    found = await spot.fetch_order(None, "BTC/USDT", params={"origClientOrderId": "err-1"})
+    assert found["clientOrderId"] == "err-1" and found["status"] == "closed"
 
 
 async def test_rate_limit_budget_per_minute(sim, spot):
