@@ -18,7 +18,7 @@ from tradebus.proto.subjects import ORDERS_STREAM
 from tradebus.study import Collector, build_jobs, make_spec, parse_grid, publish_dataset, submit
 
 from ..services.backtest_worker.farm import STRATEGIES, real_bars
-from .cluster_stack import HANG_GUARD, REPLICAS, GatedStudy, eventually, leader_changed, stream_leader, whole
+from .cluster_stack import HANG_GUARD, REPLICAS, GatedStudy, leader_changed, stream_leader, whole
 from .stack import Stack, window
 
 FLOW = {"pulse_a": {"interval": 0.25}, "pulse_b": {"interval": 0.3}}
@@ -61,7 +61,7 @@ async def fault_mid_flow(stack, tmp_path, scenario: str, fault) -> None:
         made_before = await orders_made(stack)
         await submit(stack.bus, spec)
         collecting = asyncio.ensure_future(Collector(stack.bus, spec).run(timeout=HANG_GUARD, publish_progress=False))
-        await eventually(study.running, "the worker to start a job of the study")
+        await stack.until(study.running, "the worker to start a job of the study", timeout=HANG_GUARD)
         await stack.until_trading(more=2)
 
         victim = await fault()
@@ -94,7 +94,8 @@ async def test_the_orders_stream_leader_killed_loses_and_duplicates_nothing(stac
         leader = await stream_leader(stack.bus, ORDERS_STREAM)
         victim = stack.nats.node(leader)
         stack.nats.kill(victim)
-        await eventually(lambda: leader_changed(stack.bus, ORDERS_STREAM, leader), "ORDERS to elect a new leader")
+        await stack.until(lambda: leader_changed(stack.bus, ORDERS_STREAM, leader), "ORDERS to elect a new leader",
+                          timeout=HANG_GUARD, step=0.05)
         return victim
 
     await fault_mid_flow(stack, tmp_path, "cluster: the ORDERS leader SIGKILLed", kill_the_leader)
