@@ -279,8 +279,22 @@ class Check:
         return int(sh(sys.executable, "-c", code, url, study_id, env=self.operator_env).stdout.strip())
 
     # -- 3. tradebus farm --docker ---------------------------------------------------------------
+    def farm_without_a_bus(self) -> None:
+        """On a live Docker API but no bus: one line naming the URL, exit 3, no container started."""
+        url = f"nats://127.0.0.1:{free_port()}"
+        done = self.study_cli("farm", "--docker", "1", "--image", self.image, *self.study_args(url))
+        lines = done.stderr.strip().splitlines()
+        result = {"exit": done.returncode, "stderr_lines": len(lines),
+                  "containers_left": len(self.containers(label="io.tradebus.farm"))}
+        self.results["farm_without_a_bus"] = result
+        log(f"farm without a bus: {result}")
+        if (result != {"exit": 3, "stderr_lines": 1, "containers_left": 0} or f"cannot reach NATS at {url}" not in lines[0]
+                or "Traceback" in done.stdout + done.stderr):
+            raise RuntimeError(f"farm without a bus: {result}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
     def farm(self) -> None:
         url = f"nats://127.0.0.1:{self.nats_port}"
+        self.farm_without_a_bus()
         with self.timer.step("tradebus farm --docker 2 (docker SDK)"):
             self.compose("stop", "backtest_worker")  # the farm's own workers do this study
             network = f"{PROJECT}_default"

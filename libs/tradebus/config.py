@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import yaml
@@ -34,6 +34,7 @@ __all__ = [
     "EmbeddedNatsConfig",
     "SupervisorConfig",
     "ServiceEntry",
+    "LoggingSettings",
     "MetricsConfig",
     "load_deployment",
     "nats_env_overrides",
@@ -181,10 +182,18 @@ class MetricsConfig(Settings, frozen=True):
     host: str = "127.0.0.1"
 
 
+class LoggingSettings(Settings, frozen=True):
+    """``format``: ``json`` (one event per line), ``text`` (human), or ``auto`` (JSON unless stderr
+    is a terminal). ``TRADEBUS_LOG_FORMAT`` overrides it (see :mod:`tradebus.logs`)."""
+
+    format: Literal["auto", "json", "text"] = "auto"
+
+
 class DeploymentConfig(Settings, frozen=True):
     nats: NatsConfig = NatsConfig()
     embedded_nats: EmbeddedNatsConfig = EmbeddedNatsConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
+    logging: LoggingSettings = LoggingSettings()
     metrics: MetricsConfig = MetricsConfig()
     services: dict[str, ServiceEntry] = {}
 

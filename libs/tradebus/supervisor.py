@@ -55,6 +55,13 @@ class Supervisor:
         self.changed = asyncio.Event()
 
     async def start(self) -> None:
+        """Start every child. Each writes to ``<log_dir>/<name>.log`` (appended to across its
+        restarts); the file of a previous supervisor's run is kept as ``<name>.log.1``."""
+        if self.log_dir:
+            for name in self.children:
+                path = os.path.join(self.log_dir, f"{name}.log")
+                if os.path.exists(path):
+                    os.replace(path, path + ".1")
         for child in self.children.values():
             await self._spawn(child)
             self._watchers.append(asyncio.create_task(self._watch(child), name=f"watch-{child.spec.name}"))

@@ -28,6 +28,7 @@ from typing import Any
 from tradebus import __version__, metrics
 from tradebus.exchanges import LocalReject, RateLimiter, RuleStatus, VenueAdapter, is_rate_limited, rate_limit_info
 from tradebus.execution import FillLedger, RiskEngine
+from tradebus.logs import order_fields
 from tradebus.proto import GatewayState, GatewayStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import ORDERS_STREAM, account_subject, order_event_subject, router_consumer
@@ -314,9 +315,12 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
 
     async def _emit(self, event, msg_id: str) -> None:
         """Store an order event in ORDERS (deduplicated by ``msg_id``) before anything is acked."""
-        await self.bus.js_publish(order_event_subject(self.venue, event.strategy), encode(event),
-                                  headers={"Nats-Msg-Id": msg_id})
+        subject = order_event_subject(self.venue, event.strategy)
+        await self.bus.js_publish(subject, encode(event), headers={"Nats-Msg-Id": msg_id})
         self.counters["events"] += 1
+        reason = getattr(event, "reason", "")
+        log.info("%s%s", event.__struct_config__.tag, f": {reason}" if reason else "",
+                 extra=order_fields(event, subject))
         code = getattr(event, "reject_code", None) or getattr(event, "cancel_code", None)
         metrics.ORDER_EVENTS.labels(self.venue, type(event).__name__, code.value if code else "").inc()
 

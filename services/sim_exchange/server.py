@@ -22,6 +22,7 @@ import msgspec
 from aiohttp import web
 
 from tradebus.data import find_data_dir
+from tradebus.logs import configure_logging
 
 from . import wire
 from .engine import SPOT, USDM, Account, Engine, Instrument, SimError
@@ -409,7 +410,7 @@ async def serve(args: argparse.Namespace,
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging("sim_exchange")
     args = build_parser().parse_args(argv)
     try:
         import uvloop

@@ -391,6 +391,9 @@ class Hub:
 
     def order_update(self, order: Order, exec_type: str, fill: Fill | None):
         market = order.inst.market
+        log.info("order %s %s %s", exec_type, order.side, order.inst.symbol,
+                 extra={"venue": f"sim:{market}", "client_order_id": order.client_id,
+                        "exchange_order_id": str(order.order_id), "status": order.status})
         if not self.user_conns.get((order.account.api_key, market)):
             return
         if market == SPOT:

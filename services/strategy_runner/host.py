@@ -21,6 +21,7 @@ from nats.js.errors import NoStreamResponseError, NotFoundError
 from tradebus import metrics
 from tradebus.bus.service import ServiceContext
 from tradebus.execution import fill_position_change, fill_quote_fee, orders, runner_external_fill, runner_fill
+from tradebus.logs import order_fields
 from tradebus.mlthon import IStrategy, MLThonStrategy, notifier_from_env
 from tradebus.mlthon.basics.defs import Exchange
 from tradebus.mlthon.live import BusGateway, on_live_event
@@ -392,6 +393,7 @@ class StrategyHost:
         subject = order_request_subject(req.venue)
         data = encode(req)
         self.svc.counters["order_requests"] += 1
+        self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))
         headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
         delay = 0.05
         while self._stream_ok and not self.svc.stopping.is_set():

@@ -58,3 +58,16 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period(tmp_pat
     await sup.stop()
     assert not alive(pid)
     assert sup.children["stubborn"].last_exit == -9
+
+
+async def test_each_run_starts_a_fresh_log_file_and_keeps_the_previous_one(tmp_path):
+    (tmp_path / "talker.log").write_text("older run\n")
+    (tmp_path / "talker.log.1").write_text("oldest run\n")
+    sup = Supervisor([ChildSpec("talker", [sys.executable, "-c", "print('this run', flush=True)"])], FAST,
+                     log_dir=str(tmp_path))
+    await sup.start()
+    child = sup.children["talker"]
+    await wait_until(lambda: child.state == "failed", timeout=60)  # exits 0 each time: restarted, then given up
+    await sup.stop()
+    assert (tmp_path / "talker.log.1").read_text() == "older run\n"
+    assert (tmp_path / "talker.log").read_text() == "this run\n" * 3  # its restarts append to the same file

@@ -41,15 +41,27 @@ from tradebus.config import NatsConfig
 from tradebus.proto.codec import decoder_for, encode
 
 from . import jetstream
-from .config import connect_options
+from .config import connect_options, masked_url
 from .discovery import discover
 
-__all__ = ["Bus", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
+__all__ = ["Bus", "BusUnreachable", "BadInput", "RequestError", "Batcher", "PubAck", "DEFAULT_MAX_MESSAGE_BYTES"]
 
 log = logging.getLogger("tradebus.bus")
 
 T = TypeVar("T")
 DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024
+
+
+class BusUnreachable(nats.errors.NoServersError):
+    """No NATS server at ``url`` accepted a connection; ``reason`` is the last error."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(url, reason)
+        self.url = url
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot reach NATS at {masked_url(self.url)}: {self.reason}"
 
 
 class RequestError(Exception):
@@ -120,14 +132,26 @@ class Bus:
         self.stream_replicas = 1  # of what this connection declares; connect() takes it from NatsConfig
 
     @classmethod
-    async def connect(cls, config: NatsConfig | str | None = None, **bus_options: Any) -> Bus:
-        """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default)."""
+    async def connect(cls, config: NatsConfig | str | None = None, *, retry_first_connect: bool = True,
+                      **bus_options: Any) -> Bus:
+        """Connect using ``config`` (a NatsConfig, a URL, or None for the environment's default).
+
+        A service keeps trying for ``initial_connect_timeout`` (NATS may start after it); with
+        ``retry_first_connect=False`` (the CLI) each server gets one more try at once, no wait and
+        no warning per attempt. Either way failure raises :class:`BusUnreachable` with the last
+        error. Once connected, reconnects follow ``config`` in both cases.
+        """
         if config is None or isinstance(config, str):
             config = NatsConfig.from_env(url=config)
         logger = bus_options.get("logger", log)
         client: list[Client] = []
+        first_errors: list[Exception] = []
 
         async def on_error(exc: Exception) -> None:
+            if not client:
+                first_errors.append(exc)
+                if not retry_first_connect:
+                    return  # the caller gets it in BusUnreachable
             logger.warning("nats: %s", exc)
 
         async def on_disconnect() -> None:
@@ -137,16 +161,23 @@ class Bus:
         async def on_reconnect() -> None:
             logger.info("nats: reconnected")
 
-        connecting = nats.connect(
-            error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect, **connect_options(config)
-        )
+        options = connect_options(config)
+        if not retry_first_connect:
+            # nats-py drops a server from the pool only after max_reconnect_attempts (> 0) failed
+            # tries, and forever retries the pool otherwise.
+            options.update(max_reconnect_attempts=1, reconnect_time_wait=0)
+        connecting = nats.connect(error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+                                  **options)
         try:
             # nats-py retries the first connection forever; a service must fail visibly instead.
             nc = await asyncio.wait_for(connecting, config.initial_connect_timeout)
         except TimeoutError:
-            raise nats.errors.NoServersError(
-                f"no NATS server answered at {config.url} within {config.initial_connect_timeout}s"
-            ) from None
+            last = f" (last error: {first_errors[-1]})" if first_errors else ""
+            raise BusUnreachable(config.url, f"no answer within {config.initial_connect_timeout:g}s{last}") from None
+        except nats.errors.NoServersError:
+            raise BusUnreachable(config.url, str(first_errors[-1]) if first_errors else "no server") from None
+        if not retry_first_connect:
+            nc.options["max_reconnect_attempts"] = config.max_reconnect_attempts
         client.append(nc)
         bus = cls(nc, **bus_options)
         bus.stream_replicas = config.stream_replicas
@@ -163,7 +194,7 @@ class Bus:
     def connected_url(self) -> str:
         """``host:port`` of the server this connection is on ("?" while disconnected)."""
         url = self.nc.connected_url
-        return url.netloc if url else "?"
+        return f"{url.hostname}:{url.port}" if url else "?"  # never the user:password a URL may carry
 
     def _sent(self, subject: str) -> None:
         self.published += 1

@@ -8,6 +8,7 @@ Secrets never live in the config file itself, only their source: environment var
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,14 @@ from typing import Any
 from tradebus.config import BackoffSettings, NatsConfig
 from tradebus.retry import backoff_delay
 
-__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler"]
+__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler", "masked_url"]
+
+_USERINFO = re.compile(r"(?<=://)[^/@,]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` (one or several, comma separated) with any ``user:password@`` shown as ``***@``."""
+    return _USERINFO.sub("***@", url)
 
 
 def connect_options(config: NatsConfig, env: Mapping[str, str] | None = None) -> dict[str, Any]:

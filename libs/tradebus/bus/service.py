@@ -25,7 +25,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -38,6 +37,7 @@ from nats.micro.service import Service
 
 from tradebus import __version__, metrics
 from tradebus.config import ConfigError, DeploymentConfig, NatsConfig, load_deployment
+from tradebus.logs import configure_logging, set_log_context, use_log_format
 from tradebus.proto import ServiceCommand, ServiceState, ServiceStatus
 from tradebus.proto.codec import encode
 from tradebus.proto.subjects import service_subject
@@ -148,6 +148,7 @@ async def run_service(
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
+    use_log_format(config.logging.format)
     nats_config: NatsConfig = config.nats
     overrides = {"name": f"{name}"}
     if args.nats_url:
@@ -156,9 +157,10 @@ async def run_service(
     try:
         bus = await Bus.connect(nats_config, logger=log)
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        log.error("%s cannot connect to NATS at %s: %s", name, nats_config.url, exc)
+        log.error("%s: %s", name, exc)  # BusUnreachable names the URL and the last error
         return 3
     ctx = ServiceContext(name, args, config, bus, log)
+    set_log_context(instance=ctx.instance)
     _serve_metrics(name, args, config, log)
     stop_counting = metrics.SERVICE_COUNTERS.add(lambda: ctx.status().counters)
 
@@ -251,11 +253,7 @@ def service_main(
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format=f"%(asctime)s %(levelname)s {name}: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(name, args.log_level, instance=args.instance or "")
     _use_uvloop()
     try:
         return asyncio.run(run_service(name, description, setup, args))

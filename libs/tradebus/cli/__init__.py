@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
+
+from tradebus.bus import BusUnreachable
+from tradebus.logs import configure_logging
+
+from .connect import NO_BUS_EXIT, unreachable_line
 
 __all__ = ["main", "build_parser"]
 
-SUBCOMMANDS = ["up", "status", "study", "strategy", "version", "replay", "data", "venues", "health", "declare", "farm", "audit"]
+SUBCOMMANDS = ["up", "status", "logs", "study", "strategy", "version", "replay", "data", "venues", "health", "declare",
+               "farm", "audit"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,12 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    return int(args.func(args) or 0)
+    configure_logging("tradebus", args.log_level, instance=args.command)
+    try:
+        return int(args.func(args) or 0)
+    except BusUnreachable as exc:
+        print(unreachable_line(args.command, exc), file=sys.stderr)
+        return NO_BUS_EXIT
 
 
 if __name__ == "__main__":

@@ -11,22 +11,13 @@ from __future__ import annotations
 import asyncio
 import sys
 
-import nats.errors
-
 from tradebus.audit import Audit
-from tradebus.bus import Bus, NatsConfig
-from tradebus.cli.status import default_url
+from tradebus.cli.connect import bus_url, connect
 from tradebus.study import build_jobs, load_spec
 
 
 async def audit(args) -> int:
-    config = NatsConfig.from_env(url=args.nats_url or default_url(args.state_dir), name="tradebus-audit",
-                                 initial_connect_timeout=3.0, max_reconnect_attempts=0)
-    try:
-        bus = await Bus.connect(config)
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        print(f"tradebus audit: cannot reach NATS at {config.url}: {exc}", file=sys.stderr)
-        return 2
+    bus = await connect(bus_url(args), "tradebus-audit")
     try:
         journals = dict(item.split("=", 1) for item in args.journal)
         ledger = Audit(bus, args.sim_url, journals=journals, api_key=args.api_key)

@@ -10,13 +10,14 @@ import asyncio
 
 import nats.errors
 
-from tradebus.bus import Bus, NatsConfig
-from tradebus.cli.status import default_url
+from tradebus.cli.connect import BusUnreachable, bus_url, connect
 
 
 async def declare(url: str | None, replicas: int | None) -> list[str]:
     """Declare with ``replicas`` replicas (None: the settings' ``stream_replicas``, $TRADEBUS_JS_REPLICAS)."""
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-declare", stream_replicas=replicas))
+    bus = await connect(url, "tradebus-declare")
+    if replicas is not None:
+        bus.stream_replicas = replicas
     try:
         declared = await bus.declare_all()
     finally:
@@ -26,8 +27,10 @@ async def declare(url: str | None, replicas: int | None) -> list[str]:
 
 def run(args) -> int:
     try:
-        streams = asyncio.run(declare(args.nats_url or default_url(args.state_dir), args.replicas))
-    except (TimeoutError, OSError, nats.errors.Error, ValueError) as exc:  # ValueError: replicas out of range
+        streams = asyncio.run(declare(bus_url(args), args.replicas))
+    except BusUnreachable:
+        raise  # tradebus says so in one line
+    except (TimeoutError, OSError, nats.errors.Error, ValueError) as exc:  # ValueError: replicas below 1
         print(f"tradebus declare: {type(exc).__name__}: {exc}")
         return 1
     print("declared: " + ", ".join(streams) + " and the KV buckets and object stores")

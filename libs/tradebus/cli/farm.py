@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass, field
 
 from tradebus.cli import study
+from tradebus.cli.connect import bus_url, require_bus
 
 log = logging.getLogger("tradebus.farm")
 
@@ -171,14 +172,16 @@ def run(args) -> int:
     if args.docker < 1:
         print("tradebus farm: --docker needs at least one worker")
         return 2
-    spec = WorkerSpec(image=args.image, nats_url=args.worker_nats_url or study._url(args) or "nats://nats:4222",
+    spec = WorkerSpec(image=args.image, nats_url=args.worker_nats_url or bus_url(args) or "nats://nats:4222",
                       network=args.network, user=args.worker_user, password_file=args.worker_password_file,
                       env=dict(item.split("=", 1) for item in args.worker_env or []))
     try:
-        farm = Farm(docker_client(), spec, args.docker)
+        client = docker_client()
     except FarmError as exc:
         print(f"tradebus farm: {exc}")
         return 1
+    require_bus(bus_url(args), "tradebus-farm")  # before any container starts
+    farm = Farm(client, spec, args.docker)
     try:
         farm.start()
         return study.run(args)

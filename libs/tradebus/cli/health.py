@@ -15,10 +15,8 @@ import socket
 import sys
 from pathlib import Path
 
-import nats.errors
-
-from tradebus.bus import Bus, NatsConfig, discover
-from tradebus.cli.status import default_url
+from tradebus.bus import discover
+from tradebus.cli.connect import BusUnreachable, bus_url, connect
 
 RECORDED_SERVICE = Path("/tmp/tradebus-service")
 
@@ -30,12 +28,10 @@ def ours(reply: dict, host: str) -> bool:
 
 
 async def check(service: str, url: str | None, host: str | None, timeout: float) -> tuple[int, str]:
-    config = NatsConfig.from_env(url=url, name="tradebus-health", connect_timeout=timeout,
-                                 initial_connect_timeout=timeout, max_reconnect_attempts=0)
     try:
-        bus = await Bus.connect(config)
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
-        return 2, f"unhealthy: cannot reach NATS at {config.url}: {exc}"
+        bus = await connect(url, "tradebus-health", timeout=timeout)
+    except BusUnreachable as exc:
+        return 2, f"unhealthy: {exc}"
     try:
         replies = await discover(bus.nc, "PING", service, timeout=timeout)
     finally:
@@ -72,7 +68,7 @@ def run(args) -> int:
         print("no service runs here: nothing to check")
         return 0
     host = None if args.any else (args.host or socket.gethostname())
-    code, message = asyncio.run(check(service, args.nats_url or default_url(args.state_dir), host, args.timeout))
+    code, message = asyncio.run(check(service, bus_url(args), host, args.timeout))
     print(message, file=sys.stdout if code == 0 else sys.stderr)
     return code
 

@@ -11,20 +11,18 @@ log = logging.getLogger("tradebus.replay")
 
 
 async def replay(args) -> int:
-    from tradebus.bus import Bus, NatsConfig
     from tradebus.marketdata.record import read_jetstream
     from tradebus.marketdata.replay import Replayer, open_sources
     from tradebus.proto import MarketDataEvent
     from tradebus.proto.codec import decoder_for
     from tradebus.proto.subjects import subject_for
 
-    from .status import default_url
+    from .connect import bus_url, connect
 
     counters: Counter = Counter()
     bus = None
     if not args.dry_run:
-        bus = await Bus.connect(NatsConfig.from_env(url=args.nats_url or default_url(args.state_dir),
-                                                    name="tradebus-replay"))
+        bus = await connect(bus_url(args), "tradebus-replay")
     kinds: Counter = Counter()
 
     async def publish(event) -> None:

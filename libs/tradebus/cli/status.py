@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 
-from tradebus.bus import Bus, NatsConfig
+from tradebus.bus import Bus
+from tradebus.cli.connect import connect, default_url
 from tradebus.proto.subjects import BT_JOBS_STREAM, ORDERS_STREAM
 
 LAG_STREAMS = (ORDERS_STREAM, BT_JOBS_STREAM)
@@ -89,7 +88,7 @@ async def consumer_lag(bus: Bus, streams: tuple[str, ...] = LAG_STREAMS) -> list
 
 async def collect(url: str | None, timeout: float, interval: float = 1.0) -> dict[str, list[dict]]:
     """``services`` (see :func:`service_rows`) and ``consumers`` (see :func:`consumer_lag`)."""
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-status"))
+    bus = await connect(url, "tradebus-status")
     try:
         infos = await bus.discover("INFO", timeout=timeout)
         started = time.monotonic()
@@ -102,14 +101,6 @@ async def collect(url: str | None, timeout: float, interval: float = 1.0) -> dic
     finally:
         await bus.close()
     return {"services": service_rows(infos, first, second, seconds), "consumers": lag}
-
-
-def default_url(state_dir: str = ".state") -> str | None:
-    """$TRADEBUS_NATS_URL, else the URL `tradebus up` wrote to <state_dir>/nats-url."""
-    if os.environ.get("TRADEBUS_NATS_URL"):
-        return os.environ["TRADEBUS_NATS_URL"]
-    path = Path(state_dir) / "nats-url"
-    return path.read_text().strip() if path.is_file() else None
 
 
 def render(report: dict[str, Any]) -> str:

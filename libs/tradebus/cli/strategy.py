@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tradebus.bus import Bus, NatsConfig
-from tradebus.cli.status import default_url
+from tradebus.cli.connect import bus_url, connect
 from tradebus.proto import CommandResult, StrategyCommand
 from tradebus.proto.subjects import control_subject
 
 
 async def send(url: str | None, strategy: str, command: str, params: list[str], timeout: float) -> CommandResult:
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-strategy"))
+    bus = await connect(url, "tradebus-strategy")
     try:
         return await bus.request(control_subject(strategy, command),
                                  StrategyCommand(strategy=strategy, command=command, params=params,
@@ -28,7 +27,7 @@ async def send(url: str | None, strategy: str, command: str, params: list[str], 
 
 def run(args) -> int:
     try:
-        result = asyncio.run(send(args.nats_url or default_url(args.state_dir), args.strategy, args.hook,
+        result = asyncio.run(send(bus_url(args), args.strategy, args.hook,
                                   list(args.params), args.timeout))
     except TimeoutError:
         print(f"no answer from strategy {args.strategy!r} within {args.timeout} s: is strategy_runner hosting it?")

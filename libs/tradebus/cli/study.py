@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from tradebus.bus import Bus, NatsConfig
-from tradebus.cli.status import default_url
+from tradebus.bus import Bus
+from tradebus.cli.connect import bus_url, connect
 from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
 from tradebus.proto.backtest import EngineMode
@@ -43,16 +43,12 @@ console = Console(stderr=True)
 out_console = Console()
 
 
-def _url(args) -> str | None:
-    return args.nats_url or default_url(args.state_dir)
-
-
 _bus_log = logging.getLogger("tradebus.study.bus")
 _bus_log.setLevel(logging.WARNING)  # connection chatter would break up the progress bar
 
 
 async def _connect(args) -> Bus:
-    return await Bus.connect(NatsConfig.from_env(url=_url(args), name="tradebus-study"), logger=_bus_log)
+    return await connect(bus_url(args), "tradebus-study", logger=_bus_log)
 
 
 def _timestamp_ns(text: str | None) -> int:

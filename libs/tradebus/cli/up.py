@@ -23,9 +23,11 @@ from typing import NamedTuple
 
 import nats.errors
 
-from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsConfig, NatsServerError, RequestError, free_port, jetstream
+from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsServerError, RequestError, free_port, jetstream
 from tradebus.bus.jetstream import wait_replicated
+from tradebus.cli.connect import connect
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
+from tradebus.logs import message_of, use_log_format
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.subjects import service_subject
 from tradebus.supervisor import ChildSpec, Supervisor
@@ -119,7 +121,7 @@ def logged_summaries(log_dir: Path, names: list[str]) -> list[str]:
     lines = []
     for name in names:
         for path in sorted(log_dir.glob(f"{name}*.log")):
-            text = path.read_text(errors="replace").splitlines()
+            text = [message_of(line) for line in path.read_text(errors="replace").splitlines()]
             start = max((i for i, line in enumerate(text) if " running (instance " in line), default=0)
             lines += [line.split("summary: ", 1)[1] for line in text[start:] if "summary: " in line]
     return lines
@@ -176,6 +178,7 @@ async def up(args) -> int:
     except ConfigError as exc:
         print(f"tradebus up: {exc}", file=sys.stderr)
         return 2
+    use_log_format(config.logging.format)
     config_path = str(Path(args.config).resolve()) if args.config else str(DEFAULT_CONFIG)
     state_dir = Path(args.state_dir or config.embedded_nats.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +214,8 @@ async def up(args) -> int:
         print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}", flush=True)
     (state_dir / URL_FILE).write_text(url + "\n")
 
-    bus = await Bus.connect(NatsConfig.from_env(url=url, name="tradebus-up", stream_replicas=replicas))
+    bus = await connect(url, "tradebus-up")
+    bus.stream_replicas = replicas
     if cluster:
         try:
             await declare_replicated(bus, timeout=args.cluster_timeout)
