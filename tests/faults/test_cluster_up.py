@@ -38,6 +38,7 @@ def node_pids(root: int) -> dict[str, int]:
 def write_config(tmp_path: Path) -> Path:
     config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
     config["embedded_nats"]["port"] = 0
+    config["embedded_nats"]["auth"] = False  # the test connects as a plain client
     cfg = tmp_path / "stack.yaml"
     cfg.write_text(yaml.safe_dump(config))
     return cfg

@@ -1,10 +1,12 @@
 """``tradebus up``: the local stack, supervised.
 
 Starts the embedded NATS server (unless ``--nats-url`` names one; ``--cluster 3``: three of them
-routed into one cluster, streams and buckets with three replicas, a node that dies started again),
-declares the JetStream streams and KV buckets, starts every enabled service of the deployment file
-as a child process, shows their status live, restarts a child that crashes (with backoff, up to
-``max_restarts``) and stops everything cleanly on Ctrl+C or SIGTERM.
+routed into one cluster, streams and buckets with three replicas, a node that dies started again)
+with authentication on (one user per service instance, strategy and the operator, generated into
+``<state>/auth``; TLS when the deployment file gives certificates), declares the JetStream streams
+and KV buckets, starts every enabled service of the deployment file as a child process, shows
+their status live, restarts a child that crashes (with backoff, up to ``max_restarts``) and stops
+everything cleanly on Ctrl+C or SIGTERM.
 
 Each child serves Prometheus metrics on its entry's ``metrics_port`` (plus its replica index);
 a port already taken is replaced by a free one, and the ports in use are written to
@@ -15,17 +17,28 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
+import msgspec
 import nats.errors
 
-from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsServerError, RequestError, free_port, jetstream
+from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsConfig, NatsServerError, RequestError, free_port, jetstream
+from tradebus.bus.auth import (
+    AUTH_DIR,
+    OPERATOR,
+    authorization_block,
+    credentials_env,
+    instance_names,
+    nats_users,
+    write_credentials,
+)
 from tradebus.bus.jetstream import wait_replicated
-from tradebus.cli.connect import connect
+from tradebus.bus.server import tls_config
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.logs import message_of, use_log_format
 from tradebus.proto import ServiceCommand, ServiceStatus
@@ -45,23 +58,22 @@ class MetricsTarget(NamedTuple):
 
 
 def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None,
-                workers: int | None, env: dict[str, str] | None = None) -> tuple[list[ChildSpec], list[MetricsTarget]]:
-    """The children to start (each with ``env`` added to its environment) and the metrics endpoint
-    each one is given."""
+                workers: int | None, env: dict[str, dict[str, str]] | None = None
+                ) -> tuple[list[ChildSpec], list[MetricsTarget]]:
+    """The children to start (``env``: instance -> variables carrying its credentials) and the
+    metrics endpoint each one is given."""
     specs, targets = [], []
     taken: set[int] = set()
     for name, entry in config.services.items():
         if not entry.enabled or (only and name not in only):
             continue
-        replicas = workers if (workers is not None and name == "backtest_worker") else entry.replicas
-        for i in range(replicas):
-            instance = name if replicas == 1 else f"{name}-{i + 1}"
+        for i, instance in enumerate(instance_names(name, entry, workers)):
             argv = [sys.executable, "-m", entry.module, "--config", config_path, "--nats-url", url, "--instance", instance]
             if entry.metrics_port and config.metrics.enabled:
                 port = metrics_port(config.metrics.host, entry.metrics_port + i, taken)
                 argv += ["--metrics-port", str(port)]
                 targets.append(MetricsTarget(name, instance, port))
-            specs.append(ChildSpec(name=instance, argv=argv + list(entry.args), env=dict(env or {})))
+            specs.append(ChildSpec(name=instance, argv=argv + list(entry.args), env=(env or {}).get(instance, {})))
     return specs, targets
 
 
@@ -80,6 +92,34 @@ def write_targets(path: Path, host: str, targets: list[MetricsTarget]) -> None:
     groups = [{"targets": [f"{host}:{t.port}"], "labels": {"service": t.service, "instance_name": t.instance}}
               for t in targets]
     path.write_text(json.dumps(groups, indent=1) + "\n")
+
+
+def secure_server_config(config: DeploymentConfig, state_dir: Path, workers: int | None) -> tuple[str, dict[str, dict[str, str]]]:
+    """The embedded server's authorization (and TLS) configuration, and each user's environment.
+
+    Passwords are generated into ``<state>/auth/<user>.password`` (0600, kept across runs); a child
+    gets its user name and password file by environment, never on its command line.
+    """
+    emb = config.embedded_nats
+    extra, env = "", {}
+    if emb.auth:
+        users = nats_users(config, workers=workers)
+        passwords = write_credentials(state_dir / AUTH_DIR, [u.name for u in users])
+        extra = authorization_block(users, passwords)
+        env = {u.name: credentials_env(state_dir, u.name) for u in users}
+    if emb.tls_cert_file and emb.tls_key_file:
+        extra += tls_config(emb.tls_cert_file, emb.tls_key_file, emb.tls_ca_file) + "\n"
+    return extra, env
+
+
+def operator_nats_config(config: DeploymentConfig, url: str, env: dict[str, dict[str, str]]) -> NatsConfig:
+    """How ``tradebus up`` itself connects: the deployment's settings (TLS) as the operator."""
+    nats_config = msgspec.structs.replace(config.nats, url=url, name="tradebus-up")
+    operator = env.get(OPERATOR)
+    if operator:
+        nats_config = msgspec.structs.replace(nats_config, user=OPERATOR,
+                                              password_file=operator["TRADEBUS_NATS_PASSWORD_FILE"])
+    return nats_config
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -136,12 +176,13 @@ def cluster_replicas(config: DeploymentConfig, nodes: int) -> int:
     return wanted
 
 
-def start_cluster(config: DeploymentConfig, nodes: int, state_dir: Path) -> NatsCluster:
+def start_cluster(config: DeploymentConfig, nodes: int, state_dir: Path, extra_config: str = "") -> NatsCluster:
     """The embedded cluster: node 1 on the deployment's port when free, JetStream stores in
     ``<state_dir>/nats/node-<i>``. Started on this (main) thread: the nodes' parent-death signal follows it."""
     emb = config.embedded_nats
     first = emb.port if emb.port and _port_free(emb.host, emb.port) else 0
-    cluster = NatsCluster(nodes, host=emb.host, state_dir=state_dir / "nats", first_port=first).start()
+    cluster = NatsCluster(nodes, host=emb.host, state_dir=state_dir / "nats", first_port=first,
+                          extra_config=extra_config).start()
     print(f"nats cluster (embedded, {nodes} nodes) on {cluster.url}, JetStream in {cluster.state_dir}/node-*", flush=True)
     return cluster
 
@@ -198,9 +239,11 @@ async def up(args) -> int:
         print(f"tradebus up: {exc}", file=sys.stderr)
         return 2
     url = args.nats_url
+    env: dict[str, dict[str, str]] = {}
     if nodes > 1:
         try:
-            cluster = start_cluster(config, nodes, state_dir)
+            extra, env = secure_server_config(config, state_dir, args.workers)
+            cluster = start_cluster(config, nodes, state_dir, extra)
         except (ValueError, NatsServerError) as exc:
             print(f"tradebus up: {exc}", file=sys.stderr)
             return 2
@@ -208,13 +251,21 @@ async def up(args) -> int:
     elif not url:
         emb = config.embedded_nats
         port = emb.port if emb.port and _port_free(emb.host, emb.port) else free_port(emb.host)
-        server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats")
+        try:
+            extra, env = secure_server_config(config, state_dir, args.workers)
+        except ValueError as exc:
+            print(f"tradebus up: {exc}", file=sys.stderr)
+            return 2
+        server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats", extra_config=extra)
         server.start()  # on this (main) thread: the server's parent-death signal follows it
         url = server.url
-        print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}", flush=True)
+        print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}"
+              + (f", one user per service and strategy (credentials in {state_dir / AUTH_DIR})" if env else ""),
+              flush=True)
     (state_dir / URL_FILE).write_text(url + "\n")
 
-    bus = await connect(url, "tradebus-up")
+    # one bounded attempt (a --nats-url that does not answer is one line, as in every command)
+    bus = await Bus.connect(operator_nats_config(config, url, env), retry_first_connect=False)
     bus.stream_replicas = replicas
     if cluster:
         try:
@@ -227,9 +278,10 @@ async def up(args) -> int:
         print(f"JetStream ready: meta leader elected, streams and buckets with {replicas} replicas current", flush=True)
     else:
         await bus.declare_all()
+    if replicas > 1:  # what the services declare themselves gets the replicas too (children inherit it)
+        os.environ["TRADEBUS_JS_REPLICAS"] = str(replicas)
     only = set(args.only.split(",")) if args.only else None
-    child_env = {"TRADEBUS_JS_REPLICAS": str(replicas)} if replicas > 1 else {}
-    specs, targets = child_specs(config, config_path, url, only, args.workers, child_env)
+    specs, targets = child_specs(config, config_path, url, only, args.workers, env)
     write_targets(state_dir / TARGETS_FILE, config.metrics.host, targets)
     sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
 

@@ -4,7 +4,7 @@ The stream is the first real Binance spot trades of ../shared/data. strategy_run
 own process on a real nats-server; the test publishes the trades on ``md.sim.BTC-USDT.trade``.
 
 ``Router`` below STANDS IN FOR THE ORDER ROUTER (issue 6): it answers each NewOrder on
-``ord.req.sim`` with an OrderAck and a Fill at the price of the next recorded trade, the rule of
+``ord.req.sim.<strategy>`` with an OrderAck and a Fill at the price of the next recorded trade, the rule of
 the simulated venue for a market order without a book. The test replays in lockstep around
 orders: after a trade that makes the backtest send an order, it waits for the runner's order and
 for the runner to have taken in the ack and fill before publishing the next trade, as the
@@ -33,7 +33,7 @@ from tradebus.proto import (
     Side,
     Trade,
 )
-from tradebus.proto.subjects import md_subject, order_event_subject, order_request_subject, service_subject
+from tradebus.proto.subjects import md_subject, order_event_subject, order_request_wildcard, service_subject
 from tradebus.strategy import BacktestRunner, SymbolRegistry
 from tradebus.strategy.data import default_data_dir, load_trades
 
@@ -139,7 +139,7 @@ async def test_same_orders_in_backtest_and_live(bus, nats_server, tmp_path):
 
     await declare_all(bus.js)                  # the ORDERS stream the runner publishes into
     router = Router(bus, price)
-    await bus.subscribe(order_request_subject("sim"), OrderRequest, router.on_request)
+    await bus.subscribe(order_request_wildcard("sim"), OrderRequest, router.on_request)
     failures: list[ServiceStatus] = []
 
     async def on_event(event, _msg):
