@@ -2,14 +2,11 @@
 Fill per execution whichever path (trade stream, create response, catch-up) brings it."""
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 
 import pytest
 
 from tradebus.proto import Fill, GatewayState, Liquidity, OrderAck, OrderState, OrderStatus
-from tradebus.proto.codec import decode
-from tradebus.proto.subjects import router_order_key
 
 from .conftest import PERP, SPOT, resting_bid, sell_into, until
 
@@ -73,12 +70,9 @@ def sell_part(sim, order, price: float, qty: str) -> None:
 
 async def kv_status(h, coid, n_trades: int) -> OrderStatus:
     """The order's KV status once it counts ``n_trades`` executions (KV is written after the events)."""
-    for _ in range(500):
-        st = decode((await h.router.kv.get(router_order_key(h.venue, coid))).value, OrderStatus)
-        if len(st.trade_ids) >= n_trades:
-            return st
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"KV of {coid} never counted {n_trades} trades")
+    st = await h.kv_status(coid, lambda st: len(st.trade_ids) >= n_trades)
+    assert len(st.trade_ids) >= n_trades, f"KV of {coid} never counted {n_trades} trades"
+    return st
 
 
 async def test_marketable_orders_fill_as_taker_with_the_venue_fee(harness):
@@ -110,11 +104,11 @@ async def test_resting_limit_partial_then_full_fills_as_maker(harness):
     await h.start()
     price = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("mk1", side="buy", order_type="limit", qty=0.01, price=price), "mk1")
-    ack = (await h.wait(OrderAck, "mk1"))[0]
+    ack = (await h.wait(OrderAck, "mk1", replay=False))[0]  # resting at the bid: no replayed trade first
     venue_order = h.sim.account().orders[("spot", int(ack.exchange_order_id))]
     sell_part(h.sim, venue_order, price, "0.004")
     assert float(venue_order.executed) == pytest.approx(0.004)
-    first = (await h.wait(Fill, "mk1"))[0]
+    first = (await h.wait(Fill, "mk1", replay=False))[0]
     assert first.qty == pytest.approx(0.004) and first.leaves_qty == pytest.approx(0.006)
     await until(lambda: h.router.orders["mk1"].status.status is OrderState.PARTIALLY_FILLED)
     sell_into(h.sim, price)
@@ -137,10 +131,10 @@ async def test_no_duplicate_or_lost_fill_across_restarts_mid_flow(harness):
     await h.start()
     price = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("rr1", side="buy", order_type="limit", qty=0.01, price=price), "rr1")
-    ack = (await h.wait(OrderAck, "rr1"))[0]
+    ack = (await h.wait(OrderAck, "rr1", replay=False))[0]  # resting at the bid: no replayed trade first
     venue_order = h.sim.account().orders[("spot", int(ack.exchange_order_id))]
     sell_part(h.sim, venue_order, price, "0.003")
-    await h.wait(Fill, "rr1")
+    await h.wait(Fill, "rr1", replay=False)
     await until(lambda: h.router.orders["rr1"].status.filled_qty > 0.0029)
     await h.stop()
     await h.start()
@@ -171,7 +165,7 @@ async def test_fills_missed_in_a_ws_gap_come_with_their_trade_ids_and_fees(harne
     await h.start()
     price = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("gapfee", side="buy", order_type="limit", qty=0.01, price=price), "gapfee")
-    await h.wait(OrderAck, "gapfee")
+    await h.wait(OrderAck, "gapfee", replay=False)  # no replayed trade may fill it before the gap
     h.sim.set_faults(maintenance=True)
     assert await h.sim.drop_ws() >= 1
     await until(lambda: h.router.state is GatewayState.DISCONNECTED)
