@@ -76,7 +76,7 @@ async def test_partial_fills_then_fill(harness, mover_spot):
     bids, asks = top(h.sim)
     price = resting_bid(h.sim, h.router.adapters[0])
     await h.send(h.order("p1", side="buy", order_type="limit", qty=0.01, price=price), "p1")
-    await h.wait(OrderAck, "p1", replay=False)  # replayed trades at its price would fill it before the mover
+    await h.wait(OrderAck, "p1")
     await mover_spot.create_order(SPOT, "market", "sell", 0.004)
     first = (await h.wait(Fill, "p1"))[0]
     assert 0 < first.qty <= 0.004 + 1e-12 and first.leaves_qty == pytest.approx(0.01 - first.qty)
