@@ -1,4 +1,5 @@
-"""Shared helpers for benchmarks: print figures and append them to bench/RESULTS.md."""
+"""Shared helpers for benchmarks: print figures and append them to bench/RESULTS.md; a process's
+CPU time and memory."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -27,6 +28,24 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (psutil when installed, else Linux /proc)."""
+    try:
+        import psutil
+    except ImportError:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
+    return psutil.Process(pid).memory_info().rss
 
 
 def _commit() -> str:

@@ -1,4 +1,7 @@
-"""Run every benchmark script in bench/ (or those named on the command line) in turn."""
+"""Run every benchmark script in bench/ (or those named on the command line) in turn.
+
+The soak (bench/soak.py, ten minutes of the paper stack) runs only when named:
+``python bench/run_all.py soak``."""
 from __future__ import annotations
 
 import subprocess
@@ -6,10 +9,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
+ON_REQUEST = {"soak"}  # too long for every `make bench`
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem for p in HERE.glob("*.py") if not p.stem.startswith("_") and p.stem != "run_all")
+    names = argv or sorted(p.stem for p in HERE.glob("*.py")
+                           if not p.stem.startswith("_") and p.stem != "run_all" and p.stem not in ON_REQUEST)
     failed = []
     for name in names:
         print(f"### bench/{name}.py", flush=True)

@@ -71,6 +71,9 @@ class RequestHandlers:
     async def new_order(self, order: NewOrder) -> None:
         coid = order.client_order_id
         rec = self.orders.get(coid)
+        if rec is not None and rec.status.strategy != order.strategy:
+            self.counters["foreign_client_order_ids"] += 1   # another strategy's id: never sent
+            return
         if rec is not None and rec.status.status is not OrderState.NEW:
             # a duplicate of a request already handled: KV leaves NEW only after the outcome event
             # was stored, so that event is already in the ORDERS stream
@@ -191,7 +194,7 @@ class RequestHandlers:
         async def refuse(code: RejectCode, reason: str) -> None:
             await self._refuse(CancelReject, req, code, reason, mid)
 
-        if rec is None:
+        if rec is None or rec.status.strategy != req.strategy:  # another strategy's order is not its to cancel
             await refuse(RejectCode.ORDER_NOT_FOUND, f"unknown order {req.client_order_id}")
             return
         if not rec.open:
@@ -258,7 +261,7 @@ class RequestHandlers:
         async def refuse(code: RejectCode, reason: str) -> None:
             await self._refuse(ModifyReject, req, code, reason, mid)
 
-        if rec is None or not rec.open:
+        if rec is None or not rec.open or rec.status.strategy != req.strategy:
             await refuse(RejectCode.ORDER_NOT_FOUND, f"no open order {req.client_order_id}")
             return
         adapter = rec.adapter

@@ -1,7 +1,7 @@
 """StrategyHost: the configured strategies in one Runner, wired to the bus.
 
 Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
-``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
+``ord.req.<venue>.<strategy>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
 order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
 positions follow fills. MLThon strategies (``kind: mlthon``) run in the same Runner through
 :class:`tradebus.mlthon.MLThonStrategy`; they also get gateway and rate-limit events
@@ -65,6 +65,7 @@ from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
     ORDERS_STREAM,
     account_query_subject,
+    control_strategy,
     order_event_subject,
     order_request_subject,
     params_key,
@@ -191,7 +192,20 @@ class StrategyHost:
         await self.flush()
 
     async def on_control(self, message, msg=None) -> None:
-        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult."""
+        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult.
+
+        The strategy is the one the subject names (the server lets only operators publish there);
+        a message whose ``strategy`` field names another one is refused."""
+        named = control_strategy(msg.subject) if msg is not None else message.strategy
+        if named != message.strategy:
+            self.svc.counters["control_refused"] += 1
+            self.log.warning("refused %s on %s: it names strategy %r", type(message).__name__, msg.subject,
+                             message.strategy)
+            if msg.reply and isinstance(message, StrategyCommand):
+                await self.svc.bus.respond(msg, CommandResult(
+                    strategy=named or "", command=message.command, ok=False, ts_init=time.time_ns(),
+                    message=f"refused: sent on {msg.subject} but names strategy {message.strategy!r}"))
+            return
         if isinstance(message, ParamsUpdate):
             await self.on_params(message)
             return
@@ -374,7 +388,15 @@ class StrategyHost:
             self._client_ids[coid] = (strategy, sig.order_id)
             self._order_client[sig.order_id] = coid
             self.svc.counters["orders"] += 1
+            if len(self._order_client) > len(self.runner.orders) + 1000:
+                self._forget_closed()
         self._outbox.append(req)
+
+    def _forget_closed(self) -> None:
+        """Drop the client ids of orders the runner no longer remembers (closed long ago)."""
+        known = self.runner.orders
+        for order_id in [o for o in self._order_client if o not in known]:
+            self._client_ids.pop(self._order_client.pop(order_id), None)
 
     async def flush(self) -> None:
         """Send the requests and status events the last callbacks produced, in order."""
@@ -385,7 +407,7 @@ class StrategyHost:
             await self.svc.bus.publish(EVENT_SUBJECT, self._events.pop(0))
 
     async def _send(self, req) -> None:
-        subject = order_request_subject(req.venue)
+        subject = order_request_subject(req.venue, req.strategy)
         data = encode(req)
         self.svc.counters["order_requests"] += 1
         self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))
@@ -415,6 +437,8 @@ class StrategyHost:
             owner = self._client_ids.get(coid)
             if owner is None or owner[0] != event.strategy:
                 self.svc.counters["order_events_unknown"] += 1
+                if coid.startswith(self.client_order_id(event.strategy, 0)[:-1]):
+                    return          # an order of this session, closed and forgotten: nothing left to count
                 sym = self.symbols.get((event.venue, getattr(event, "symbol", None)))
                 if isinstance(event, Fill) and sym is not None:   # an order of a previous session
                     if runner_external_fill(runner, runner.strategy(event.strategy), sym, event):
@@ -450,10 +474,12 @@ class StrategyHost:
                     runner.strategy_error(strategy, None, OrderError(
                         f"{event.op} is not supported by {event.venue}: {event.reason}", "unsupported"))
             case OrderStatus():
-                if event.status in ("cancelled", "expired", "rejected") and order_id is not None:
-                    record = runner.orders.get(order_id)
-                    if record is not None and record.is_open:
+                record = runner.orders.get(order_id) if order_id is not None else None
+                if record is not None and record.is_open:
+                    if event.status in ("cancelled", "expired", "rejected"):
                         runner.on_order_cancelled(order_id, f"status {event.status}", True)
+                    elif event.status == "filled":   # the fills before it may add up to less than asked
+                        runner.on_order_filled(order_id)
             case CancelAck() | CancelAllAck():
                 pass
         await self.flush()

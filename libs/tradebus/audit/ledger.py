@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from tradebus.execution import position_change
+from tradebus.execution import market_currencies, position_change
 
 __all__ = ["VenueOrder", "VenueFill", "StrategyFills", "BusOrders", "Tally", "balance", "assert_balanced",
            "LedgerError", "FINAL_VENUE_STATES", "TOLERANCE"]
@@ -239,7 +239,9 @@ def balance(bus: BusOrders, venue_orders: list[VenueOrder], venue_fills: list[Ve
     if balance_change is not None:
         totals: dict[str, float] = defaultdict(float)
         for (_, symbol), change in venue_changes.items():
-            totals[symbol.split("/")[0]] += change
+            base, _, settle = market_currencies(symbol)
+            if settle is None:  # a derivative's position moves its margin account, not a spot wallet
+                totals[base] += change
         for asset in set(totals) | set(balance_change):
             if not _close(totals.get(asset, 0.0), balance_change.get(asset, 0.0)):
                 t._problem("mismatched", f"venue {asset} balance changed by {balance_change.get(asset, 0.0):g}, "

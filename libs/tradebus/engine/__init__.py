@@ -85,8 +85,10 @@ A run typically costs O(signals + fills x 64 + bars / 4096), not O(bars): see ``
 
 Modules: ``bars`` (bar storage: loading, block summaries, ``Instrument``), ``fills`` (signals and
 the fill search), ``batch`` (the run and ``Engine``), ``ledger`` (accounting and statistics, shared
-with the event backtester), ``paths`` (permutation paths), ``indicators``, ``event`` and
-``event_sim`` (the event backtester); the C kernels are headers in ``engine/include``.
+with the event backtester), ``paths`` (permutation paths), ``indicators``, ``rule_language`` (signal
+rules) and ``rules`` (their compiled evaluator), ``fused`` (permutation tests and sweeps of a rule in
+one parallel loop: ``permutation``, ``sweeps``), ``event`` and ``event_sim`` (the event
+backtester); the C kernels are headers in ``engine/include``.
 """
 from tradebus.engine.bars import BAR_DTYPE, Instrument, PyBar, normalize_timestamps
 from tradebus.engine.batch import DEFAULT_FILL, FILL_DTYPE, Engine
@@ -122,6 +124,8 @@ from tradebus.engine.models import (
     RiskAverseQueue,
 )
 from tradebus.engine.permutation import PermutationResult, permutation_paths, permutation_test
+from tradebus.engine.rule_language import Rule, RuleError
+from tradebus.engine.sweeps import SweepResult, sweep
 
 BUY, SELL = 0, 1
 MARKET, LIMIT, STOP = 0, 1, 2
@@ -129,7 +133,7 @@ MARKET, LIMIT, STOP = 0, 1, 2
 __all__ = [
     "BAR_DTYPE", "DEFAULT_FILL", "FILL_DTYPE", "SIGNAL_DTYPE", "STAT_KEYS", "BUY", "SELL", "MARKET", "LIMIT", "STOP",
     "Engine", "Instrument", "PyBar", "make_signals", "normalize_timestamps",
-    "PermutationResult", "permutation_paths", "permutation_test",
+    "PermutationResult", "permutation_paths", "permutation_test", "Rule", "RuleError", "SweepResult", "sweep",
     "SMA", "EMA", "RSI", "ATR", "Bollinger", "MACD", "RollingStd", "VWAP",
     "sma", "ema", "rsi", "atr", "bollinger", "macd", "rolling_std", "vwap",
     "FeeModel", "LatencyModel", "ConstantLatency", "RecordedLatency", "QueueModel", "NoQueue",

@@ -61,6 +61,8 @@ cpdef Instrument load_columns(object symbol, object timestamps, object opens, ob
                               object lows, object closes, object volumes)
 cdef void range_extremes(const Bars* bars, int64_t a, int64_t b, BlockStats* out) noexcept nogil
 cdef void range_moves(const Bars* bars, int64_t a, int64_t b, BlockStats* out) noexcept nogil
+cdef void summarise_columns(Bars* bars, BlockStats* blocks, BlockStats* supers,
+                            bint ranges) noexcept nogil
 
 
 cdef inline bint bad_price(double x) noexcept nogil:

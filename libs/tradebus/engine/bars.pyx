@@ -183,6 +183,10 @@ cdef void summarise_block(const double* c, const double* h, const double* l, int
     out.s2neg = r[3]
     if moves:
         scan_moves(c, a, e - 1, out)
+    if h == NULL:                   # no ranges: nothing will look for a limit or stop fill
+        out.hmax = INFINITY
+        out.lmin = -INFINITY
+        return
     tb_high_low(h, l, a, e - 1, r)
     out.hmax = r[0]
     out.lmin = r[1]
@@ -205,8 +209,7 @@ cdef int64_t load_bars(int64_t n, const int64_t* ts_in, int64_t scale, const dou
     cdef double* vv = base + 5 * n
     cdef BlockStats* blocks = <BlockStats*>(base + 6 * n)
     cdef BlockStats* supers = <BlockStats*>(base + 6 * n + 8 * nblocks)
-    cdef int64_t blk, a, e, s, last
-    cdef double pair[4]
+    cdef int64_t blk, a, e
     cdef int64_t bad
     cdef bint copied = False
     if tb_timestamps(ts_in, n, scale, TS_LIMIT // scale, ts, min_gap, max_gap):
@@ -217,20 +220,7 @@ cdef int64_t load_bars(int64_t n, const int64_t* ts_in, int64_t scale, const dou
             if not tb_copy_bars(o, h, l, c, v, oo, hh, ll, cc, vv, a, e):
                 copied = False
                 break
-            summarise_block(cc, hh, ll, a, e, &blocks[blk], False)
-            # Falls and rises: a whole even block waits for the whole odd block after it, and
-            # the pair is scanned together, one per vector lane; any other block alone.
-            if blk % 2 == 0:
-                if (blk + 2) * BLOCK > n:
-                    scan_moves(cc, a, e - 1, &blocks[blk])
-            elif e - a == BLOCK:
-                tb_moves_pair(cc, a - BLOCK, a, BLOCK, pair)
-                blocks[blk - 1].drop = pair[0]
-                blocks[blk].drop = pair[1]
-                blocks[blk - 1].rise = pair[2]
-                blocks[blk].rise = pair[3]
-            else:
-                scan_moves(cc, a, e - 1, &blocks[blk])
+            summarise_in_order(cc, hh, ll, n, blk, blocks)
     if not copied:
         bad = check_bars(n, ts_in, scale, o, h, l, c, v, ts, oo, hh, ll, cc, vv, reason,
                          min_gap, max_gap)
@@ -240,12 +230,54 @@ cdef int64_t load_bars(int64_t n, const int64_t* ts_in, int64_t scale, const dou
             a = blk * BLOCK
             e = a + BLOCK if a + BLOCK < n else n
             summarise_block(cc, hh, ll, a, e, &blocks[blk], True)
+    summarise_supers(blocks, nblocks, supers, nsupers)
+    return -1
+
+
+cdef inline void summarise_in_order(const double* cc, const double* hh, const double* ll, int64_t n,
+                                    int64_t blk, BlockStats* blocks) noexcept nogil:
+    """Summarise block ``blk`` (blocks are summarised in order, right after their bars)."""
+    cdef int64_t a = blk * BLOCK
+    cdef int64_t e = a + BLOCK if a + BLOCK < n else n
+    cdef double pair[4]
+    summarise_block(cc, hh, ll, a, e, &blocks[blk], False)
+    # Falls and rises: a whole even block waits for the whole odd block after it, and
+    # the pair is scanned together, one per vector lane; any other block alone.
+    if blk % 2 == 0:
+        if (blk + 2) * BLOCK > n:
+            scan_moves(cc, a, e - 1, &blocks[blk])
+    elif e - a == BLOCK:
+        tb_moves_pair(cc, a - BLOCK, a, BLOCK, pair)
+        blocks[blk - 1].drop = pair[0]
+        blocks[blk].drop = pair[1]
+        blocks[blk - 1].rise = pair[2]
+        blocks[blk].rise = pair[3]
+    else:
+        scan_moves(cc, a, e - 1, &blocks[blk])
+
+
+cdef inline void summarise_supers(const BlockStats* blocks, int64_t nblocks, BlockStats* supers,
+                                  int64_t nsupers) noexcept nogil:
+    cdef int64_t s, blk, last
     for s in range(nsupers):
         empty_stats(&supers[s])
         last = (s + 1) * SUPER if (s + 1) * SUPER < nblocks else nblocks
         for blk in range(s * SUPER, last):
             append_stats(&supers[s], &blocks[blk])
-    return -1
+
+
+cdef void summarise_columns(Bars* bars, BlockStats* blocks, BlockStats* supers,
+                            bint ranges) noexcept nogil:
+    """Fill ``blocks`` and ``supers`` (bars.nblocks and bars.nsupers of them) from the bars'
+    checked columns and point ``bars`` at them: what loading does, for bars made in place
+    (the permuted paths of engine/fused.pyx). Without ``ranges`` the highs and lows are not
+    read (nor summarised): only for runs with market orders alone, which never search them."""
+    cdef int64_t blk
+    for blk in range(bars.nblocks):
+        summarise_in_order(bars.close, bars.high if ranges else NULL, bars.low, bars.n, blk, blocks)
+    summarise_supers(blocks, bars.nblocks, supers, bars.nsupers)
+    bars.blocks = blocks
+    bars.supers = supers
 
 
 cdef inline void scan_extremes(const double* c, int64_t a, int64_t b, BlockStats* out) noexcept nogil:

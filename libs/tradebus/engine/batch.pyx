@@ -53,24 +53,6 @@ __all__ = [
     "make_signals", "normalize_timestamps",
 ]
 
-# One row of FILL_DTYPE (aligned, 64 bytes).
-cdef struct Fill:
-    int64_t timestamp_ns
-    int64_t bar
-    int64_t signal
-    double quantity
-    double price
-    double fee
-    double position
-    uint8_t side
-    uint8_t type
-
-# One run's statistics, or why its signals were refused (error_code SIG_*, error_row).
-cdef struct Outcome:
-    Stats stats
-    int error_code
-    int64_t error_row
-
 FILL_DTYPE = np.dtype([
     ("timestamp_ns", "<i8"), ("bar", "<i8"), ("signal", "<i8"), ("quantity", "<f8"),
     ("price", "<f8"), ("fee", "<f8"), ("position", "<f8"), ("side", "u1"), ("type", "u1"),
@@ -244,6 +226,20 @@ cdef int run_bars(const Bars* bars, const Signal* signals, int64_t nsignals, con
     return 0
 
 
+cdef list outcome_dicts(const Outcome* results, int64_t count, str what):
+    """The statistics dict of each run; MemoryError, or ValueError naming the first refused
+    ``what`` and its signal row."""
+    out = []
+    for i in range(count):
+        if results[i].error_code != SIG_OK:
+            if results[i].error_code == SIG_NO_MEMORY:
+                raise MemoryError()
+            raise ValueError(f"{what} {i}: signal row {results[i].error_row}: "
+                             f"{SIGNAL_ERRORS[results[i].error_code]}")
+        out.append(stats_dict(&results[i].stats))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Python side.
 
@@ -263,10 +259,6 @@ cdef class Engine:
     >>> stats["net_pnl"], stats["total_trades"]
     (200.0, 1)
     """
-    cdef Config cfg
-    cdef dict _instruments
-    cdef double _slippage_bps
-
     def __init__(self, initial_capital=100_000.0, fee_rate=0.0001, slippage_bps=0.0, fill=DEFAULT_FILL):
         initial_capital = float(initial_capital)
         fee_rate = float(fee_rate)
@@ -475,15 +467,7 @@ cdef class Engine:
                         run_bars(bars_of[i], sig_of[i], count_of[i], &self.cfg, scratch,
                                  &results[i], NULL, NULL)
                 free(scratch)
-            out = []
-            for i in range(m):
-                if results[i].error_code != SIG_OK:
-                    if results[i].error_code == SIG_NO_MEMORY:
-                        raise MemoryError()
-                    raise ValueError(f"batch item {i}: signal row {results[i].error_row}: "
-                                     f"{SIGNAL_ERRORS[results[i].error_code]}")
-                out.append(stats_dict(&results[i].stats))
-            return out
+            return outcome_dicts(results, m, "batch item")
         finally:
             free(bars_of)
             free(sig_of)

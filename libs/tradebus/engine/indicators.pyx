@@ -3,7 +3,8 @@ vectorised (``sma(values, n)``, NaN until warm). Both run the same code, so they
 
 Definitions (n = period):
 
-* SMA: mean of the last n values (compensated running sum over a ring buffer).
+* SMA: mean of the last n values (a compensated running sum over a ring buffer, moved by
+  new - oldest once full).
 * EMA: seeded with the SMA of the first n values, then ema += alpha x (x - ema), alpha = 2 / (n + 1).
 * RSI (Wilder): average gain and loss seeded with the mean of the first n changes, then
   avg = (avg x (n - 1) + change) / n; RSI = 100 x gain / (gain + loss), 50 when both are 0.
@@ -19,7 +20,7 @@ Definitions (n = period):
 * VWAP: sum(price x volume) / sum(volume), cumulative (period=None) or over the last n updates;
   None while the volume summed is 0. Pass the typical price (h + l + c) / 3 for bar VWAP.
 """
-from libc.math cimport INFINITY, fabs, sqrt
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
@@ -27,16 +28,6 @@ import numpy as np
 
 __all__ = ["SMA", "EMA", "RSI", "ATR", "RollingStd", "Bollinger", "MACD", "VWAP",
            "sma", "ema", "rsi", "atr", "rolling_std", "bollinger", "macd", "vwap"]
-
-
-cdef inline void add_compensated(double* total, double* comp, double x) noexcept nogil:
-    """Neumaier summation: total + comp carries the sum with its rounding error."""
-    cdef double t = total[0] + x
-    if fabs(total[0]) >= fabs(x):
-        comp[0] += (total[0] - t) + x
-    else:
-        comp[0] += (x - t) + total[0]
-    total[0] = t
 
 
 cdef inline bint finite(double x) noexcept nogil:
@@ -78,22 +69,13 @@ cdef class SMA(SingleInput):
 
     def __cinit__(self, period):
         self.period = _period(period, "period")
-        self._ring = _ring(self.period)
+        sma_init(&self.st, self.period, _ring(self.period))
 
     def __dealloc__(self):
-        free(self._ring)
+        free(self.st.ring)
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        if self._count >= self.period:
-            add_compensated(&self._sum, &self._comp, -self._ring[self._at])
-        self._ring[self._at] = x
-        add_compensated(&self._sum, &self._comp, x)
-        self._at = self._at + 1 if self._at + 1 < self.period else 0
-        self._count += 1
-        if self._count < self.period:
-            return False
-        out[0] = (self._sum + self._comp) / self.period
-        return True
+        return sma_push(&self.st, x, out)
 
     def update(self, double x):
         """Add a value; the average once ``period`` values were seen, else None."""
@@ -112,19 +94,11 @@ cdef class EMA(SingleInput):
 
     def __cinit__(self, period):
         self.period = _period(period, "period")
-        self.alpha = 2.0 / (self.period + 1.0)
+        ema_init(&self.st, self.period)
+        self.alpha = self.st.alpha
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        self._count += 1
-        if self._count <= self.period:
-            self._value += x
-            if self._count < self.period:
-                return False
-            self._value /= self.period
-        else:
-            self._value += self.alpha * (x - self._value)
-        out[0] = self._value
-        return True
+        return ema_push(&self.st, x, out)
 
     def update(self, double x):
         """Add a value; the EMA once ``period`` values were seen, else None."""
@@ -143,29 +117,10 @@ cdef class RSI(SingleInput):
 
     def __cinit__(self, period=14):
         self.period = _period(period, "period")
+        rsi_init(&self.st, self.period)
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        cdef double change, up, down
-        self._count += 1
-        if self._count == 1:
-            self._prev = x
-            return False
-        change = x - self._prev
-        self._prev = x
-        up = change if change > 0.0 else 0.0
-        down = -change if change < 0.0 else 0.0
-        if self._count <= self.period + 1:
-            self._gain += up
-            self._loss += down
-            if self._count <= self.period:
-                return False
-            self._gain /= self.period
-            self._loss /= self.period
-        else:
-            self._gain = (self._gain * (self.period - 1) + up) / self.period
-            self._loss = (self._loss * (self.period - 1) + down) / self.period
-        out[0] = 100.0 * self._gain / (self._gain + self._loss) if self._gain + self._loss > 0.0 else 50.0
-        return True
+        return rsi_push(&self.st, x, out)
 
     def update(self, double x):
         """Add a price; the RSI once ``period`` changes were seen, else None."""
@@ -184,25 +139,10 @@ cdef class ATR:
 
     def __cinit__(self, period=14):
         self.period = _period(period, "period")
+        atr_init(&self.st, self.period)
 
     cdef bint push(self, double high, double low, double close, double* out) noexcept nogil:
-        cdef double tr = high - low, gap
-        if self._count > 0:
-            gap = fabs(high - self._prev_close)
-            tr = gap if gap > tr else tr
-            gap = fabs(low - self._prev_close)
-            tr = gap if gap > tr else tr
-        self._prev_close = close
-        self._count += 1
-        if self._count <= self.period:
-            self._value += tr
-            if self._count < self.period:
-                return False
-            self._value /= self.period
-        else:
-            self._value = (self._value * (self.period - 1) + tr) / self.period
-        out[0] = self._value
-        return True
+        return atr_push(&self.st, high, low, close, out)
 
     def update(self, double high, double low, double close):
         """Add a bar; the ATR once ``period`` bars were seen, else None."""
@@ -228,46 +168,13 @@ cdef class RollingStd:
         if ddof not in (0, 1) or ddof >= self.period:
             raise ValueError(f"ddof must be 0 or 1 and below period, got {ddof!r}")
         self.ddof = ddof
-        self._ring = _ring(self.period)
+        std_init(&self.st, self.period, self.ddof, _ring(self.period))
 
     def __dealloc__(self):
-        free(self._ring)
+        free(self.st.ring)
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        # Sums of deviations from a centre near the window's mean; re-centred exactly each time
-        # the ring wraps, so rounding cannot build up and a flat window gives exactly 0.
-        cdef double t, old, var
-        cdef int i
-        if self._count == 0:
-            self._center = x
-        t = x - self._center
-        if self._count >= self.period:
-            old = self._ring[self._at] - self._center
-            self._s1 += t - old
-            self._s2 += t * t - old * old
-        else:
-            self._s1 += t
-            self._s2 += t * t
-            self._count += 1
-        self._ring[self._at] = x
-        self._at = self._at + 1 if self._at + 1 < self.period else 0
-        if self._count < self.period:
-            return False
-        if self._at == 0:
-            t = 0.0
-            for i in range(self.period):
-                t += self._ring[i]
-            self._center = t / self.period
-            self._s1 = 0.0
-            self._s2 = 0.0
-            for i in range(self.period):
-                t = self._ring[i] - self._center
-                self._s1 += t
-                self._s2 += t * t
-        var = (self._s2 - self._s1 * self._s1 / self.period) / (self.period - self.ddof)
-        out[0] = sqrt(var) if var > 0.0 else 0.0
-        out[1] = self._center + self._s1 / self.period
-        return True
+        return std_push(&self.st, x, out)
 
     def update(self, double x):
         """Add a value; the standard deviation once ``period`` values were seen, else None."""
@@ -295,13 +202,7 @@ cdef class Bollinger:
         return self._std.period
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        cdef double s[2]
-        if not self._std.push(x, s):
-            return False
-        out[0] = s[1]
-        out[1] = s[1] + self.k * s[0]
-        out[2] = s[1] - self.k * s[0]
-        return True
+        return bands_push(&self._std.st, self.k, x, out)
 
     def update(self, double x):
         """Add a value; (middle, upper, lower) once ``period`` values were seen, else None."""
@@ -323,26 +224,14 @@ cdef class MACD:
         slow = _period(slow, "slow")
         if fast >= slow:
             raise ValueError(f"fast ({fast}) must be shorter than slow ({slow})")
-        self._fast = EMA(fast)
-        self._slow = EMA(slow)
-        self._signal = EMA(_period(signal, "signal"))
+        macd_init(&self.st, fast, slow, _period(signal, "signal"))
 
     @property
     def periods(self):
-        return self._fast.period, self._slow.period, self._signal.period
+        return self.st.fast.period, self.st.slow.period, self.st.signal.period
 
     cdef bint push(self, double x, double* out) noexcept nogil:
-        cdef double f, s, line, sig
-        self._fast.push(x, &f)
-        if not self._slow.push(x, &s):
-            return False
-        line = f - s
-        if not self._signal.push(line, &sig):
-            return False
-        out[0] = line
-        out[1] = sig
-        out[2] = line - sig
-        return True
+        return macd_push(&self.st, x, out)
 
     def update(self, double x):
         """Add a value; (macd, signal, histogram) once the signal EMA is warm, else None."""
@@ -361,31 +250,17 @@ cdef class VWAP:
 
     def __cinit__(self, period=None):
         self.period = 0 if period is None else _period(period, "period")
+        vwap_init(&self.st, self.period, NULL, NULL)
         if self.period:
-            self._prices = _ring(self.period)
-            self._volumes = _ring(self.period)
+            self.st.prices = _ring(self.period)
+            self.st.volumes = _ring(self.period)
 
     def __dealloc__(self):
-        free(self._prices)
-        free(self._volumes)
+        free(self.st.prices)
+        free(self.st.volumes)
 
     cdef bint push(self, double price, double volume, double* out) noexcept nogil:
-        cdef double v
-        if self.period:
-            if self._count >= self.period:
-                add_compensated(&self._pv, &self._pv_comp, -self._prices[self._at] * self._volumes[self._at])
-                add_compensated(&self._v, &self._v_comp, -self._volumes[self._at])
-            self._prices[self._at] = price
-            self._volumes[self._at] = volume
-            self._at = self._at + 1 if self._at + 1 < self.period else 0
-        self._count += 1
-        add_compensated(&self._pv, &self._pv_comp, price * volume)
-        add_compensated(&self._v, &self._v_comp, volume)
-        v = self._v + self._v_comp
-        if self._count < self.period or not (v > 0.0):
-            return False
-        out[0] = (self._pv + self._pv_comp) / v
-        return True
+        return vwap_push(&self.st, price, volume, out)
 
     def update(self, double price, double volume):
         """Add a trade or bar; the VWAP once volume was seen (and ``period`` updates), else None."""
@@ -411,38 +286,6 @@ def _series(values, str what="values"):
     return arr
 
 
-cdef inline void add_compensated_nb(double* total, double* comp, double x) noexcept nogil:
-    """add_compensated with both branches computed and one selected (same result, no
-    unpredictable branch)."""
-    cdef double s = total[0], t = s + x
-    cdef double big = (s - t) + x, small = (x - t) + s
-    comp[0] += big if fabs(s) >= fabs(x) else small
-    total[0] = t
-
-
-cdef void _sma_over(SMA state, const double* x, double* o, Py_ssize_t n) noexcept nogil:
-    """SMA.push over x[0..n-1] into o, as fast as the streaming form but inlined."""
-    cdef int period = state.period, at = state._at
-    cdef int64_t count = state._count
-    cdef double total = state._sum, comp = state._comp, v
-    cdef double* ring = state._ring
-    cdef Py_ssize_t i
-    for i in range(n):
-        v = x[i]
-        if count >= period:
-            add_compensated_nb(&total, &comp, -ring[at])
-        ring[at] = v
-        add_compensated_nb(&total, &comp, v)
-        at = at + 1 if at + 1 < period else 0
-        count += 1
-        if count >= period:
-            o[i] = (total + comp) / period
-    state._at = at
-    state._count = count
-    state._sum = total
-    state._comp = comp
-
-
 cdef object _over(SingleInput state, values):
     """Run a one-in, one-out indicator over an array; NaN where it is not warm."""
     cdef const double[::1] x = _series(values)
@@ -451,7 +294,7 @@ cdef object _over(SingleInput state, values):
     cdef Py_ssize_t i
     if type(state) is SMA and x.shape[0] > 0:
         with nogil:
-            _sma_over(<SMA>state, &x[0], &o[0], x.shape[0])
+            sma_over(&(<SMA>state).st, &x[0], &o[0], x.shape[0])
         return out
     with nogil:
         for i in range(x.shape[0]):

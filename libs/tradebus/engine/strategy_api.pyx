@@ -5,7 +5,7 @@ Runners drive a strategy: the simulated venue of :mod:`tradebus.engine.event_sim
 backtest, :class:`tradebus.strategy.Runner` live. Both implement :class:`OrderSink`, so one
 strategy runs unchanged in both.
 """
-from libc.math cimport INFINITY, NAN, fabs, isnan, round as c_round
+from libc.math cimport INFINITY, NAN, fabs, floor, isnan, round as c_round
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 
 from tradebus.engine.events cimport (
@@ -77,13 +77,20 @@ cdef class StrategyContext:
     # -- position ------------------------------------------------------------------------------
 
     def is_flat(self):
-        return self.pos == 0.0
+        """True when the position holds less than one lot of the symbol (0 without a lot size):
+        the dust a spot fee charged in the base asset leaves cannot be traded, so it is flat."""
+        return self.closable() == 0.0
 
     def is_long(self):
-        return self.pos > 0.0
+        return self.pos > 0.0 and self.closable() > 0.0
 
     def is_short(self):
-        return self.pos < 0.0
+        return self.pos < 0.0 and self.closable() > 0.0
+
+    def closable(self):
+        """The size of the position a venue can trade: ``abs(position)`` rounded down to whole lots
+        of the symbol (the whole of it when the symbol has no lot size)."""
+        return whole_lots(fabs(self.pos), getattr(self.symbol, "lot_size", 0.0) or 0.0)
 
     @property
     def position(self):
@@ -310,6 +317,13 @@ cdef int _decimals(double step):
     while d < 12 and fabs(step * 10.0 ** d - c_round(step * 10.0 ** d)) > 1e-9 * step * 10.0 ** d:
         d += 1
     return d
+
+
+cdef double whole_lots(double qty, double lot) noexcept:
+    """``qty`` (>= 0) rounded down to a multiple of ``lot`` (float noise forgiven); ``qty`` when lot is 0."""
+    if lot <= 0.0:
+        return qty
+    return round(floor(qty / lot + 1e-9) * lot, _decimals(lot))
 
 
 def check_grid(double x, double step, str what="price", symbol=None):
@@ -547,14 +561,16 @@ cdef class Strategy:
                            False, reduce_only)
 
     def close_position(self, symbol=None):
-        """Flatten the position with a reduce-only market order (None when already flat)."""
+        """Flatten the position with a reduce-only market order of the whole lots it holds
+        (None when flat: less than one lot, see ``StrategyContext.is_flat``)."""
         cdef StrategyContext ctx = self.context_for(symbol)
-        if ctx.pos == 0.0:
+        cdef double qty = ctx.closable()
+        if qty == 0.0:
             return None
         if self._sink is None:
             raise RuntimeError(f"{self.name} is not attached to a runner yet")
         return self._sink.submit(self, ctx, EV_SELL if ctx.pos > 0.0 else EV_BUY, OT_CLOSE,
-                                 fabs(ctx.pos), 0.0, 0.0, 0.0, TIF_GTC, FLAG_REDUCE_ONLY)
+                                 qty, 0.0, 0.0, 0.0, TIF_GTC, FLAG_REDUCE_ONLY)
 
     def cancel(self, order_id):
         """Cancel an open order; returns its id. The outcome comes as on_order_update."""

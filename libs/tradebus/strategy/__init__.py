@@ -46,7 +46,8 @@ from tradebus.engine.event import (
 )
 
 from .backtest import CANCEL_REASONS, FILL_LOG_DTYPE, ORDER_LOG_DTYPE, BacktestRunner
-from .runner import OrderRecord, Runner
+from .orders import OrderRecord
+from .runner import Runner
 from .symbols import Symbol, SymbolRegistry, unified_symbol
 
 __all__ = [

@@ -25,7 +25,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from tradebus.engine.event import (
@@ -44,51 +43,14 @@ from tradebus.engine.event import (
 )
 
 from .backtest import accepts_order_arg
+from .orders import KEEP_CLOSED, OrderRecord, OrderRecords
 from .symbols import Symbol, SymbolRegistry
 
 __all__ = ["Runner", "OrderRecord"]
 
 log = logging.getLogger("tradebus.strategy.runner")
 
-_OPEN = ("new", "acked", "partially_filled")
 _STOP = object()
-
-
-@dataclass
-class OrderRecord:
-    """What the runner knows of one order it sent (from the signal and the events back)."""
-
-    order_id: int
-    strategy: Strategy
-    symbol: Symbol
-    side: str
-    order_type: str
-    qty: float
-    price: float
-    trigger: float
-    offset: float
-    flags: int
-    time_in_force: str
-    ts_ns: int
-    status: str = "new"
-    filled: float = 0.0
-    notional: float = 0.0
-    reason: str = ""
-    exchange_order_id: str | None = None
-    trade_ids: set = field(default_factory=set)
-
-    @property
-    def avg_price(self) -> float:
-        return self.notional / self.filled if self.filled > 0 else 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in _OPEN
-
-    def snapshot(self) -> Order:
-        return Order(self.order_id, self.symbol, self.side, self.order_type, self.qty, self.price,
-                     self.trigger, self.offset, self.filled, self.avg_price, self.status,
-                     self.time_in_force, self.flags, self.ts_ns, self.reason)
 
 
 class _Hosted:
@@ -114,7 +76,8 @@ class Runner:
     background thread fed by a bounded queue (``queue_size`` events; the feeding thread waits
     when it is full), in the order the events were given. symbol_names=True passes the symbol's
     name (a str, e.g. the ccxt symbol) instead of the Symbol to on_order_update,
-    on_initial_position and on_error, as FLOX's CcxtBroker does.
+    on_initial_position and on_error, as FLOX's CcxtBroker does. ``orders`` holds the open orders
+    and the ``keep_closed`` most recently closed ones (``tradebus.strategy.orders``).
     """
 
     def __init__(
@@ -127,6 +90,7 @@ class Runner:
         on_error: Callable[[Strategy, str, BaseException], Any] | None = None,
         clock: Clock | None = None,
         symbol_names: bool = False,
+        keep_closed: int = KEEP_CLOSED,
     ) -> None:
         if not isinstance(registry, SymbolRegistry):
             raise TypeError(f"registry must be a SymbolRegistry, got {type(registry).__name__}")
@@ -143,7 +107,7 @@ class Runner:
         self._by_strategy: dict[int, _Hosted] = {}
         self._by_symbol: dict[int, list[tuple[_Hosted, StrategyContext]]] = {}
         self._books: dict[int, OrderBook] = {}
-        self.orders: dict[int, OrderRecord] = {}
+        self.orders = OrderRecords(keep_closed)
         self._running = False
         self._queue: queue.Queue | None = queue.Queue(maxsize=queue_size) if threaded else None
         self._thread: threading.Thread | None = None
@@ -407,20 +371,19 @@ class Runner:
             return
         record = OrderRecord(sig.order_id, sig.strategy, sig.symbol, sig.side, kind, sig.quantity,
                              sig.price, sig.trigger, sig.offset, sig.flags, sig.time_in_force, sig.ts_ns)
-        self.orders[sig.order_id] = record
+        self.orders.add(record)
         try:
             self._on_signal(sig)
         except BaseException:
-            del self.orders[sig.order_id]
+            self.orders.discard(sig.order_id)
             raise
         hosted.orders += 1
 
     def _open_orders(self, strategy: Strategy, symbol) -> list[Order]:
-        return [r.snapshot() for r in self.orders.values()
-                if r.strategy is strategy and r.symbol is symbol and r.is_open]
+        return [r.snapshot() for r in self.orders.open(strategy, symbol)]
 
     def open_orders(self, strategy: Strategy | None = None) -> list[OrderRecord]:
-        return [r for r in self.orders.values() if r.is_open and (strategy is None or r.strategy is strategy)]
+        return self.orders.open(strategy)
 
     # -- order events back ---------------------------------------------------------------------
 
@@ -475,13 +438,27 @@ class Runner:
         ctx._apply_fill(signed if position_change is None else float(position_change), price, fee)
         record.filled += qty
         record.notional += qty * price
-        done = record.filled >= record.qty * (1 - 1e-9) or (record.flags & 2 and ctx.position == 0)
+        # a reduce-only order is done once the position is flat (what is left is below a lot);
+        # an order the venue already reported filled stays filled
+        done = (record.filled >= record.qty * (1 - 1e-9) or (record.flags & 2 and ctx.is_flat())
+                or record.status == "filled")
         record.status = "filled" if done else "partially_filled"
         hosted.fills += 1
         fill = Fill(record.order_id, record.symbol, record.side, price, qty, fee, ts_ns, is_maker,
                     ctx.position, 0.0 if done else record.qty - record.filled, record.order_type, trade_id)
         self._call(hosted, record.symbol, "on_fill", record.strategy.on_fill, fill)
         self._update(record)
+
+    def on_order_filled(self, order_id: int) -> bool:
+        """The venue reports order ``order_id`` filled (an order status): its record closes even
+        when the fills it was told of add up to less than it asked (a venue rounds a quantity
+        down to its lot). False when the id is unknown."""
+        return self._event(self._filled_at_venue, order_id)
+
+    def _filled_at_venue(self, record: OrderRecord) -> None:
+        if record.is_open:
+            record.status = "filled"
+            self._update(record)
 
     def on_external_fill(self, strategy: Strategy, symbol, side: str, price: float, qty: float,
                          fee: float = 0.0, ts_ns: int | None = None, trade_id: str | None = None,
@@ -563,6 +540,7 @@ class Runner:
         self._dispatch(self._call, hosted, symbol, "on_error", strategy.on_error, self._named(symbol), error)
 
     def _update(self, record: OrderRecord) -> None:
+        self.orders.changed(record)
         hosted = self._by_strategy[id(record.strategy)]
         if type(hosted.strategy).on_order_update is Strategy.on_order_update:
             return
@@ -590,7 +568,7 @@ class Runner:
                 }
             out.append({"strategy": h.strategy.name, "orders": h.orders, "fills": h.fills,
                         "errors": h.errors,
-                        "open_orders": sum(1 for r in self.orders.values() if r.strategy is h.strategy and r.is_open),
+                        "open_orders": len(self.orders.open(h.strategy)),
                         "symbols": symbols})
         return out
 

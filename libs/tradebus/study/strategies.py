@@ -6,6 +6,8 @@ returns signals (a SIGNAL_DTYPE array from ``tradebus.engine.make_signals``)::
     sma_cross(bars, fast=10, slow=30)
 
 A job's ``strategy`` is a registered name (``sma_cross``) or ``package.module:function``.
+Built-in functions also have a signal-rule form (:mod:`tradebus.study.rules`), found by
+:func:`resolve_rule`, which studies run through the engine's fused pipeline.
 """
 from __future__ import annotations
 
@@ -15,7 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["STRATEGIES", "SignalFunction", "StrategyError", "register_strategy", "resolve_strategy"]
+from tradebus.engine.examples import RULE_FORMS
+from tradebus.engine.rule_language import Rule
+
+__all__ = ["STRATEGIES", "SignalFunction", "StrategyError", "register_strategy", "resolve_rule", "resolve_strategy"]
 
 SignalFunction = Callable[..., np.ndarray]
 
@@ -55,3 +60,9 @@ def resolve_strategy(strategy: str) -> SignalFunction:
     if not callable(fn):
         raise StrategyError(f"strategy {strategy!r}: {module_name} has no function {attr!r}")
     return fn
+
+
+def resolve_rule(strategy: str) -> Rule | None:
+    """The signal-rule form of a strategy name or ``module:function`` (built-ins have one), or
+    None when it exists only as a Python function; StrategyError when it cannot be resolved."""
+    return RULE_FORMS.get(resolve_strategy(strategy))

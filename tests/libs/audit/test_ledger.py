@@ -112,6 +112,23 @@ def test_venue_balance_change_must_match_the_fills():
     assert tally.mismatched == 1 and "BTC balance" in tally.problems[0]
 
 
+def test_perpetual_fills_leave_the_spot_wallets_alone():
+    bus, orders, fills, seen = clean_run()
+    bus.add_request(NewOrder(client_order_id="p", strategy="s1", venue="sim", symbol="BTC/USDT:USDT",
+                             side=Side.BUY, order_type=OrderType.MARKET, qty=0.002, ts_init=1))
+    bus.add_event(ack("p"))
+    bus.add_event(Fill(venue="sim", strategy="s1", symbol="BTC/USDT:USDT", client_order_id="p", exchange_order_id="9",
+                       trade_id="t-p", side=Side.BUY, price=100.0, qty=0.002, leaves_qty=0.0, cum_qty=0.002,
+                       fee=0.1, fee_currency="USDT", ts_init=1))
+    orders.append(VenueOrder(client_id="p", order_id="9", symbol="BTC/USDT:USDT", side="buy", status="FILLED",
+                             qty=0.002, executed=0.002))
+    fills.append(VenueFill(client_id="p", trade_id="t-p", symbol="BTC/USDT:USDT", side="buy", qty=0.002,
+                           price=100.0, fee=0.1, fee_currency="USDT", time_ms=1))
+    seen["s1"].fills.append(("BTC/USDT:USDT", "t-p", 0.002, 7))
+    seen["s1"].position["BTC/USDT:USDT"] = 0.002
+    assert balance(bus, orders, fills, strategies=seen, balance_change={"BTC": 0.0}).balanced
+
+
 def test_study_results_missing_or_twice():
     tally = balance(BusOrders(), [], [], study_jobs={"st": {"j1", "j2", "j3"}},
                     study_results={"st": ["j1", "j2", "j2"]})

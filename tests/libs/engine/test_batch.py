@@ -1,10 +1,7 @@
 """tradebus.engine.batch: hand-worked runs, loading, bad input, run_batch, real data."""
 from __future__ import annotations
 
-import gzip
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -428,21 +425,6 @@ def test_run_batch_bad_items_name_the_item():
 
 
 # --- real data ------------------------------------------------------------------------------
-
-DATA_DIR = Path(os.environ.get("TRADEBUS_DATA_DIR", Path(__file__).resolve().parents[3].parent / "shared" / "data"))
-KLINES = DATA_DIR / "binance_spot_BTCUSDT_1m_20250520_20250818.csv.gz"
-
-
-@pytest.fixture(scope="module")
-def btc_bars():
-    if not KLINES.exists():
-        pytest.skip(f"real data not found at {KLINES}")
-    with gzip.open(KLINES, "rt") as fh:
-        raw = np.loadtxt(fh, delimiter=",", skiprows=1)
-    engine = Engine()
-    engine.load_bars_df(raw[:, 0].astype(np.int64), *raw[:, 1:6].T)
-    return engine.instrument().bars()
-
 
 def test_real_btc_klines_sma_cross_matches_reference(btc_bars):
     assert len(btc_bars) == 130_708

@@ -11,11 +11,14 @@ import tradebus.engine.examples
 import tradebus.engine.fills
 import tradebus.engine.indicators
 import tradebus.engine.permutation
+import tradebus.engine.rule_language
+import tradebus.engine.sweeps
 
 
 @pytest.mark.parametrize("module", [tradebus.engine.bars, tradebus.engine.fills,
                                     tradebus.engine.batch, tradebus.engine.indicators,
-                                    tradebus.engine.permutation, tradebus.engine.examples])
+                                    tradebus.engine.permutation, tradebus.engine.examples,
+                                    tradebus.engine.rule_language, tradebus.engine.sweeps])
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
@@ -57,3 +60,17 @@ def test_readme_example_runs():
     assert namespace["stats"]["total_trades"] == 1
     assert len(namespace["results"]) == 1000 and namespace["results"][0] == namespace["stats"]
     assert 0 < namespace["p_value"] <= 1
+
+
+def test_readme_rule_example_runs():
+    from pathlib import Path
+
+    from .conftest import random_bars
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("## Backtest engine", 1)[1]
+    code = section.split("```python", 2)[2].split("```", 1)[0]
+    namespace = {"bars": random_bars(2_000, seed=1)}
+    exec(code.replace("n=1000", "n=20"), namespace)
+    assert namespace["result"].n == 20 and 0 < namespace["result"].p_value <= 1
+    assert namespace["best"]["fast"] in (5, 10, 20)

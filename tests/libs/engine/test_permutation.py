@@ -4,23 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tradebus.engine import BAR_DTYPE, STAT_KEYS, Engine, make_signals, permutation_paths, permutation_test
+from tradebus.engine import STAT_KEYS, Engine, make_signals, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
 
-MINUTE_NS = 60_000_000_000
+from .conftest import random_bars
 
 
 def trending_bars(n=600, drift=0.002, seed=0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(drift + rng.normal(0, 0.004, n)))
-    bars = np.zeros(n, dtype=BAR_DTYPE)
-    bars["timestamp_ns"] = 1_700_000_000_000_000_000 + MINUTE_NS * np.arange(n)
-    bars["open"] = np.concatenate(([close[0]], close[:-1]))
-    bars["high"] = np.maximum(bars["open"], close) * (1 + rng.uniform(0, 0.002, n))
-    bars["low"] = np.minimum(bars["open"], close) * (1 - rng.uniform(0, 0.002, n))
-    bars["close"] = close
-    bars["volume"] = rng.uniform(1, 10, n)
-    return bars
+    return random_bars(n, seed=seed, drift=drift)
 
 
 def test_paths_shuffle_returns_and_carry_each_bar_shape():
@@ -50,6 +41,29 @@ def test_same_seed_same_paths():
     c = [p["close"] for p in permutation_paths(bars, 3, seed=43)]
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+def test_paths_are_uniform_permutations_keyed_by_seed_and_index():
+    bars = trending_bars(4)                                   # 3 moves: 6 orders
+    ratios = bars["close"][1:] / bars["close"][:-1]
+    counts: dict[tuple, int] = {}
+    paths = list(permutation_paths(bars, 6_000, seed=9))
+    for path in paths:
+        moved = path["close"][1:] / path["close"][:-1]
+        order = tuple(int(np.argmin(np.abs(ratios - r))) for r in moved)
+        counts[order] = counts.get(order, 0) + 1
+    assert len(counts) == 6 and all(880 < c < 1120 for c in counts.values()), counts
+    # any path can be made alone: path k of a seed does not depend on the paths before it
+    alone = next(permutation_paths(bars, 1, seed=9, start=4_321))
+    np.testing.assert_array_equal(alone["close"], paths[4_321]["close"])
+
+
+def test_seeds_must_be_unsigned_64_bit_integers():
+    bars = trending_bars(10)
+    for bad in (-1, 2**64, 1.5, "7", True):
+        with pytest.raises(ValueError, match="seed must be an integer"):
+            next(permutation_paths(bars, 1, seed=bad))
+    assert len(list(permutation_paths(bars, 2, seed=2**64 - 1))) == 2
 
 
 def test_paths_mode_runs_each_strategy_on_its_own_path():

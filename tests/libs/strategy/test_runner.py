@@ -228,3 +228,48 @@ def test_signal_handler_may_refuse_an_order(setup):
         s.market_buy(1.0)
     assert runner.orders == {}
     assert isinstance(Fill(1, btc, "buy", 1.0, 1.0), Fill)
+
+
+def test_spot_dust_left_by_a_base_asset_fee_is_flat_and_trading_goes_on():
+    """A spot buy of 0.001 BTC paying its fee in BTC holds 0.000999; the lot is 0.00001. The
+    close sells the whole lots (0.00099), its record closes on that fill, and the 0.000009 left
+    is below a lot: flat, so the strategy buys again (it used to wait on an order left open)."""
+    reg = SymbolRegistry()
+    btc = reg.add_symbol("sim", "BTC/USDT", tick_size=0.01, lot_size=0.00001)
+    signals = []
+    runner = Runner(reg, signals.append)
+    s = runner.add_strategy(Recorder([btc]))
+    runner.start()
+    ctx = s.context()
+    buy = s.market_buy(0.001)
+    runner.on_fill(buy, 60_000.0, 0.001, fee=0.06, trade_id="b1", position_change=0.001 - 0.000001)
+    assert ctx.position == pytest.approx(0.000999) and ctx.is_long() and ctx.closable() == 0.00099
+    close = s.close_position()
+    assert signals[-1].quantity == 0.00099 and signals[-1].order_type == "close_position"
+    runner.on_fill(close, 60_010.0, 0.00099, fee=0.0594, trade_id="c1")
+    assert runner.orders[close].status == "filled" and not ctx.open_orders() and not runner.open_orders(s)
+    assert ctx.position == pytest.approx(0.000009)           # the account holds it: the position says so
+    assert ctx.is_flat() and not ctx.is_long() and not ctx.is_short() and ctx.closable() == 0.0
+    assert s.close_position() is None                        # nothing a venue would take
+    again = s.market_buy(0.001)
+    runner.on_fill(again, 60_000.0, 0.001, fee=0.06, trade_id="b2", position_change=0.001 - 0.000001)
+    assert ctx.closable() == 0.001                           # the dust adds up to whole lots again
+    s.close_position()
+    assert signals[-1].quantity == 0.001
+
+
+def test_an_order_the_venue_reports_filled_closes_below_its_quantity(setup):
+    """Without a lot size a close asks for the exact position; the venue rounds it down. The
+    order status the router reports (filled) closes the record, and a late fill keeps it closed."""
+    runner, s, signals, btc = setup
+    buy = s.market_buy(2.0)
+    runner.on_fill(buy, 100.0, 2.0, trade_id="b1", position_change=1.998)
+    close = s.close_position()
+    assert signals[-1].quantity == pytest.approx(1.998)
+    runner.on_fill(close, 100.0, 1.99, trade_id="c1")
+    assert runner.orders[close].status == "partially_filled"
+    assert runner.on_order_filled(close) and not runner.on_order_filled(999)
+    assert runner.orders[close].status == "filled" and not s.context().open_orders()
+    runner.on_fill(close, 100.0, 0.001, trade_id="c2")
+    assert runner.orders[close].status == "filled"
+    assert ("update", close, "filled", pytest.approx(1.99), 100.0) in s.log

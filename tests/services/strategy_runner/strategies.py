@@ -70,3 +70,25 @@ class BuyThenClose(Strategy):
         if fill.position > 0 and not self.closing:
             self.closing = True
             self.close_position()
+
+
+class RoundTrips(Strategy):
+    """Buys ``qty`` at market when flat, closes the position when long, one order at a time:
+    a round trip per pair of fills, for as long as trades come (the local stack's SMA cross,
+    without waiting for crosses)."""
+
+    def __init__(self, symbols, qty=0.001):
+        super().__init__(symbols)
+        self.qty = qty
+        self.buys = 0
+        self.closes = 0
+
+    def on_trade(self, ctx, trade):
+        if ctx.open_orders():
+            return
+        if ctx.is_flat():
+            self.market_buy(self.qty)
+            self.buys += 1
+        elif ctx.is_long():
+            self.close_position()
+            self.closes += 1
