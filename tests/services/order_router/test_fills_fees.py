@@ -2,6 +2,7 @@
 Fill per execution whichever path (trade stream, create response, catch-up) brings it."""
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -202,3 +203,31 @@ async def test_a_spot_buy_holds_what_the_venue_credits_and_close_position_sells_
     assert credited - step < sold <= credited + 1e-12
     assert 0 <= float(btc[0] + btc[1] - before) < step
     assert 0 <= h.router.positions[("netfee", SPOT)] < step
+
+
+async def test_an_execution_reported_while_the_previous_one_is_applied_is_not_missed(harness):
+    """The venue reports the rest of an order while the router is still applying the order update
+    of its first fill (ccxt.pro resolves only a pending watch): the router watches again before
+    applying, so the report is applied now, not when the account's next message comes."""
+    h = harness
+    await h.start()
+    price = resting_bid(h.sim, h.router.adapters[0])
+    await h.send(h.order("busy1", side="buy", order_type="limit", qty=0.01, price=price), "busy1")
+    ack = (await h.wait(OrderAck, "busy1", replay=False))[0]
+    venue_order = h.sim.account().orders[("spot", int(ack.exchange_order_id))]
+    observe, rest_sold = h.router.observe, []
+
+    async def busy_observe(order, adapter, reconciled=False):
+        rec = await observe(order, adapter, reconciled)
+        if rec is not None and rec.status.client_order_id == "busy1" and rec.status.filled_qty > 0 and not rest_sold:
+            rest_sold.append(True)
+            sell_into(h.sim, price)  # reported while the router is still busy with this update
+            await asyncio.sleep(0.2)
+        return rec
+
+    h.router.observe = busy_observe
+    sell_part(h.sim, venue_order, price, "0.004")
+    await until(lambda: h.router.orders["busy1"].status.status is OrderState.FILLED)
+    assert rest_sold and venue_order.status == "FILLED"
+    await until(lambda: sum(f.qty for f in h.of(Fill, "busy1")) >= 0.01 - 1e-9)
+    check_against_venue(h.sim, h.of(Fill, "busy1"))
