@@ -38,7 +38,6 @@ def node_pids(root: int) -> dict[str, int]:
 def write_config(tmp_path: Path) -> Path:
     config = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
     config["embedded_nats"]["port"] = 0
-    config["embedded_nats"]["auth"] = False  # the test connects as a plain client
     cfg = tmp_path / "stack.yaml"
     cfg.write_text(yaml.safe_dump(config))
     return cfg
@@ -51,7 +50,10 @@ def up(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subproc
                             env={**os.environ, **(env or {})})
 
 
-async def test_up_cluster_replicates_every_stream_and_restarts_a_killed_node(tmp_path):
+async def test_up_cluster_replicates_every_stream_and_restarts_a_killed_node(tmp_path, monkeypatch):
+    # Authentication stays on (the default): the test connects as the operator of this state folder,
+    # and the worker must be able to wait for the meta leader and declare under its own user.
+    monkeypatch.setenv("TRADEBUS_STATE_DIR", str(tmp_path / "state"))
     proc = up(tmp_path, "--cluster", "3", "--only", "backtest_worker")
     try:
         url_file = tmp_path / "state" / "nats-url"
@@ -88,6 +90,7 @@ async def test_up_cluster_replicates_every_stream_and_restarts_a_killed_node(tmp
     assert "JetStream ready" in text and "3 replicas" in text
     assert "nats node tradebus-2 exited (-9); restarted" in text
     assert "stopped." in text
+    assert "permissions violation" not in (tmp_path / "state" / "logs" / "backtest_worker.log").read_text().lower()
     time.sleep(0.2)
     assert not [p for p in family if alive(p)], "orphan processes left behind"
 

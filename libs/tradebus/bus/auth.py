@@ -103,7 +103,9 @@ def instance_names(name: str, entry: ServiceEntry, workers: int | None = None) -
 # --- JetStream API grants ----------------------------------------------------------------------
 
 def _declare(grant: _Grant, streams: Iterable[str]) -> None:
-    """Create, update and inspect ``streams`` (what the idempotent declare functions need)."""
+    """Create, update and inspect ``streams`` (what the idempotent declare functions need), and
+    read the account info by which a declarer waits for a cluster's meta leader (wait_jetstream)."""
+    grant.publish.append("$JS.API.INFO")
     for stream in streams:
         grant.publish += [f"$JS.API.STREAM.{op}.{stream}" for op in ("INFO", "CREATE", "UPDATE")]
 
