@@ -60,7 +60,8 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         self.risk = risk or RiskEngine()
         self.options = options or RouterOptions()
         self.counters = counters if counters is not None else defaultdict(int)
-        self.store = StateStore(bus, venue)
+        remember_s = self.options.stale_after_s + self.options.clock_skew_s if self.options.stale_after_s else None
+        self.store = StateStore(bus, venue, keep_done=self.options.keep_done, remember_s=remember_s)
         self.fills = FillLedger(venue)
         self.last_price: dict[str, tuple[float, float]] = {}
         self.state = GatewayState.DISCONNECTED
@@ -128,6 +129,7 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
             adapter.skip_user_events()
         self._tasks.append(asyncio.ensure_future(self._connect_loop()))
         self._tasks.append(asyncio.ensure_future(self._consume_loop()))
+        self._tasks.append(asyncio.ensure_future(self._sweep_loop()))
         consumer = router_consumer(self.venue)
         self._tasks.append(asyncio.ensure_future(metrics.watch_consumer(
             lambda: self.bus.consumer_info(ORDERS_STREAM, consumer), ORDERS_STREAM, consumer)))
@@ -170,7 +172,19 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
             self.risk.kill(strategy)
         for rec in loaded:
             self.fills.restore(rec.status)
-        self.counters["orders_loaded"] = len(self.orders)
+        for key, qty in self.store.carried.items():
+            self.fills.positions[key] += qty
+        self.counters["orders_loaded"] = len(loaded)
+        await self.store.sweep()
+
+    async def _sweep_loop(self) -> None:
+        """Purge the orders forgotten longer ago than the store remembers them (state.py)."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.options.sweep_every_s)
+            try:
+                self.counters["orders_purged"] += await self.store.sweep()
+            except Exception as exc:  # NATS away: the next sweep takes them
+                log.warning("router_state sweep failed: %s", exc)
 
     def _adapter_for_key(self, symbol: str) -> VenueAdapter:
         spot = ":" not in symbol
