@@ -91,7 +91,7 @@ async def latency_client(nats_url: str, n: int, price: float, prefix: str) -> li
             acked[evt.client_order_id] = time.perf_counter_ns()
             arrived.set()
     await bus.nc.subscribe(order_event_wildcard("bench"), cb=on_evt)
-    subject, out = order_request_subject("bench"), []
+    subject, out = order_request_subject("bench", "bench"), []
     for i in range(n):
         coid = f"{prefix}{i}"
         arrived.clear()
@@ -145,7 +145,7 @@ async def run(args) -> dict[str, str]:
                 if len(acks) + len(rejects) >= expected[0]:
                     done.set()
             await bus.nc.subscribe(order_event_wildcard("bench"), cb=on_evt)
-            subject = order_request_subject("bench")
+            subject = order_request_subject("bench", "bench")
 
             def order(coid: str) -> NewOrder:
                 return order_for(coid, price)

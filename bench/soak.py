@@ -264,7 +264,7 @@ async def soak(args, tmp: Path) -> tuple[list, str, bool]:
         obs = Observer()
         await bus.subscribe(md_wildcard("sim"), MarketDataEvent, obs.on_md,
                             pending_msgs_limit=-1, pending_bytes_limit=-1)
-        await bus.subscribe(order_request_subject("sim"), OrderRequest, obs.on_request,
+        await bus.subscribe(order_request_subject("sim", STRATEGY), OrderRequest, obs.on_request,
                             pending_msgs_limit=-1, pending_bytes_limit=-1)
         await bus.subscribe(order_event_subject("sim", STRATEGY), OrderEvent, obs.on_event,
                             pending_msgs_limit=-1, pending_bytes_limit=-1)

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Write the compose stack's NATS credentials into a secrets folder (default: deploy/compose/secrets).
 
-One random password per NATS user of deploy/k8s/base/nats/auth.conf, twice: ``<user>.password`` for the service's
-compose secret (mounted at /run/secrets/nats_password), and ``nats.env`` (``TRADEBUS_NATS_PW_<USER>``)
-for the server's environment. Existing passwords are kept, so re-running changes nothing. The folder
-is owner-only (0700) and ignored by git; the files are world-readable inside it so the non-root
-user of the containers can read its bind-mounted secret.
+One random password per NATS user of deploy/k8s/base/nats/auth.conf (generated from the deployment
+file by ``python -m tradebus.bus.auth``), twice: ``<user>.password`` for the service's compose secret
+(mounted at /run/secrets/nats_password), and ``nats.env`` (the ``$TRADEBUS_NATS_PW_<USER>`` variable
+auth.conf names for that user) for the server's environment. Existing passwords are kept, so
+re-running changes nothing. The folder is owner-only (0700) and ignored by git; the files are
+world-readable inside it so the non-root user of the containers can read its bind-mounted secret.
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 AUTH_CONF = HERE.parent / "k8s" / "base" / "nats" / "auth.conf"
-USERS = re.findall(r"\{user: (\w+),", AUTH_CONF.read_text())
+# user -> the server-environment variable auth.conf reads its password from
+VARIABLES = dict(re.findall(r'\{user: "([\w-]+)", password: \$(\w+)', AUTH_CONF.read_text()))
+USERS = list(VARIABLES)
 
 
 # nats-server reads $VARIABLE references as config values: a password must parse as a plain
@@ -42,7 +45,7 @@ def write_secrets(folder: Path) -> dict[str, str]:
         path.chmod(0o644)
         passwords[user] = path.read_text().strip()
     env = folder / "nats.env"
-    env.write_text("".join(f"TRADEBUS_NATS_PW_{user.upper()}={pw}\n" for user, pw in passwords.items()))
+    env.write_text("".join(f"{VARIABLES[user]}={pw}\n" for user, pw in passwords.items()))
     env.chmod(0o644)
     return passwords
 

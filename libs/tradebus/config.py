@@ -106,6 +106,12 @@ class NatsConfig(Settings, frozen=True):
     token_file: str | None = None
     creds_file: str | None = None
     nkey_seed_file: str | None = None
+    # TLS (a tls:// URL or a server that requires it): the CA that signed the server's certificate,
+    # and the client certificate and key when the server verifies clients. Paths, not secrets;
+    # TRADEBUS_NATS_TLS_CA / _CERT / _KEY override them.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> NatsConfig:
@@ -122,6 +128,14 @@ class EmbeddedNatsConfig(Settings, frozen=True):
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     state_dir: str = ".state"
+    # authentication: one user per service instance, strategy and the operator, generated into
+    # <state_dir>/auth (tradebus.bus.auth); false only for a throwaway local server
+    auth: bool = True
+    # TLS for clients when a certificate is given; with tls_ca_file clients must present a
+    # certificate signed by it (verify)
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_ca_file: str | None = None
 
 
 class SupervisorConfig(Settings, frozen=True):

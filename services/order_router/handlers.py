@@ -71,7 +71,11 @@ class RequestHandlers:
     async def new_order(self, order: NewOrder) -> None:
         coid = order.client_order_id
         rec = self.orders.get(coid)
-        if (rec is not None and rec.status.status is not OrderState.NEW) or (rec is None and self.store.is_forgotten(coid)):
+        owner = rec.status.strategy if rec is not None else self.store.forgotten_strategy(coid)
+        if owner is not None and owner != order.strategy:
+            self.counters["foreign_client_order_ids"] += 1   # another strategy's id: never sent
+            return
+        if (rec is not None and rec.status.status is not OrderState.NEW) or (rec is None and owner is not None):
             # a duplicate of a request already handled: KV leaves NEW only after the outcome event
             # was stored, so that event is already in the ORDERS stream (a forgotten order was terminal)
             self.counters["duplicates"] += 1
@@ -191,7 +195,7 @@ class RequestHandlers:
         async def refuse(code: RejectCode, reason: str) -> None:
             await self._refuse(CancelReject, req, code, reason, mid)
 
-        if rec is None:
+        if rec is None or rec.status.strategy != req.strategy:  # another strategy's order is not its to cancel
             await refuse(RejectCode.ORDER_NOT_FOUND, f"unknown order {req.client_order_id}")
             return
         if not rec.open:
@@ -258,7 +262,7 @@ class RequestHandlers:
         async def refuse(code: RejectCode, reason: str) -> None:
             await self._refuse(ModifyReject, req, code, reason, mid)
 
-        if rec is None or not rec.open:
+        if rec is None or not rec.open or rec.status.strategy != req.strategy:
             await refuse(RejectCode.ORDER_NOT_FOUND, f"no open order {req.client_order_id}")
             return
         adapter = rec.adapter

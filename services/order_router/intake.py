@@ -1,5 +1,10 @@
-"""Request intake: ``ord.req.<venue>`` from the ORDERS stream (durable pull consumer) to the
-request handlers, and the acks back to JetStream.
+"""Request intake: ``ord.req.<venue>.<strategy>`` from the ORDERS stream (durable pull consumer)
+to the request handlers, and the acks back to JetStream.
+
+The strategy token of the subject is the sender's identity (NATS permissions pin each strategy's
+user to its own token): a request whose ``strategy`` field names another strategy, or whose venue
+is not this router's, is refused with a reject event on the sender's own subject and never reaches
+the venue.
 
 A request is acked only after its handler stored the outcome event in ORDERS; a handler that
 fails (outcome unknown, e.g. NATS down) naks it for redelivery. Requests about one client order
@@ -17,8 +22,19 @@ from dataclasses import dataclass, field
 from nats.js import api
 
 from tradebus import metrics
-from tradebus.proto import CancelAll, CancelOrder, ModifyOrder, NewOrder, OrderRequest
-from tradebus.proto.subjects import ORDERS_STREAM, order_request_subject, router_consumer
+from tradebus.proto import (
+    CancelAll,
+    CancelAllReject,
+    CancelOrder,
+    CancelReject,
+    ModifyOrder,
+    ModifyReject,
+    NewOrder,
+    OrderReject,
+    OrderRequest,
+    RejectCode,
+)
+from tradebus.proto.subjects import ORDERS_STREAM, order_request_strategy, order_request_wildcard, router_consumer
 
 __all__ = ["Intake"]
 
@@ -38,7 +54,7 @@ class Intake:
     async def _open_intake(self) -> None:
         await self.bus.declare_consumer(ORDERS_STREAM, api.ConsumerConfig(
             durable_name=router_consumer(self.venue),
-            filter_subject=order_request_subject(self.venue),
+            filter_subject=order_request_wildcard(self.venue),
             ack_policy=api.AckPolicy.EXPLICIT,
             deliver_policy=api.DeliverPolicy.ALL,
             ack_wait=self.options.ack_wait,
@@ -80,6 +96,10 @@ class Intake:
             self._spawn(msg.term() if hasattr(msg, "term") else msg.ack())
             return
         self.counters["order_requests"] += 1
+        mismatch = self._identity_mismatch(msg.subject, request)
+        if mismatch is not None:
+            self._spawn(self._refuse_identity(msg, request, *mismatch))
+            return
         if isinstance(request, CancelAll):
             key = f"*all*{request.strategy}"
             depends = [f for k, f in self._chains.items() if not f.done()]
@@ -103,6 +123,43 @@ class Intake:
             "ord.req", started, failed=not t.cancelled() and t.exception() is not None))
         self._chains[key] = task
         task.add_done_callback(lambda t, k=key: self._chains.get(k) is t and self._chains.pop(k, None))
+
+    def _identity_mismatch(self, subject: str, request) -> tuple[str, str] | None:
+        """(sender, reason) when ``request`` may not be carried out for the strategy that sent it."""
+        sender = order_request_strategy(subject)
+        if sender is None:
+            return "_unknown", f"order request on {subject!r}, not ord.req.<venue>.<strategy>"
+        if request.strategy != sender:
+            return sender, (f"request names strategy {request.strategy!r} but was sent on {subject!r} "
+                            f"by {sender!r}: a strategy may only send its own orders")
+        if request.venue != self.venue:
+            return sender, f"venue {request.venue!r} is not this router's ({self.venue})"
+        return None
+
+    async def _refuse_identity(self, msg, request, sender: str, reason: str) -> None:
+        """Reject a request that failed the identity check: the event goes to the sender's own
+        subject (nothing about it to the strategy it named), the venue is never called."""
+        self.counters["identity_rejects"] += 1
+        log.warning("refused %s: %s", type(request).__name__, reason)
+        common = {"venue": self.venue, "strategy": sender, "reject_code": RejectCode.AUTH_FAILED,
+                  "reason": reason[:500], "ts_init": time.time_ns()}
+        match request:
+            case NewOrder():
+                event = OrderReject(symbol=request.symbol, client_order_id=request.client_order_id, **common)
+            case CancelOrder():
+                event = CancelReject(symbol=request.symbol, client_order_id=request.client_order_id, **common)
+            case ModifyOrder():
+                event = ModifyReject(symbol=request.symbol, client_order_id=request.client_order_id, **common)
+            case _:
+                event = CancelAllReject(symbol=request.symbol, **common)
+        try:
+            await self._emit(event, f"{self.venue}.identity.{sender}.{request.ts_init}.{type(request).__name__}")
+        except Exception:
+            self.bus.handler_errors += 1
+            log.exception("could not publish the identity reject")
+            await msg.nak(delay=self.options.backoff.initial)
+            return
+        await msg.ack()
 
     async def _handle(self, request, work: _Work, depends) -> None:
         for dep in depends:

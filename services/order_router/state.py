@@ -211,6 +211,11 @@ class StateStore:
         return bool(client_order_id and client_order_id in self.forgotten) or \
             bool(exchange_id and exchange_id in self._forgotten_exchange_ids)
 
+    def forgotten_strategy(self, client_order_id: str) -> str | None:
+        """The strategy of a forgotten order (None: not forgotten, or past the window)."""
+        gone = self.forgotten.get(client_order_id)
+        return None if gone is None else gone.strategy
+
     async def sweep(self, now: int | None = None) -> int:
         """Drop the forgotten ids older than ``remember_s`` and purge their KV entries (a
         subject purge of the bucket's stream: no value and no delete marker left), their fills

@@ -24,11 +24,11 @@ async def setup(svc: ServiceContext) -> None:
     sys.path[:0] = [p for p in settings.python_path if p not in sys.path]
     host = StrategyHost(svc, settings, config_dir)
 
-    # Wildcards: every md and order event is decoded (bad input is counted), then routed to the
-    # strategies that trade that symbol or own that order.
+    # Every md event is decoded (bad input is counted), then routed to the strategies that trade
+    # that symbol; order events and commands only of the hosted strategies (all NATS lets it read).
     await svc.subscribe(md_wildcard(), MarketDataEvent, host.on_market_data)
-    await svc.subscribe(order_event_wildcard(), OrderEvent, host.on_order_event)
     for name in host.specs:
+        await svc.subscribe(order_event_wildcard(strategy=name), OrderEvent, host.on_order_event)
         await svc.subscribe(control_wildcard(name), ControlMessage, host.on_control)
     for venue in host.mlthon:
         await svc.subscribe(account_wildcard(venue), AccountEvent, host.on_account_event)

@@ -1,7 +1,7 @@
 """StrategyHost: the configured strategies in one Runner, wired to the bus.
 
 Market data (``md.>``) goes to the Runner; each Signal becomes an order request on
-``ord.req.<venue>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
+``ord.req.<venue>.<strategy>`` (JetStream ORDERS when it exists, with ``Nats-Msg-Id`` = client order id);
 order events (``ord.evt.<venue>.<strategy>``) come back as acks, rejects, fills and cancels, so
 positions follow fills. MLThon strategies (``kind: mlthon``) run in the same Runner through
 :class:`tradebus.mlthon.MLThonStrategy`; they also get gateway and rate-limit events
@@ -65,6 +65,7 @@ from tradebus.proto.subjects import (
     KV_STRATEGY_PARAMS,
     ORDERS_STREAM,
     account_query_subject,
+    control_strategy,
     order_event_subject,
     order_request_subject,
     params_key,
@@ -191,7 +192,20 @@ class StrategyHost:
         await self.flush()
 
     async def on_control(self, message, msg=None) -> None:
-        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult."""
+        """ctl.<strategy>.*: params updates, and commands answered with a CommandResult.
+
+        The strategy is the one the subject names (the server lets only operators publish there);
+        a message whose ``strategy`` field names another one is refused."""
+        named = control_strategy(msg.subject) if msg is not None else message.strategy
+        if named != message.strategy:
+            self.svc.counters["control_refused"] += 1
+            self.log.warning("refused %s on %s: it names strategy %r", type(message).__name__, msg.subject,
+                             message.strategy)
+            if msg.reply and isinstance(message, StrategyCommand):
+                await self.svc.bus.respond(msg, CommandResult(
+                    strategy=named or "", command=message.command, ok=False, ts_init=time.time_ns(),
+                    message=f"refused: sent on {msg.subject} but names strategy {message.strategy!r}"))
+            return
         if isinstance(message, ParamsUpdate):
             await self.on_params(message)
             return
@@ -393,7 +407,7 @@ class StrategyHost:
             await self.svc.bus.publish(EVENT_SUBJECT, self._events.pop(0))
 
     async def _send(self, req) -> None:
-        subject = order_request_subject(req.venue)
+        subject = order_request_subject(req.venue, req.strategy)
         data = encode(req)
         self.svc.counters["order_requests"] += 1
         self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))

@@ -20,7 +20,7 @@ from tradebus.bus import find_nats_server, free_port
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "deploy" / "k8s" / "base" / "nats"
 sys.path.insert(0, str(ROOT / "deploy" / "compose"))
-from make_secrets import USERS, write_secrets  # noqa: E402
+from make_secrets import USERS, VARIABLES, write_secrets  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def secured_server(tmp_path_factory):
     assert str(folder / "js") in conf
     (folder / "nats.conf").write_text(conf)
     env = dict(os.environ, NATS_SERVER_NAME="auth-test",
-               **{f"TRADEBUS_NATS_PW_{user.upper()}": pw for user, pw in passwords.items()})
+               **{VARIABLES[user]: pw for user, pw in passwords.items()})
     proc = subprocess.Popen([find_nats_server(), "-c", str(folder / "nats.conf"), "-a", "127.0.0.1", "-p", str(port),
                              "-m", str(monitor)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -74,7 +74,8 @@ async def publish_refused(url: str, user: str, password: str, subject: str) -> b
 
 async def test_every_user_of_auth_conf_connects(secured_server):
     url, passwords, _ = secured_server
-    assert set(USERS) == {"market_data", "strategy_runner", "order_router", "backtest_worker", "sim_exchange", "operator"}
+    assert set(USERS) == {"market_data", "strategy_runner", "order_router", "backtest_worker", "sim_exchange", "operator",
+                          "strategy-sma_cross"}
     for user in USERS:
         nc = await connect(url, user, passwords[user], [])
         assert nc.is_connected
@@ -84,11 +85,12 @@ async def test_every_user_of_auth_conf_connects(secured_server):
 @pytest.mark.parametrize("user, subject, refused", [
     ("strategy_runner", "md.sim.BTC-USDT.trade", True),     # fake market data
     ("strategy_runner", "ord.evt.sim.sma_cross", True),     # fake order events
-    ("market_data", "ord.req.sim", True),                   # orders from a feed
+    ("market_data", "ord.req.sim.sma_cross", True),         # orders from a feed
+    ("strategy_runner", "ord.req.sim.other", True),         # orders as a strategy it does not host
     ("backtest_worker", "acct.sim.balance", True),
     ("sim_exchange", "md.sim.BTC-USDT.trade", True),
     ("market_data", "md.sim.BTC-USDT.trade", False),        # each role's own subjects
-    ("strategy_runner", "ord.req.sim", False),
+    ("strategy_runner", "ord.req.sim.sma_cross", False),
     ("order_router", "ord.evt.sim.sma_cross", False),
     ("operator", "svc.order_router.kill", False),
 ])

@@ -59,11 +59,11 @@ async def test_the_stack_logs_json_events_that_tradebus_logs_merges_and_follows(
         while not (state / "nats-url").exists() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         url = (state / "nats-url").read_text().strip()
-        while set(await pings(url)) != SERVICES and time.monotonic() < deadline:
+        while set(await pings(url, state)) != SERVICES and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        while fills(await strategy_status(url)) < 2 and time.monotonic() < deadline + 60:
+        while fills(await strategy_status(url, state)) < 2 and time.monotonic() < deadline + 60:
             await asyncio.sleep(0.5)
-        assert fills(await strategy_status(url)) >= 2, "the sample strategy did not trade on the sim"
+        assert fills(await strategy_status(url, state)) >= 2, "the sample strategy did not trade on the sim"
         follow = subprocess.Popen([sys.executable, "-m", "tradebus.cli", "logs", "-f", "--json", "--state-dir",
                                    str(state)], stdout=subprocess.PIPE, text=True)
         lines = Lines(follow)
@@ -76,7 +76,7 @@ async def test_the_stack_logs_json_events_that_tradebus_logs_merges_and_follows(
             return seen
 
         await read_until_worker_runs(1)  # printed from what the files held at its start
-        worker = (await pings(url))["backtest_worker"]
+        worker = (await pings(url, state))["backtest_worker"]
         os.kill(int(worker["metadata"]["pid"]), signal.SIGKILL)  # the supervisor restarts it into the same file
         restarted = await read_until_worker_runs(1)  # so this one came by following
         assert restarted and restarted[-1]["service"] == "backtest_worker"

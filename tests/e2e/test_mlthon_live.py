@@ -21,7 +21,8 @@ import nats
 import pytest
 import yaml
 
-from tradebus.bus import free_port
+from tradebus.bus import NatsConfig, free_port
+from tradebus.bus.config import connect_options
 from tradebus.config import DEFAULT_CONFIG
 from tradebus.data import find_data_dir
 from tradebus.mlthon import backtest
@@ -88,13 +89,15 @@ async def test_demo_live_matches_the_backtest(tmp_path):
             assert time.monotonic() < deadline, f"the demo did not finish its script live: {read_log(callback_log)}"
             await asyncio.sleep(0.5)
         url = (state / "nats-url").read_text().strip()
+        # the CLI finds the operator's credentials in the state folder (auth is on by default)
+        env["TRADEBUS_STATE_DIR"] = str(state)
         cli = subprocess.run([sys.executable, "-m", "tradebus.cli", "strategy", "cmd", "demo", "BUMP", "1", "x",
                               "--nats-url", url], capture_output=True, text=True, env=env, timeout=60)
         assert cli.returncode == 0 and "demo BUMP: ok" in cli.stdout, cli.stdout + cli.stderr
         unknown = subprocess.run([sys.executable, "-m", "tradebus.cli", "strategy", "cmd", "demo", "nosuch",
                                   "--nats-url", url], capture_output=True, text=True, env=env, timeout=60)
         assert unknown.returncode == 1 and "no hook" in unknown.stdout
-        nc = await nats.connect(url)
+        nc = await nats.connect(**connect_options(NatsConfig(url=url), env))
         try:
             await nc.publish(params_subject("demo"), encode(ParamsUpdate(strategy="demo", params={"qty": "0.002"})))
             await nc.flush()
@@ -104,7 +107,7 @@ async def test_demo_live_matches_the_backtest(tmp_path):
             assert time.monotonic() < deadline, "the params update did not arrive"
             await asyncio.sleep(0.2)
         # A change written straight into the strategy_params KV bucket reaches it too, merged.
-        nc = await nats.connect(url)
+        nc = await nats.connect(**connect_options(NatsConfig(url=url), env))
         try:
             kv = await nc.jetstream().key_value(KV_STRATEGY_PARAMS)
             stored = ParamsUpdate(strategy="demo", params={**PARAMS, "qty": "0.002", "start_after": 99})

@@ -12,7 +12,8 @@ from pathlib import Path
 import nats
 import yaml
 
-from tradebus.bus import discover, free_port
+from tradebus.bus import NatsConfig, discover, free_port
+from tradebus.bus.config import connect_options
 from tradebus.config import DEFAULT_CONFIG
 from tradebus.proto import ServiceCommand, ServiceStatus
 from tradebus.proto.codec import decoder_for, encode
@@ -42,16 +43,23 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-async def pings(url: str) -> dict[str, dict]:
-    nc = await nats.connect(url)
+async def operator(url: str, state: Path):
+    """A client of the stack as its operator: the credentials `tradebus up` wrote into ``state``
+    (auth is on by default), found the way every tradebus client finds them."""
+    return await nats.connect(**connect_options(NatsConfig(url=url, max_reconnect_attempts=0),
+                                                {"TRADEBUS_STATE_DIR": str(state)}))
+
+
+async def pings(url: str, state: Path) -> dict[str, dict]:
+    nc = await operator(url, state)
     try:
         return {p["name"]: p for p in await discover(nc, "PING", timeout=0.3)}
     finally:
         await nc.close()
 
 
-async def strategy_status(url: str) -> ServiceStatus | None:
-    nc = await nats.connect(url)
+async def strategy_status(url: str, state: Path) -> ServiceStatus | None:
+    nc = await operator(url, state)
     try:
         cmd = encode(ServiceCommand(service="strategy_runner", command="status"))
         msg = await nc.request("svc.strategy_runner.status", cmd, timeout=1)
@@ -92,18 +100,18 @@ async def test_up_trades_on_the_sim_and_supervises_the_whole_stack(tmp_path):
         url = (state / "nats-url").read_text().strip()
         seen: dict[str, dict] = {}
         while set(seen) != SERVICES and time.monotonic() < deadline:
-            seen = await pings(url)
+            seen = await pings(url, state)
         assert set(seen) == SERVICES
 
-        while fills(await strategy_status(url)) < 2 and time.monotonic() < deadline + 60:
+        while fills(await strategy_status(url, state)) < 2 and time.monotonic() < deadline + 60:
             await asyncio.sleep(0.5)
-        assert fills(await strategy_status(url)) >= 2, "the sample strategy did not trade on the sim"
+        assert fills(await strategy_status(url, state)) >= 2, "the sample strategy did not trade on the sim"
 
         victim_id = seen["order_router"]["id"]
         victim_pid = int(seen["order_router"]["metadata"]["pid"])
         os.kill(victim_pid, signal.SIGKILL)
         while time.monotonic() < deadline:
-            now = await pings(url)
+            now = await pings(url, state)
             if "order_router" in now and now["order_router"]["id"] != victim_id:
                 break
         assert now["order_router"]["id"] != victim_id, "killed order_router was not restarted"

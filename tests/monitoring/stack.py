@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tradebus.bus import free_port
+from tradebus.bus import NatsConfig, free_port
 from tradebus.config import DEFAULT_CONFIG
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +90,10 @@ class Stack:
         self.procs.append(subprocess.Popen(prom, stdout=open(logs / "prometheus.log", "wb"),
                                            stderr=subprocess.STDOUT, cwd=self.tmp))
         self.prom_url = f"http://127.0.0.1:{port}"
+
+    def operator_config(self) -> NatsConfig:
+        """How a test connects to the stack: as its operator (auth is on by default)."""
+        return NatsConfig(url=self.nats_url, user="operator", password_file=str(self.state / "auth" / "operator.password"))
 
     def log(self, name: str) -> str:
         path = self.tmp / "logs" / f"{name}.log"

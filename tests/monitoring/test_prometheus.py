@@ -42,7 +42,7 @@ def stack(tmp_path_factory):
 async def order(bus: Bus, coid: str, qty: float) -> None:
     request = NewOrder(client_order_id=coid, strategy="probe", venue="sim", symbol="BTC/USDT", side=Side.BUY,
                        order_type=OrderType.MARKET, qty=qty, ts_init=time.time_ns())
-    await bus.js_publish(order_request_subject("sim"), encode(request), headers={"Nats-Msg-Id": coid},
+    await bus.js_publish(order_request_subject("sim", request.strategy), encode(request), headers={"Nats-Msg-Id": coid},
                          stream=ORDERS_STREAM)
 
 
@@ -50,7 +50,7 @@ async def drive(stack: Stack) -> None:
     """Orders, a malformed message and a farm sweep once every service's metrics are scraped."""
     await stack.until(lambda: {r["metric"]["service"] for r in stack.query('up{job="tradebus"} == 1')} >= SERVICES,
                       "not every service's /metrics endpoint was scraped")
-    bus = await Bus.connect(stack.nats_url)
+    bus = await Bus.connect(stack.operator_config())
     try:
         # the router waits for its venue connection: orders go once it has asked the venue something
         await stack.until(lambda: stack.query("tradebus_venue_request_seconds_count"), "the router never called the venue")
@@ -99,7 +99,7 @@ async def test_every_dashboard_panel_returns_data_from_prometheus(stack):
 async def test_status_shows_health_rates_and_consumer_lag(stack):
     await stack.until(lambda: stack.query('tradebus_marketdata_events_total'), "no market data flowed")
     out = subprocess.run([sys.executable, "-m", "tradebus.cli", "status", "--nats-url", stack.nats_url, "--json",
-                          "--interval", "2"], capture_output=True, text=True, timeout=60)
+                          "--interval", "2", "--state-dir", str(stack.state)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     rows = {r["name"]: r for r in report["services"]}
@@ -113,7 +113,8 @@ async def test_status_shows_health_rates_and_consumer_lag(stack):
     assert all(c["pending"] >= 0 and c["unacked"] >= 0 for c in consumers.values())
 
     table = subprocess.run([sys.executable, "-m", "tradebus.cli", "status", "--nats-url", stack.nats_url,
-                            "--interval", "0.5"], capture_output=True, text=True, timeout=60)
+                            "--interval", "0.5", "--state-dir", str(stack.state)], capture_output=True, text=True,
+                           timeout=60)
     assert table.returncode == 0, table.stderr
     assert "IN/S" in table.stdout and "HEALTH" in table.stdout and "router_sim" in table.stdout
 

@@ -132,8 +132,17 @@ def test_market_data_subjects():
 
 
 def test_order_account_control_backtest_subjects():
-    assert s.order_request_subject("binance") == "ord.req.binance"
-    assert s.order_request_wildcard() == "ord.req.*"
+    assert s.order_request_subject("binance", "sma") == "ord.req.binance.sma"
+    assert s.order_request_wildcard() == "ord.req.>"
+    assert s.order_request_wildcard("binance") == "ord.req.binance.>"
+    assert matches(s.order_request_wildcard("binance"), s.order_request_subject("binance", "sma"))
+    assert not matches(s.order_request_wildcard("binance"), s.order_request_subject("binance2", "sma"))
+    assert s.order_request_strategy("ord.req.binance.sma") == "sma"
+    assert s.order_request_strategy("ord.req.binance") is None
+    assert s.order_request_strategy("ord.evt.binance.sma") is None
+    assert s.control_strategy("ctl.sma.start") == "sma" and s.control_strategy("ctl.sma") is None
+    with pytest.raises(ValueError):
+        s.order_request_subject("binance", "a.b")
     assert s.order_event_subject("binance", "sma") == "ord.evt.binance.sma"
     assert s.order_event_wildcard() == "ord.evt.>"
     assert s.order_event_wildcard(strategy="sma") == "ord.evt.*.sma"
@@ -180,7 +189,7 @@ def test_subject_for_every_message(cls):
 
 def test_payload_type():
     assert s.payload_type("md.binance.BTC-USDT.trade") is p.MarketDataEvent
-    assert s.payload_type("ord.req.binance") is p.OrderRequest
+    assert s.payload_type("ord.req.binance.sma") is p.OrderRequest
     assert s.payload_type("ord.evt.binance.sma") is p.OrderEvent
     assert s.payload_type("acct.binance.balance") is p.AccountEvent
     assert s.payload_type("ctl.sma.params") is p.ControlMessage
@@ -198,9 +207,9 @@ def test_streams():
     assert {by_name["ORDERS"].retention, by_name["BT_RESULTS"].retention} == {"limits"}
     # requests and events never share a subject, so ORDERS can be split into two streams
     assert not matches("ord.req.>", s.order_event_subject("req", "x"))
-    assert not matches("ord.evt.>", s.order_request_subject("evt"))
+    assert not matches("ord.evt.>", s.order_request_subject("evt", "x"))
     # no subject belongs to two streams
-    probes = ["ord.req.binance", "ord.evt.binance.sma", "bt.job", "bt.job.s1", "bt.result.s1", "bt.dead.s1",
+    probes = ["ord.req.binance.sma", "ord.evt.binance.sma", "bt.job", "bt.job.s1", "bt.result.s1", "bt.dead.s1",
               "bt.progress.s1", "md.sim.BTC-USDT.trade", "ctl.sma.params", "svc.market_data.status"]
     for subject in probes:
         holders = [spec.name for spec in s.STREAMS if any(matches(f, subject) for f in spec.subjects)]

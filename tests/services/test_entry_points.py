@@ -16,8 +16,9 @@ from tradebus.proto.subjects import md_subject, order_event_subject, order_reque
 # service -> subjects it consumes (besides its svc.<name>.status endpoint)
 SERVICES = {
     "market_data": [],
-    "strategy_runner": [md_subject("sim", "BTC/USDT", "trade"), order_event_subject("sim", "s1")],
-    "order_router": [order_request_subject("sim")],
+    # order events only of the strategies it hosts (the packaged local.yaml: sma_cross)
+    "strategy_runner": [md_subject("sim", "BTC/USDT", "trade"), order_event_subject("sim", "sma_cross")],
+    "order_router": [order_request_subject("sim", "s1")],
     "backtest_worker": [],
     "sim_exchange": [],
 }

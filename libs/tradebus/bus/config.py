@@ -3,12 +3,20 @@
 Secrets never live in the config file itself, only their source: environment variables
 (``TRADEBUS_NATS_USER``, ``TRADEBUS_NATS_PASSWORD``, ``TRADEBUS_NATS_TOKEN``) or mounted files
 (``TRADEBUS_NATS_PASSWORD_FILE``, ``TRADEBUS_NATS_TOKEN_FILE``, ``TRADEBUS_NATS_CREDS`` for a
-``.creds`` file, ``TRADEBUS_NATS_NKEY_SEED`` for an nkey seed file). ``repr`` masks them.
+``.creds`` file, ``TRADEBUS_NATS_NKEY_SEED`` for an nkey seed file). ``repr`` masks them. With
+none of these, a client of the local stack whose ``<state>/nats-url`` names the URL it connects
+to uses the operator credentials ``tradebus up`` wrote there (``$TRADEBUS_STATE_DIR``, else
+``.state``), so CLI commands need nothing extra.
+
+TLS: ``TRADEBUS_NATS_TLS_CA`` / ``_CERT`` / ``_KEY`` (or the config's ``tls_*_file``) build the
+client's SSL context; a user's replies arrive under its own inbox prefix (``_INBOX_<user>``),
+the only inbox its NATS permissions let it read.
 """
 from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +24,7 @@ from typing import Any
 from tradebus.config import BackoffSettings, NatsConfig
 from tradebus.retry import backoff_delay
 
-__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler", "masked_url"]
+__all__ = ["NatsConfig", "Secrets", "connect_options", "reconnect_handler", "masked_url", "tls_context"]
 
 _USERINFO = re.compile(r"(?<=://)[^/@,]*@")
 
@@ -37,8 +45,29 @@ def connect_options(config: NatsConfig, env: Mapping[str, str] | None = None) ->
         "drain_timeout": config.drain_timeout,
         "reconnect_to_server_handler": reconnect_handler(config.backoff),
     }
-    opts.update(Secrets.resolve(config, os.environ if env is None else env).connect_options())
+    env = os.environ if env is None else env
+    opts.update(Secrets.resolve(config, env).connect_options())
+    if opts.get("user"):
+        from tradebus.bus.auth import inbox_prefix  # not at import: `python -m tradebus.bus.auth` runs it
+
+        opts["inbox_prefix"] = inbox_prefix(opts["user"])
+    context = tls_context(config, env)
+    if context is not None:
+        opts["tls"] = context
     return opts
+
+
+def tls_context(config: NatsConfig, env: Mapping[str, str]) -> ssl.SSLContext | None:
+    """The client's SSL context when a CA or client certificate is configured, else None."""
+    ca = env.get("TRADEBUS_NATS_TLS_CA") or config.tls_ca_file
+    cert = env.get("TRADEBUS_NATS_TLS_CERT") or config.tls_cert_file
+    key = env.get("TRADEBUS_NATS_TLS_KEY") or config.tls_key_file
+    if not (ca or cert):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
+    if cert:
+        context.load_cert_chain(cert, key)
+    return context
 
 
 def reconnect_handler(backoff: BackoffSettings):
@@ -83,13 +112,21 @@ class Secrets:
             env.get("TRADEBUS_NATS_PASSWORD_FILE") or config.password_file
         )
         token = env.get("TRADEBUS_NATS_TOKEN") or _read_secret_file(env.get("TRADEBUS_NATS_TOKEN_FILE") or config.token_file)
-        return cls(
+        found = cls(
             user=env.get("TRADEBUS_NATS_USER") or config.user,
             password=password,
             token=token,
             creds_file=env.get("TRADEBUS_NATS_CREDS") or config.creds_file,
             nkey_seed_file=env.get("TRADEBUS_NATS_NKEY_SEED") or config.nkey_seed_file,
         )
+        if any(getattr(found, name) for name in cls.__slots__):
+            return found
+        from tradebus.bus.auth import operator_credentials
+
+        local = operator_credentials(config.url, [p for p in (env.get("TRADEBUS_STATE_DIR"), ".state") if p])
+        if local is None:
+            return found
+        return cls(user=local[0], password=_read_secret_file(local[1]))
 
     def connect_options(self) -> dict[str, Any]:
         opts: dict[str, Any] = {}

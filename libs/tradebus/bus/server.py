@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["EmbeddedNats", "find_nats_server", "free_port", "NatsServerError"]
+__all__ = ["EmbeddedNats", "find_nats_server", "free_port", "NatsServerError", "tls_config"]
 
 
 class NatsServerError(RuntimeError):
@@ -75,6 +75,22 @@ def _answers(host: str, port: int) -> bool:
             return sock.recv(4).startswith(b"INFO")
     except OSError:
         return False
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (0600, also when it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+
+
+def tls_config(cert_file: str | os.PathLike, key_file: str | os.PathLike, ca_file: str | os.PathLike | None = None) -> str:
+    """A nats-server ``tls`` block for clients; with ``ca_file`` a client must present a certificate it signed."""
+    lines = [f'  cert_file: "{Path(cert_file).resolve().as_posix()}"', f'  key_file: "{Path(key_file).resolve().as_posix()}"']
+    if ca_file:
+        lines += [f'  ca_file: "{Path(ca_file).resolve().as_posix()}"', "  verify: true"]
+    return "tls {\n" + "\n".join(lines) + "\n}"
 
 
 class EmbeddedNats:
@@ -130,7 +146,7 @@ class EmbeddedNats:
             return self
         self.state_dir.mkdir(parents=True, exist_ok=True)
         conf = self.state_dir / "nats-server.conf"
-        conf.write_text(self._config_text())
+        _write_private(conf, self._config_text())  # may hold passwords (extra_config)
         binary = find_nats_server()
         log = open(self.log_file, "ab")
         try:

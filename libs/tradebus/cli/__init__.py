@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from tradebus.bus import BusUnreachable
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "state_dir", None):  # where the local stack's URL and operator credentials are
+        os.environ.setdefault("TRADEBUS_STATE_DIR", args.state_dir)
     configure_logging("tradebus", args.log_level, instance=args.command)
     try:
         return int(args.func(args) or 0)

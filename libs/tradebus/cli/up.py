@@ -1,6 +1,8 @@
 """``tradebus up``: the local stack, supervised.
 
-Starts the embedded NATS server (unless ``--nats-url`` names one), declares the JetStream streams
+Starts the embedded NATS server (unless ``--nats-url`` names one) with authentication on (one user
+per service instance, strategy and the operator, generated into ``<state>/auth``; TLS when the
+deployment file gives certificates), declares the JetStream streams
 and KV buckets, starts every enabled service of the deployment file as a child process, shows
 their status live, restarts a child that crashes (with backoff, up to ``max_restarts``) and stops
 everything cleanly on Ctrl+C or SIGTERM.
@@ -20,8 +22,19 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from tradebus.bus import Bus, EmbeddedNats, RequestError, free_port
-from tradebus.cli.connect import connect
+import msgspec
+
+from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
+from tradebus.bus.auth import (
+    AUTH_DIR,
+    OPERATOR,
+    authorization_block,
+    credentials_env,
+    instance_names,
+    nats_users,
+    write_credentials,
+)
+from tradebus.bus.server import tls_config
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.logs import message_of, use_log_format
 from tradebus.proto import ServiceCommand, ServiceStatus
@@ -41,22 +54,22 @@ class MetricsTarget(NamedTuple):
 
 
 def child_specs(config: DeploymentConfig, config_path: str, url: str, only: set[str] | None,
-                workers: int | None) -> tuple[list[ChildSpec], list[MetricsTarget]]:
-    """The children to start and the metrics endpoint each one is given."""
+                workers: int | None, env: dict[str, dict[str, str]] | None = None
+                ) -> tuple[list[ChildSpec], list[MetricsTarget]]:
+    """The children to start (``env``: instance -> variables carrying its credentials) and the
+    metrics endpoint each one is given."""
     specs, targets = [], []
     taken: set[int] = set()
     for name, entry in config.services.items():
         if not entry.enabled or (only and name not in only):
             continue
-        replicas = workers if (workers is not None and name == "backtest_worker") else entry.replicas
-        for i in range(replicas):
-            instance = name if replicas == 1 else f"{name}-{i + 1}"
+        for i, instance in enumerate(instance_names(name, entry, workers)):
             argv = [sys.executable, "-m", entry.module, "--config", config_path, "--nats-url", url, "--instance", instance]
             if entry.metrics_port and config.metrics.enabled:
                 port = metrics_port(config.metrics.host, entry.metrics_port + i, taken)
                 argv += ["--metrics-port", str(port)]
                 targets.append(MetricsTarget(name, instance, port))
-            specs.append(ChildSpec(name=instance, argv=argv + list(entry.args)))
+            specs.append(ChildSpec(name=instance, argv=argv + list(entry.args), env=(env or {}).get(instance, {})))
     return specs, targets
 
 
@@ -75,6 +88,34 @@ def write_targets(path: Path, host: str, targets: list[MetricsTarget]) -> None:
     groups = [{"targets": [f"{host}:{t.port}"], "labels": {"service": t.service, "instance_name": t.instance}}
               for t in targets]
     path.write_text(json.dumps(groups, indent=1) + "\n")
+
+
+def secure_server_config(config: DeploymentConfig, state_dir: Path, workers: int | None) -> tuple[str, dict[str, dict[str, str]]]:
+    """The embedded server's authorization (and TLS) configuration, and each user's environment.
+
+    Passwords are generated into ``<state>/auth/<user>.password`` (0600, kept across runs); a child
+    gets its user name and password file by environment, never on its command line.
+    """
+    emb = config.embedded_nats
+    extra, env = "", {}
+    if emb.auth:
+        users = nats_users(config, workers=workers)
+        passwords = write_credentials(state_dir / AUTH_DIR, [u.name for u in users])
+        extra = authorization_block(users, passwords)
+        env = {u.name: credentials_env(state_dir, u.name) for u in users}
+    if emb.tls_cert_file and emb.tls_key_file:
+        extra += tls_config(emb.tls_cert_file, emb.tls_key_file, emb.tls_ca_file) + "\n"
+    return extra, env
+
+
+def operator_nats_config(config: DeploymentConfig, url: str, env: dict[str, dict[str, str]]) -> NatsConfig:
+    """How ``tradebus up`` itself connects: the deployment's settings (TLS) as the operator."""
+    nats_config = msgspec.structs.replace(config.nats, url=url, name="tradebus-up")
+    operator = env.get(OPERATOR)
+    if operator:
+        nats_config = msgspec.structs.replace(nats_config, user=OPERATOR,
+                                              password_file=operator["TRADEBUS_NATS_PASSWORD_FILE"])
+    return nats_config
 
 
 def _port_free(host: str, port: int) -> bool:
@@ -135,19 +176,28 @@ async def up(args) -> int:
 
     server = None
     url = args.nats_url
+    env: dict[str, dict[str, str]] = {}
     if not url:
         emb = config.embedded_nats
         port = emb.port if emb.port and _port_free(emb.host, emb.port) else free_port(emb.host)
-        server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats")
+        try:
+            extra, env = secure_server_config(config, state_dir, args.workers)
+        except ValueError as exc:
+            print(f"tradebus up: {exc}", file=sys.stderr)
+            return 2
+        server = EmbeddedNats(host=emb.host, port=port, state_dir=state_dir / "nats", extra_config=extra)
         server.start()  # on this (main) thread: the server's parent-death signal follows it
         url = server.url
-        print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}", flush=True)
+        print(f"nats-server (embedded) on {url}, JetStream in {server.state_dir}"
+              + (f", one user per service and strategy (credentials in {state_dir / AUTH_DIR})" if env else ""),
+              flush=True)
     (state_dir / URL_FILE).write_text(url + "\n")
 
-    bus = await connect(url, "tradebus-up")
+    # one bounded attempt (a --nats-url that does not answer is one line, as in every command)
+    bus = await Bus.connect(operator_nats_config(config, url, env), retry_first_connect=False)
     await bus.declare_all()
     only = set(args.only.split(",")) if args.only else None
-    specs, targets = child_specs(config, config_path, url, only, args.workers)
+    specs, targets = child_specs(config, config_path, url, only, args.workers, env)
     write_targets(state_dir / TARGETS_FILE, config.metrics.host, targets)
     sup = Supervisor(specs, config.supervisor, log_dir=None if args.foreground_logs else str(state_dir / "logs"))
 

@@ -1,4 +1,4 @@
-"""Order requests, sent by strategies to the venue's order router on ``ord.req.<venue>``."""
+"""Order requests, sent by strategies to the venue's order router on ``ord.req.<venue>.<strategy>``."""
 from __future__ import annotations
 
 import math

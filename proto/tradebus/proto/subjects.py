@@ -45,6 +45,8 @@ __all__ = [
     "md_wildcard",
     "order_request_subject",
     "order_request_wildcard",
+    "order_request_strategy",
+    "control_strategy",
     "order_event_subject",
     "order_event_wildcard",
     "EXTERNAL_STRATEGY",
@@ -211,16 +213,26 @@ def md_wildcard(venue: str | None = None, symbol: str | None = None,
     )
 
 
-# --- orders: ord.req.<venue>, ord.evt.<venue>.<strategy> -----------------------------------------
+# --- orders: ord.req.<venue>.<strategy>, ord.evt.<venue>.<strategy> ------------------------------
 
-def order_request_subject(venue: str) -> str:
-    """``ord.req.<venue>``: every order request for one venue account, in one ordered subject."""
-    return f"ord.req.{venue_token(venue)}"
+def order_request_subject(venue: str, strategy: str) -> str:
+    """``ord.req.<venue>.<strategy>``: the strategy's order requests to one venue account.
+
+    The strategy token is the sender's identity: NATS permissions let each strategy's user publish
+    only under its own token, and the router refuses a request whose ``strategy`` field differs.
+    """
+    return f"ord.req.{venue_token(venue)}.{name_token(strategy, 'strategy')}"
 
 
-def order_request_wildcard() -> str:
-    """All order requests: ``ord.req.*``."""
-    return "ord.req.*"
+def order_request_wildcard(venue: str | None = None) -> str:
+    """Order requests of one venue account (``ord.req.<venue>.>``, the router's filter) or all (``ord.req.>``)."""
+    return "ord.req.>" if venue is None else f"ord.req.{venue_token(venue)}.>"
+
+
+def order_request_strategy(subject: str) -> str | None:
+    """The strategy token of an ``ord.req.<venue>.<strategy>`` subject (None for any other subject)."""
+    parts = subject.split(".")
+    return parts[3] if len(parts) == 4 and parts[0] == "ord" and parts[1] == "req" else None
 
 
 def order_event_subject(venue: str, strategy: str) -> str:
@@ -263,6 +275,12 @@ def account_wildcard(venue: str | None = None, kind: AcctKind | str | None = Non
 def control_subject(strategy: str, command: str) -> str:
     """``ctl.<strategy>.<command>``: a StrategyCommand request (or ParamsUpdate on ``params``)."""
     return f"ctl.{name_token(strategy, 'strategy')}.{name_token(command, 'command')}"
+
+
+def control_strategy(subject: str) -> str | None:
+    """The strategy token of a ``ctl.<strategy>.<command>`` subject (None for any other subject)."""
+    parts = subject.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "ctl" else None
 
 
 def control_wildcard(strategy: str | None = None) -> str:
@@ -343,7 +361,7 @@ def subject_for(msg: Any) -> str:
     if cls in _MD_KIND:
         return md_subject(msg.venue, msg.symbol, _MD_KIND[cls])
     if cls in _ORDER_REQUESTS:
-        return order_request_subject(msg.venue)
+        return order_request_subject(msg.venue, msg.strategy)
     if cls in _ORDER_EVENTS:
         return order_event_subject(msg.venue, msg.strategy)
     if cls in _ACCT_KIND:
@@ -419,7 +437,7 @@ BT_WORKER_CONSUMER = "bt_workers"
 
 
 def router_consumer(venue: str) -> str:
-    """Durable pull consumer on ORDERS (filter ``ord.req.<venue>``) of the venue's router."""
+    """Durable pull consumer on ORDERS (filter ``ord.req.<venue>.>``) of the venue's router."""
     return f"router_{venue_token(venue)}"
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tradebus.bus import discover
+from tradebus.bus import NatsConfig, discover
+from tradebus.bus.config import connect_options
 from tradebus.config import DEFAULT_CONFIG
 from tradebus.study.datasets import DEFAULT_BARS_FILE, data_dir
 
@@ -47,7 +48,9 @@ async def stack(tmp_path):
             if url_file.exists() and url_file.read_text().strip():
                 break
             await asyncio.sleep(0.05)
-        nc = await nats.connect(url_file.read_text().strip())
+        # auth is on by default: the operator's credentials are in the state folder
+        nc = await nats.connect(**connect_options(NatsConfig(url=url_file.read_text().strip()),
+                                                  {"TRADEBUS_STATE_DIR": str(state)}))
         try:
             for _ in range(200):
                 pings = await discover(nc, "PING", "backtest_worker", timeout=0.3)

@@ -83,7 +83,7 @@ class Harness:
     async def send(self, request, msg_id: str | None = None):
         # scoped to the venue: tests reuse client ids, and JetStream drops a repeated id for 2 minutes
         headers = {"Nats-Msg-Id": f"{self.venue}.{msg_id}"} if msg_id else None
-        await self.bus.js.publish(order_request_subject(self.venue), encode(request), headers=headers)
+        await self.bus.js.publish(order_request_subject(self.venue, request.strategy), encode(request), headers=headers)
 
     def order(self, coid, symbol=SPOT, **fields) -> NewOrder:
         return NewOrder(client_order_id=coid, strategy=fields.pop("strategy", "s1"), venue=self.venue, symbol=symbol,

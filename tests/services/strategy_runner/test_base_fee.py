@@ -15,7 +15,7 @@ from tradebus.bus.service import ServiceContext
 from tradebus.config import DeploymentConfig
 from tradebus.proto import Fill, NewOrder, OrderAck, OrderRequest, Side, Trade
 from tradebus.proto.codec import encode
-from tradebus.proto.subjects import order_event_subject, order_request_subject
+from tradebus.proto.subjects import order_event_subject, order_request_wildcard
 from tradebus.services.strategy_runner.host import StrategyHost
 from tradebus.services.strategy_runner.settings import StrategyRunnerSettings
 
@@ -41,7 +41,7 @@ def fill(name: str, coid: str, trade_id: str, side: str = "buy", qty: float = 0.
 async def test_close_position_sells_the_buy_net_of_its_base_asset_fee(bus):
     await declare_all(bus.js)
     requests: list = []
-    sub = await bus.subscribe(order_request_subject("sim"), OrderRequest, lambda req, _msg: _append(requests, req))
+    sub = await bus.subscribe(order_request_wildcard("sim"), OrderRequest, lambda req, _msg: _append(requests, req))
     host = host_for(bus, "netbuyer")
     await host.start()
     await host.on_market_data(Trade(venue="sim", symbol="BTC/USDT", price=60_000.0, qty=1.0, side="sell",

@@ -33,7 +33,7 @@ from tradebus.proto import (
     Side,
     Trade,
 )
-from tradebus.proto.subjects import md_subject, order_event_subject, order_request_subject, service_subject
+from tradebus.proto.subjects import md_subject, order_event_subject, order_request_wildcard, service_subject
 from tradebus.strategy import BacktestRunner, SymbolRegistry
 from tradebus.strategy.data import default_data_dir, load_trades
 
@@ -139,7 +139,7 @@ async def test_same_orders_in_backtest_and_live(bus, nats_server, tmp_path):
 
     await declare_all(bus.js)                  # the ORDERS stream the runner publishes into
     router = Router(bus, price)
-    await bus.subscribe(order_request_subject("sim"), OrderRequest, router.on_request)
+    await bus.subscribe(order_request_wildcard("sim"), OrderRequest, router.on_request)
     failures: list[ServiceStatus] = []
 
     async def on_event(event, _msg):
