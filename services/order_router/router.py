@@ -5,8 +5,9 @@ One router per venue account; its parts live beside it, one concern each:
 - ``intake``: the ORDERS consumer; a request is acked only after its outcome event is stored.
 - ``handlers``: NewOrder / CancelOrder / CancelAll / ModifyOrder -> venue calls -> events, after
   the execution layer's pre-trade gate (kill switch, risk limits).
-- ``state``: every order the router knows, in the ``router_state`` KV bucket (written NEW before
-  the venue is called: a known order is never sent twice).
+- ``state``: the orders the router knows (open ones, recent finished ones, older ids until a
+  duplicate would be stale anyway), in the ``router_state`` KV bucket (written NEW before the
+  venue is called: a known order is never sent twice).
 - ``streams``: watch_orders / watch_my_trades -> events; fills through the execution layer's
   ``FillLedger`` (exactly once, by trade id or by cumulative quantity; positions net of
   base-asset fees).

@@ -81,8 +81,9 @@ async def test_duplicate_of_a_forgotten_order_never_reaches_the_venue_across_a_r
     await until(lambda: router.counters["duplicates"] >= 1)
     adapter = router.adapters[0]
     view = await adapter.fetch_by_client_id(SPOT, "fg1", OrderType.MARKET)
+    late = router.counters["late_views"]
     assert await router.observe(view, adapter) is None  # a late view is not adopted as a new order
-    assert router.counters["late_views"] == 1 and "fg1" not in router.orders
+    assert router.counters["late_views"] >= late + 1 and "fg1" not in router.orders
 
     await h.stop()
     router = await h.start()  # fg1 is in KV: reloaded, and forgotten again at once (keep_done=1)
