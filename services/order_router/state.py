@@ -135,6 +135,8 @@ class StateStore:
             carried = msgspec.json.decode((await self.kv.get(router_carried_key(self.venue))).value, type=Carried)
         except KeyNotFoundError:
             pass
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:  # positions would be wrong: refuse to start
+            raise ValueError(f"router_state {router_carried_key(self.venue)} is unreadable: {exc}") from exc
         self.carried = {(strategy, symbol): qty for strategy, symbol, qty in carried.positions}
         counted = set(carried.purged)
         for key in await self._keys():
