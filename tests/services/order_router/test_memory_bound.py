@@ -108,3 +108,12 @@ async def test_a_sweep_cut_off_before_its_purges_counts_no_fill_twice(harness):
     router = await h.start()
     assert router.positions[("s1", SPOT)] == pytest.approx(position)
     assert await stored_order_messages(h) == 0  # and its KV entry is gone
+
+
+async def test_an_unreadable_carried_entry_stops_the_start_with_a_clear_error(harness):
+    h = harness
+    await h.bus.declare_all()
+    await h.bus.kv_put(KV_ROUTER_STATE, router_carried_key(h.venue), b"{not json")
+    with pytest.raises(ValueError, match="carried is unreadable"):
+        await h.start()
+    await h.bus.kv_put(KV_ROUTER_STATE, router_carried_key(h.venue), msgspec.json.encode(Carried()))
