@@ -51,15 +51,24 @@ deploy-check: $(STAMP)
 	deploy/host/wheels.sh
 	$(PY) deploy/check/run.py --base-image $(BASE_IMAGE) $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) monitoring-deps
 	$(PY) -m pytest $(ARGS)
 
 # System packages of tests/monitoring: Debian's Prometheus server (as root; .ci/run calls this
 # before `make test`). Nothing to do when it is installed already.
+# Debian's prometheus for tests/monitoring (the real server the dashboard test scrapes with);
+# `make test` installs it on first use (apt-get: as root, else through sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 monitoring-deps:
-	@command -v prometheus >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+	@command -v prometheus >/dev/null || { $(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends prometheus; }
 
-bench: $(STAMP)
+# The bench extra of pyproject.toml (vectorbt) on top of the install, without rebuilding it.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install $$($(PY) -c 'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["bench"]))')
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) bench/run_all.py $(ARGS)
 
 schema: $(STAMP)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,10 +33,13 @@ from tradebus.bus.jetstream import declare_all
 from tradebus.data import data_dir
 from tradebus.engine import Engine, permutation_paths, permutation_test
 from tradebus.engine.examples import sma_cross
+from tradebus.proto import EngineSettings
 from tradebus.study import Collector, make_spec, parse_grid, publish_dataset, read_bars, submit
 from tradebus.study.datasets import DEFAULT_BARS_FILE
 
 FAST, SLOW = 10, 30
+# What the direct baselines run: no fee, 100,000 capital (studies would default to the venue fee).
+SETTINGS = EngineSettings(initial_cash=100_000.0)
 SWEEP_GRID = ["fast=5:100:5", "slow=10:1000:10"]
 
 
@@ -103,12 +107,13 @@ class CpuMeter:
         return tuple(b - a for a, b in zip(self._start, end))
 
 
-def start_workers(url: str, count: int, cache: Path, logs: Path) -> list[subprocess.Popen]:
+def start_workers(url: str, count: int, cache: Path, logs: Path, *flags: str) -> list[subprocess.Popen]:
+    """``count`` backtest_worker processes (``flags`` added to their command lines)."""
     procs = []
     for i in range(count):
         log = open(logs / f"w{count}-{i + 1}.log", "ab")
         procs.append(subprocess.Popen([sys.executable, "-m", "tradebus.services.backtest_worker", "--nats-url", url,
-                                       "--instance", f"bench-w{i + 1}", "--cache-dir", str(cache)],
+                                       "--instance", f"bench-w{i + 1}", "--cache-dir", str(cache), *flags],
                                       stdout=log, stderr=subprocess.STDOUT))
         log.close()
     return procs
@@ -144,36 +149,46 @@ async def run_study(bus: Bus, spec, meter: CpuMeter | None = None) -> tuple[floa
     return t_submit, elapsed, len(collector.workers), cpu
 
 
-async def farm(bars_perm, bars_sweep, n_perm: int, worker_counts=(1, 2)) -> dict:
-    out = {}
+@contextlib.asynccontextmanager
+async def bench_bus():
+    """(server, bus, temporary folder): a fresh nats-server with file storage, the streams declared."""
     with tempfile.TemporaryDirectory(prefix="tradebus-bench-farm-") as tmp:
         tmp = Path(tmp)
         (tmp / "logs").mkdir()
         with EmbeddedNats(state_dir=tmp / "nats") as server:
             bus = await Bus.connect(server.url)
-            await declare_all(bus.js)
-            perm_id = await publish_dataset(bus, bars_perm)
-            sweep_id = await publish_dataset(bus, bars_sweep)
-            for count in worker_counts:
-                procs = start_workers(server.url, count, tmp / "cache", tmp / "logs")
-                meter = CpuMeter(procs, server.process.pid)
-                try:
-                    await wait_workers(bus, count)
-                    for ident in (perm_id, sweep_id):  # warm-up: every worker fetches and caches both datasets
-                        warm = make_spec("sweep", strategy="sma_cross", dataset_id=ident,
-                                         grid=parse_grid([f"fast=2:{1 + 8 * count}:1"]), params={"slow": 30})
-                        await run_study(bus, warm)
-                    perm = make_spec("permutation", strategy="sma_cross", dataset_id=perm_id, n=n_perm, seed=1,
-                                     params={"fast": FAST, "slow": SLOW})
-                    sweep = make_spec("sweep", strategy="sma_cross", dataset_id=sweep_id, grid=parse_grid(SWEEP_GRID))
-                    out[("perm", count)] = await run_study(bus, perm, meter)
-                    out[("sweep", count)] = await run_study(bus, sweep, meter)
-                    t0 = time.perf_counter()
-                    collector = await Collector(bus, sweep).catch_up()
-                    out[("read", count)] = (time.perf_counter() - t0, collector.records)
-                finally:
-                    stop_workers(procs)
-            await bus.close()
+            try:
+                await declare_all(bus.js)
+                yield server, bus, tmp
+            finally:
+                await bus.close()
+
+
+async def farm(bars_perm, bars_sweep, n_perm: int, worker_counts=(1, 2)) -> dict:
+    out = {}
+    async with bench_bus() as (server, bus, tmp):
+        perm_id = await publish_dataset(bus, bars_perm)
+        sweep_id = await publish_dataset(bus, bars_sweep)
+        for count in worker_counts:
+            procs = start_workers(server.url, count, tmp / "cache", tmp / "logs")
+            meter = CpuMeter(procs, server.process.pid)
+            try:
+                await wait_workers(bus, count)
+                for ident in (perm_id, sweep_id):  # warm-up: every worker fetches and caches both datasets
+                    warm = make_spec("sweep", strategy="sma_cross", dataset_id=ident, settings=SETTINGS,
+                                     grid=parse_grid([f"fast=2:{1 + 8 * count}:1"]), params={"slow": 30})
+                    await run_study(bus, warm)
+                perm = make_spec("permutation", strategy="sma_cross", dataset_id=perm_id, n=n_perm, seed=1,
+                                 params={"fast": FAST, "slow": SLOW}, settings=SETTINGS)
+                sweep = make_spec("sweep", strategy="sma_cross", dataset_id=sweep_id, grid=parse_grid(SWEEP_GRID),
+                                  settings=SETTINGS)
+                out[("perm", count)] = await run_study(bus, perm, meter)
+                out[("sweep", count)] = await run_study(bus, sweep, meter)
+                t0 = time.perf_counter()
+                collector = await Collector(bus, sweep).catch_up()
+                out[("read", count)] = (time.perf_counter() - t0, collector.records)
+            finally:
+                stop_workers(procs)
     return out
 
 

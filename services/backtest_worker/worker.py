@@ -11,7 +11,9 @@ Every worker binds to the one durable pull consumer ``bt_workers`` and repeats:
    the stream's ack, and only then ack the job. A redelivered job's result is stored once.
 
 A job that fails is nak'ed (redelivered after ``retry_delay``) until its ``attempts``-th run;
-that run's error goes out as a BacktestDead on ``bt.dead.<study>`` and the job is acked. The
+that run's error goes out as a BacktestDead on ``bt.dead.<study>`` and the job is acked. A job
+that can never run (its rule does not compile: ``JobOutcome.retry`` False) is dead-lettered on
+its first run, with the compiler's message as the reason. The
 consumer allows one delivery more than ``attempts``: a job delivered that often had runs that
 gave no answer at all (its workers died or hung), so it is dead-lettered without running again.
 """
@@ -215,7 +217,7 @@ class Worker:
             record = BacktestResult(job_id=job.job_id, study_id=job.study_id, stats=outcome.stats or {},
                                     worker=self.svc.instance, elapsed_ns=outcome.elapsed_ns, ts_init=time.time_ns())
             subject = bt_result_subject(job.study_id)
-        elif held.delivered < self.settings.attempts:
+        elif outcome.retry and held.delivered < self.settings.attempts:
             self.svc.counters["jobs_retried"] += 1
             metrics.BACKTEST_JOBS.labels("retried").inc()
             log.info("job %s failed (delivery %d of %d): %s", job.job_id, held.delivered, self.settings.attempts,

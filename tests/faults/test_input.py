@@ -26,7 +26,7 @@ STALE_AFTER_S = 2.0
 # what each service consumes besides its nats.micro endpoints (found through $SRV.INFO)
 SUBSCRIBED = {
     "strategy_runner": ["md.sim.BTC-USDT.trade", "md.sim.BTC-USDT.book", "ord.evt.sim.pulse_a", "ctl.pulse_a.params"],
-    "order_router": ["ord.req.sim"],
+    "order_router": ["ord.req.sim.pulse_a"],
     "backtest_worker": ["bt.job"],
 }
 BAD = {

@@ -33,6 +33,9 @@ _job = p.BacktestJob(
     settings=p.EngineSettings(mode=p.EngineMode.EVENT, taker_fee_bps=4.0, latency_ns=1_000_000,
                               maker_fee_bps=-1.0, response_latency_ns=500_000),
     ts_init=TS,
+    rule={"entry_long": {"cross_above": [{"sma": ["close", {"param": "fast"}]}, {"sma": ["close", {"param": "slow"}]}]},
+          "exit_long": {"cross_below": [{"sma": ["close", {"param": "fast"}]}, {"sma": ["close", {"param": "slow"}]}]},
+          "order": {"market": []}, "quantity": 1.0},
 )
 
 SAMPLES: dict[type, msgspec.Struct] = {s.__class__: s for s in [

@@ -3,6 +3,11 @@
     tradebus study sweep --strategy sma_cross --grid fast=5:50:5 slow=20:200:10 [--data FILE]
     tradebus study permutation --strategy sma_cross --param fast=10 slow=30 --n 1000
     tradebus study walkforward --strategy sma_cross --grid fast=5:50:5 slow=20:200:20 --folds 4
+    tradebus study sweep --rule my_rule.yaml --grid fast=5:50:5 slow=20:200:10
+
+A built-in strategy (sma_cross ...) and a ``--rule`` file run as compiled signal rules: the jobs
+carry the rule's spec and the workers run it through the engine's fused pipeline. A
+``module:function`` strategy runs as Python on the workers.
     tradebus study status ID | results ID | list
 
 A run publishes the dataset (once, by content id), stores the study spec, queues the jobs on
@@ -19,7 +24,9 @@ import re
 import time
 from pathlib import Path
 
+import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -27,7 +34,6 @@ from tradebus.bus import Bus
 from tradebus.cli.connect import bus_url, connect
 from tradebus.engine import DEFAULT_FILL, STAT_KEYS
 from tradebus.proto import EngineSettings
-from tradebus.proto.backtest import EngineMode
 from tradebus.study.client import Collector, list_specs, load_spec, stored_counts, submit
 from tradebus.study.datasets import (
     DEFAULT_BARS_FILE,
@@ -37,8 +43,18 @@ from tradebus.study.datasets import (
     publish_dataset,
     read_bars,
 )
-from tradebus.study.jobs import StudyError, StudySpec, make_spec, parse_assignments, parse_grid, walkforward_windows
+from tradebus.study.jobs import (
+    StudyError,
+    StudySpec,
+    make_spec,
+    parse_assignments,
+    parse_grid,
+    rule_spec_of,
+    walkforward_windows,
+)
+from tradebus.study.settings import settings_rows, study_settings, venue_of
 
+DEFAULT_STRATEGY = "sma_cross"
 console = Console(stderr=True)
 out_console = Console()
 
@@ -66,12 +82,48 @@ def _timestamp_ns(text: str | None) -> int:
     return int((stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).value)
 
 
-def _settings(args) -> EngineSettings:
-    return EngineSettings(mode=EngineMode(args.mode), initial_cash=args.capital, taker_fee_bps=args.fee_bps,
-                          maker_fee_bps=args.fee_bps if args.maker_fee_bps is None else args.maker_fee_bps,
+def _settings(args, dataset_name: str = "") -> EngineSettings:
+    """The engine settings of the command line; what it leaves out is the venue's taker fee and
+    next-open fills (``tradebus.study.settings``)."""
+    return study_settings(_venue(args, dataset_name), mode=args.mode, initial_cash=args.capital,
+                          taker_fee_bps=args.fee_bps, maker_fee_bps=args.maker_fee_bps,
                           slippage_bps=args.slippage_bps, fill=args.fill, start=_timestamp_ns(args.start),
                           end=_timestamp_ns(args.end), latency_ns=args.latency_ns,
                           response_latency_ns=args.response_latency_ns)
+
+
+def _venue(args, dataset_name: str) -> str:
+    try:
+        return venue_of(dataset_name, args.venue)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
+
+
+def _settings_line(spec: StudySpec) -> str:
+    """The settings a study's numbers depend on, on one line (the top of every summary)."""
+    return "settings: " + " | ".join(f"{name} {value}" for name, value in settings_rows(spec))
+
+
+def _strategy(args) -> tuple[str, object]:
+    """(name, rule or None) of the study's strategy: ``--rule FILE`` (YAML or JSON spec), else
+    the rule form of ``--strategy`` when it has one (the built-ins), else the Python function."""
+    from tradebus.study.rules import resolve_rule
+    from tradebus.study.strategies import StrategyError
+
+    if args.rule:
+        path = Path(args.rule)
+        try:
+            spec = yaml.safe_load(path.read_text())  # JSON is YAML too
+        except (OSError, yaml.YAMLError) as exc:
+            raise StudyError(f"--rule {path}: {exc}") from None
+        if not isinstance(spec, dict):
+            raise StudyError(f"--rule {path}: expected a mapping (entry_long, exit_long, ...), got {type(spec).__name__}")
+        return args.strategy or f"rule:{path.stem}", rule_spec_of(spec)
+    strategy = args.strategy or DEFAULT_STRATEGY
+    try:
+        return strategy, resolve_rule(strategy)
+    except StrategyError:  # a module only the workers can import: it runs there as Python
+        return strategy, None
 
 
 DATASET_ID = re.compile(r"bars-[0-9a-f]{32}")
@@ -91,8 +143,9 @@ async def _load_data(args):
 
 
 async def _start(args, kind: str) -> int:
+    strategy, rule = _strategy(args)
     bars, name = await _load_data(args)
-    settings = _settings(args)
+    settings = _settings(args, name)
     params = parse_assignments(args.param)
     grid = parse_grid(getattr(args, "grid", None))
     windows = None
@@ -107,12 +160,14 @@ async def _start(args, kind: str) -> int:
     try:
         await bus.declare_all()
         ident = await publish_dataset(bus, bars)
-        spec = make_spec(kind, strategy=args.strategy, dataset_id=ident, dataset_name=name, settings=settings,
+        spec = make_spec(kind, strategy=strategy, rule=rule, dataset_id=ident, dataset_name=name, settings=settings,
                          grid=grid, params=params, n=getattr(args, "n", 0), seed=getattr(args, "seed", None),
-                         windows=windows, objective=args.objective, study_id=args.id)
+                         windows=windows, objective=args.objective, study_id=args.id,
+                         venue=_venue(args, name), bars=len(bars))
         new = await submit(bus, spec)
         console.print(f"study [bold]{spec.study_id}[/]: {spec.total_jobs} jobs queued ({new} new) on dataset "
                       f"{name} ({len(bars)} bars, {ident})")
+        console.print(_settings_line(spec), markup=False, highlight=False, soft_wrap=True)
         if args.no_wait:
             console.print(f"follow it with: tradebus study status {spec.study_id}; "
                           f"collect with: tradebus study results {spec.study_id}")
@@ -190,6 +245,7 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
     from tradebus.study.results import best_runs, permutation_summary, walkforward_summary
 
     counts = frame["status"].value_counts()
+    out_console.print(_settings_line(spec), markup=False, highlight=False, soft_wrap=True)
     console.print(f"{spec.study_id}: {counts.get('ok', 0)} ok, {counts.get('dead', 0)} dead, "
                   f"{counts.get('pending', 0)} pending of {len(frame)}")
     headline = ["net_pnl", "sharpe", "return_pct", "max_drawdown_pct", "total_trades"]
@@ -208,9 +264,10 @@ def _print_summary(spec: StudySpec, frame, top: int) -> None:
     else:
         folds = walkforward_summary(frame, spec)
         out_console.print(_rich_table("walk-forward folds", folds, list(folds.columns)))
-    dead = frame[frame["status"] == "dead"].head(5)
-    for _, row in dead.iterrows():
-        console.print(f"[red]dead[/] {row['job_id']}: {row['error']}")
+    dead = frame[frame["status"] == "dead"]
+    for error, jobs in list(dead.groupby("error", sort=False)["job_id"])[:5]:  # a bad rule kills every job alike
+        more = f" and {len(jobs) - 1} more" if len(jobs) > 1 else ""
+        console.print(f"[red]dead[/] {jobs.iloc[0]}{more}: {escape(str(error))}", highlight=False, soft_wrap=True)
 
 
 async def _status(args) -> int:
@@ -288,7 +345,10 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--no-report", action="store_true", help="save the results table only")
     if not run_options:
         return
-    p.add_argument("--strategy", default="sma_cross", help="registered name or package.module:function")
+    p.add_argument("--strategy", help=f"registered name or package.module:function (default: {DEFAULT_STRATEGY}; "
+                                      "with --rule: the name the study shows)")
+    p.add_argument("--rule", metavar="FILE", help="the strategy as a signal rule: a YAML or JSON spec "
+                                                  "(tradebus.study.rules); param(...) names take --param/--grid")
     p.add_argument("--param", nargs="+", metavar="NAME=VALUE", help="fixed strategy parameters")
     p.add_argument("--data", help=f"bars file (.csv, .csv.gz, .parquet, .npy) or a stored dataset id (bars-...); "
                                   f"default: {DEFAULT_BARS_FILE} in $TRADEBUS_DATA_DIR")
@@ -297,8 +357,12 @@ def _common(p, run_options: bool) -> None:
     p.add_argument("--capital", type=float, default=100_000.0, help="initial cash")
     p.add_argument("--mode", choices=("batch", "event"), default="batch",
                    help="batch engine, or the event backtester (maker fees, latency)")
-    p.add_argument("--fee-bps", type=float, default=0.0, help="fee per fill (taker fee), basis points of notional")
-    p.add_argument("--maker-fee-bps", type=float, help="event mode: fee of resting limit fills (default: --fee-bps)")
+    p.add_argument("--venue", help="venue whose fees are the defaults (binance:spot, binance:usdm, ...); "
+                                   "default: the one the data file name starts with, else binance:spot")
+    p.add_argument("--fee-bps", type=float, help="fee per fill (taker fee), basis points of notional "
+                                                 "(default: the venue's taker fee, 10 for Binance spot)")
+    p.add_argument("--maker-fee-bps", type=float,
+                   help="event mode: fee of resting limit fills (default: --fee-bps, else the venue's maker fee)")
     p.add_argument("--latency-ns", type=int, default=0, help="event mode: order entry latency")
     p.add_argument("--response-latency-ns", type=int, default=0, help="event mode: latency of reports back")
     p.add_argument("--slippage-bps", type=float, default=0.0, help="market/stop fill slippage, basis points")

@@ -21,7 +21,7 @@ from tradebus.proto import OrderState, OrderType, RejectCode
 
 from .ratelimit import RateLimitRule, RateLimitType
 
-__all__ = ["VENUES_DIR", "VenueConfig", "Capabilities", "FeedCapabilities", "OrderRow", "LegacyRateLimit",
+__all__ = ["VENUES_DIR", "VenueConfig", "Fees", "Capabilities", "FeedCapabilities", "OrderRow", "LegacyRateLimit",
            "load_config", "adapter_keys", "canonical_key", "bt_api_key", "asset_types", "VENUE_TYPES", "ASSET_TYPES",
            "ENDPOINTS"]
 
@@ -59,6 +59,17 @@ class Capabilities(Settings, frozen=True):
     market_data: FeedCapabilities = FeedCapabilities()
 
 
+class Fees(Settings, frozen=True):
+    """The venue's regular (lowest-tier, no discount) trading fees, basis points of notional.
+
+    What a backtest charges when it is not told otherwise: a study on this venue's data defaults
+    to ``taker_bps`` (market orders take liquidity).
+    """
+
+    maker_bps: float = 0.0
+    taker_bps: float = 0.0
+
+
 class LegacyRateLimit(Settings, frozen=True):
     """The single weighted bucket of earlier configurations (``rate_limit: {limit, window_ms}``)."""
 
@@ -83,6 +94,7 @@ class VenueConfig(Settings, frozen=True):
     options: dict[str, Any] = {}
     sandbox: bool = True
     capabilities: Capabilities = Capabilities()
+    fees: Fees = Fees()
     rate_limits: tuple[RateLimitRule, ...] = ()
     rate_limit: LegacyRateLimit = LegacyRateLimit()  # used only when ``rate_limits`` is empty
     weights: dict[str, float] = {}  # legacy per-method weights of ``rate_limit``

@@ -12,7 +12,7 @@ event backtester's bar rules say.
 A job's ``strategy`` is either a :class:`tradebus.strategy.Strategy` subclass, built as
 ``cls([symbol], **params)``, or a signal function (the batch engine's shape), whose signals
 are sent as orders by :class:`SignalReplay` at the bar that stamps them, so one signal function
-runs on both engines.
+runs on both engines. A job with a ``rule`` replays the rule's signals the same way.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from tradebus.engine.models import ConstantLatency, FeeModel, RecordedLatency
 from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.strategy import BacktestRunner, Strategy, SymbolRegistry
 
+from .rule_jobs import rule_signals
 from .strategies import resolve_strategy
 
 __all__ = ["EventJobError", "SignalReplay", "event_options", "event_stats", "run_event_job"]
@@ -108,6 +109,8 @@ class SignalReplay(Strategy):
 
 
 def _strategy(job: BacktestJob, symbol, data: np.ndarray) -> Strategy:
+    if job.rule is not None:  # a signal rule: its signals replayed as orders
+        return SignalReplay([symbol], rule_signals(data, job), data["timestamp_ns"])
     target = resolve_strategy(job.strategy)
     if isinstance(target, type) and issubclass(target, Strategy):
         return target([symbol], **job.params)

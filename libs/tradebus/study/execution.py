@@ -1,7 +1,8 @@
 """Run backtest jobs: the one place a BacktestJob becomes an engine run.
 
 Batch-mode jobs run on the batch engine, as below; event-mode jobs (``EngineMode.EVENT``) run
-one by one on the event backtester (:mod:`tradebus.study.event_jobs`).
+one by one on the event backtester (:mod:`tradebus.study.event_jobs`); batch jobs that carry a
+signal rule run compiled, in the engine's fused pipeline (:mod:`tradebus.study.rule_jobs`).
 
 The worker calls :func:`run_jobs` on a fetched batch; reports call :func:`run_job` to redraw the
 equity curve of a run. Jobs that share a dataset and engine settings run in one ``run_batch``
@@ -24,6 +25,7 @@ from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.proto.backtest import EngineMode
 
 from .event_jobs import event_stats, run_event_job
+from .rule_jobs import RuleError, rule_key, rule_signals, run_rule_jobs
 from .strategies import resolve_strategy
 
 __all__ = ["JobOutcome", "JobError", "engine_options", "window", "job_bars", "run_job", "run_jobs"]
@@ -41,12 +43,17 @@ class JobError(ValueError):
 
 @dataclass(frozen=True)
 class JobOutcome:
-    """Statistics of one job (every STAT_KEYS value as float), or the error that stopped it."""
+    """Statistics of one job (every STAT_KEYS value as float), or the error that stopped it.
+
+    ``retry`` False: the error is in the job itself (a rule that does not compile) and running
+    it again cannot help, so the worker dead-letters it at once.
+    """
 
     job_id: str
     stats: dict[str, float] | None
     error: str | None
     elapsed_ns: int
+    retry: bool = True
 
 
 def engine_options(settings: EngineSettings) -> dict:
@@ -93,6 +100,8 @@ def job_bars(bars: np.ndarray, job: BacktestJob) -> np.ndarray:
 
 
 def _signals(bars: np.ndarray, job: BacktestJob) -> np.ndarray:
+    if job.rule is not None:
+        return rule_signals(bars, job)
     return resolve_strategy(job.strategy)(bars, **job.params)
 
 
@@ -127,16 +136,19 @@ def run_job(bars: np.ndarray, job: BacktestJob, equity: bool = False) -> dict:
 def run_jobs(datasets: Mapping[str, np.ndarray], jobs: Sequence[BacktestJob], threads: int = 0) -> list[JobOutcome]:
     """Run ``jobs`` (datasets by id) and return one outcome per job, in the order given."""
     outcomes: list[JobOutcome | None] = [None] * len(jobs)
-    groups: dict[tuple[str, EngineSettings], list[int]] = {}
+    groups: dict[tuple[str, EngineSettings, bytes | None], list[int]] = {}
     for index, job in enumerate(jobs):
-        groups.setdefault((job.dataset_id, job.settings), []).append(index)
-    for (ident, settings), indices in groups.items():
+        key = None if job.rule is None else rule_key(job.rule)
+        groups.setdefault((job.dataset_id, job.settings, key), []).append(index)
+    for (ident, settings, key), indices in groups.items():
         members = [jobs[i] for i in indices]
         bars = datasets.get(ident)
         if bars is None:
             results = [JobOutcome(job.job_id, None, f"DatasetError: dataset {ident} is not loaded", 0) for job in members]
         elif settings.mode == EngineMode.EVENT:
             results = [_run_event(bars, job) for job in members]
+        elif key is not None:
+            results = _run_rule_group(bars, settings, members, threads)
         else:
             results = _run_group(bars, settings, members, threads)
         for index, outcome in zip(indices, results):
@@ -150,8 +162,27 @@ def _run_event(bars: np.ndarray, job: BacktestJob) -> JobOutcome:
     try:
         stats = event_stats(run_event_job(job_bars(bars, job), job))
     except Exception as exc:  # a failing strategy fails its job only
-        return JobOutcome(job.job_id, None, _describe(exc), time.perf_counter_ns() - t0)
+        return JobOutcome(job.job_id, None, _describe(exc), time.perf_counter_ns() - t0, not isinstance(exc, RuleError))
     return JobOutcome(job.job_id, stats, None, time.perf_counter_ns() - t0)
+
+
+def _run_rule_group(bars: np.ndarray, settings: EngineSettings, jobs: list[BacktestJob],
+                    threads: int) -> list[JobOutcome]:
+    """Outcomes of rule jobs (same dataset, settings and rule) from the fused pipeline."""
+    start = time.perf_counter_ns()
+    try:
+        engine = Engine(**engine_options(settings))
+        engine.load_bars(window(bars, settings))
+    except (JobError, ValueError) as exc:
+        return [JobOutcome(job.job_id, None, _describe(exc), time.perf_counter_ns() - start) for job in jobs]
+    try:
+        results = run_rule_jobs(engine, jobs, threads)
+    except Exception as exc:  # the engine refused the batch (signal table full, no memory): retry
+        return [JobOutcome(job.job_id, None, _describe(exc), time.perf_counter_ns() - start) for job in jobs]
+    share = (time.perf_counter_ns() - start) // len(jobs)
+    return [JobOutcome(job.job_id, None, _describe(r), share, not isinstance(r, RuleError))
+            if isinstance(r, BaseException) else JobOutcome(job.job_id, _stats(r), None, share)
+            for job, r in zip(jobs, results)]
 
 
 def _run_group(bars: np.ndarray, settings: EngineSettings, jobs: list[BacktestJob], threads: int) -> list[JobOutcome]:

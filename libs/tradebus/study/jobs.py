@@ -28,6 +28,9 @@ from tradebus.proto import BacktestJob, EngineSettings
 from tradebus.proto.control import ParamValue
 from tradebus.proto.subjects import name_token
 
+from .rules import Rule, RuleError
+from .settings import study_settings, venue_of
+
 __all__ = [
     "KINDS",
     "MAX_JOBS",
@@ -43,6 +46,7 @@ __all__ = [
     "walkforward_windows",
     "build_jobs",
     "make_spec",
+    "rule_spec_of",
 ]
 
 KINDS = ("sweep", "permutation", "walkforward")
@@ -60,8 +64,11 @@ class StudyError(ValueError):
 class StudySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything needed to rebuild a study's jobs and read its results.
 
-    ``windows`` (walkforward) holds ``(is_start, is_end, oos_start, oos_end)`` in ns per fold,
-    ends exclusive, 0 for an open end. ``objective`` is the statistic that ranks runs.
+    ``venue`` is the venue whose fees are the defaults (``study.settings``); ``bars`` the
+    dataset's length (0: not recorded). ``rule``: the strategy as a signal rule's spec
+    (``tradebus.study.rules``), carried by every job; ``strategy`` then names it. ``windows``
+    (walkforward) holds ``(is_start, is_end, oos_start, oos_end)`` in ns per fold, ends
+    exclusive, 0 for an open end. ``objective`` is the statistic that ranks runs.
     """
 
     study_id: str
@@ -78,6 +85,9 @@ class StudySpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     objective: str = "sharpe"
     total_jobs: int = 0
     created_ns: int = 0
+    venue: str = ""
+    bars: int = 0
+    rule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -221,18 +231,30 @@ def walkforward_windows(timestamps: np.ndarray, folds: int, is_ratio: float = 3.
 def make_spec(kind: str, *, strategy: str, dataset_id: str, settings: EngineSettings | None = None,
               grid: dict[str, list[ParamValue]] | None = None, params: dict[str, ParamValue] | None = None,
               n: int = 0, seed: int | None = None, windows: list | None = None, objective: str = "sharpe",
-              study_id: str | None = None, dataset_name: str = "") -> StudySpec:
-    """A checked StudySpec (its ``total_jobs`` filled in)."""
+              study_id: str | None = None, dataset_name: str = "", venue: str | None = None,
+              bars: int = 0, rule: Any = None) -> StudySpec:
+    """A checked StudySpec (its ``total_jobs`` filled in).
+
+    Without ``settings`` the study runs with the venue's taker fee and next-open fills
+    (:func:`tradebus.study.settings.study_settings`); the venue is ``venue``, else the one the
+    dataset name starts with, else Binance spot. ``rule`` (a Rule or its spec) is checked and
+    stored in its canonical spec form.
+    """
     if kind not in KINDS:
         raise StudyError(f"kind must be one of {KINDS}, got {kind!r}")
     if objective not in STAT_KEYS:
         raise StudyError(f"objective must be one of the engine statistics {STAT_KEYS}, got {objective!r}")
     study_id = study_id or new_study_id(kind)
     try:
+        venue = venue_of(dataset_name, venue)
+    except ValueError as exc:
+        raise StudyError(str(exc)) from None
+    try:
         name_token(study_id, "study id")
     except ValueError as exc:
         raise StudyError(str(exc)) from None
     grid, params = dict(grid or {}), dict(params or {})
+    rule_spec = rule_spec_of(rule) if rule is not None else None
     clash = set(grid) & set(params)
     if clash:
         raise StudyError(f"parameters both swept and fixed: {sorted(clash)}")
@@ -257,10 +279,18 @@ def make_spec(kind: str, *, strategy: str, dataset_id: str, settings: EngineSett
         raise StudyError(f"{total} jobs; at most {MAX_JOBS} per study")
     return StudySpec(
         study_id=study_id, kind=kind, strategy=strategy, dataset_id=dataset_id, dataset_name=dataset_name,
-        settings=settings or EngineSettings(), grid=grid, params=params, n=n, seed=seed,
+        settings=settings or study_settings(venue), grid=grid, params=params, n=n, seed=seed,
         windows=[tuple(int(x) for x in w) for w in (windows or [])], objective=objective, total_jobs=total,
-        created_ns=time.time_ns(),
+        created_ns=time.time_ns(), venue=venue, bars=int(bars), rule=rule_spec,
     )
+
+
+def rule_spec_of(rule: Any) -> dict[str, Any]:
+    """The canonical spec of a Rule or of a rule spec (a mapping); StudyError naming the bad part."""
+    try:
+        return (rule if isinstance(rule, Rule) else Rule.from_spec(rule)).to_spec()
+    except (RuleError, TypeError, ValueError) as exc:
+        raise StudyError(f"rule: {exc}") from None
 
 
 def build_jobs(spec: StudySpec) -> list[PlannedJob]:
@@ -273,7 +303,7 @@ def build_jobs(spec: StudySpec) -> list[PlannedJob]:
         job = BacktestJob(
             job_id=f"{spec.study_id}-{index:06d}", study_id=spec.study_id, dataset_id=spec.dataset_id,
             strategy=spec.strategy, params={**spec.params, **params}, seed=seed,
-            settings=settings or spec.settings,
+            settings=settings or spec.settings, rule=spec.rule,
         )
         out.append(PlannedJob(job, {"job_id": job.job_id, "index": index, "seed": seed, **meta, **job.params}))
 

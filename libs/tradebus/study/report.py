@@ -27,6 +27,7 @@ from tradebus.engine import STAT_KEYS  # noqa: E402
 from .execution import run_job, window  # noqa: E402
 from .jobs import PlannedJob, StudySpec, build_jobs  # noqa: E402
 from .results import best_runs, permutation_summary, walkforward_summary  # noqa: E402
+from .settings import settings_rows  # noqa: E402
 
 __all__ = ["write_report"]
 
@@ -234,17 +235,17 @@ def write_report(spec: StudySpec, frame: pd.DataFrame, out_dir: str | Path, bars
     body = builders[spec.kind](out, spec, frame, planned, bars, top)
     counts = frame["status"].value_counts()
     workers = sorted(w for w in frame["worker"].dropna().unique())
+    settings_html = "".join(f'<tr><th class="l">{html.escape(k)}</th><td class="l">{html.escape(v)}</td></tr>'
+                            for k, v in settings_rows(spec))
     facts = {
         "study": spec.study_id, "kind": spec.kind, "strategy": spec.strategy,
-        "dataset": f"{spec.dataset_name} ({spec.dataset_id})" if spec.dataset_name else spec.dataset_id,
-        "settings": ", ".join(f"{k}={v}" for k, v in msgspec.structs.asdict(spec.settings).items()),
+        "rule": msgspec.json.encode(spec.rule).decode() if spec.rule is not None else "- (Python signal function)",
+        "engine settings": ", ".join(f"{k}={v}" for k, v in msgspec.structs.asdict(spec.settings).items()),
         "grid": ", ".join(f"{k}: {len(v)} values ({v[0]}..{v[-1]})" for k, v in spec.grid.items()) or "-",
         "fixed params": ", ".join(f"{k}={v}" for k, v in spec.params.items()) or "-",
         "jobs": f"{len(frame)} ({counts.get('ok', 0)} ok, {counts.get('dead', 0)} dead, {counts.get('pending', 0)} pending)",
         "objective": spec.objective, "workers": ", ".join(workers) or "-",
     }
-    if spec.kind == "permutation":
-        facts["permutations"] = f"{spec.n} (seed {spec.seed})"
     if spec.kind == "walkforward":
         facts["folds"] = str(len(spec.windows))
     facts_html = "".join(f'<tr><th class="l">{html.escape(k)}</th><td class="l">{html.escape(str(v))}</td></tr>'
@@ -256,7 +257,8 @@ def write_report(spec: StudySpec, frame: pd.DataFrame, out_dir: str | Path, bars
         body.append('<p class="note">Equity curves left out: the dataset was not available to the report.</p>')
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(spec.study_id)}</title>"
             f"<style>{_CSS}</style></head><body><h1>Study {html.escape(spec.study_id)}</h1>"
-            f"<table>{facts_html}</table>{''.join(body)}"
+            f'<h2>Settings</h2><table class="settings">{settings_html}</table>'
+            f"<h2>Study</h2><table>{facts_html}</table>{''.join(body)}"
             '<p class="note">Results: results.parquet, results.csv in this folder.</p></body></html>')
     path = out / "report.html"
     path.write_text(page)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import msgspec
 
@@ -67,6 +68,11 @@ class BacktestJob(Request, tag="bt.job", kw_only=True, frozen=True):
 
     ``seed`` makes randomised runs (permutation tests) reproducible; the same job always gives
     the same result, so a redelivered job can be run again safely.
+
+    ``rule`` (added 2026-12) carries the strategy as data: a compiled signal rule's spec
+    (``tradebus.study.rules``: ``Rule.to_spec()``, plain JSON values), which the worker compiles
+    and runs; its ``param(...)`` placeholders take their values from ``params``. ``strategy``
+    then only names the run. Without a rule, ``strategy`` names a registered signal function.
     """
 
     job_id: str
@@ -77,6 +83,7 @@ class BacktestJob(Request, tag="bt.job", kw_only=True, frozen=True):
     seed: int | None = None
     settings: EngineSettings = msgspec.field(default_factory=EngineSettings)
     ts_init: int = 0
+    rule: dict[str, Any] | None = None
 
 
 class BacktestResult(Event, tag="bt.result", kw_only=True, frozen=True):

@@ -86,6 +86,25 @@ async def test_sweep_permutation_walkforward_status_results_and_list(stack, smal
     assert "cli-sweep: 8 ok, 0 dead, 0 pending of 8" in run.stderr
     assert list((tmp_path / "cache").glob("bars-*.npy"))  # the workers took cache_dir from the deployment file
     assert "best 5 by sharpe" in run.stdout
+    # nothing said about costs: the venue's taker fee and next-open fills, said at the top of the summary
+    assert run.stdout.startswith("settings: fee 10 bps (binance:spot taker) | fill next_open | slippage 0 bps")
+    assert "settings: fee 10 bps" in run.stderr  # and when the study is queued
+    assert "10 bps (binance:spot taker)" in (tmp_path / "sweep" / "report.html").read_text()
+
+    rule = tmp_path / "ema_trend.yaml"
+    rule.write_text("entry_long: {cross_above: [{ema: [close, {param: fast}]}, {sma: [close, 40]}]}\n"
+                    "exit_long: {cross_below: [{ema: [close, {param: fast}]}, {sma: [close, 40]}]}\n")
+    ruled = await asyncio.to_thread(tradebus, "sweep", "--data", str(small_csv), "--rule", str(rule), "--grid",
+                                    "fast=5,8", "--fee-bps", "2.5", "--out", str(tmp_path / "ruled"), state=state,
+                                    cwd=tmp_path)
+    ruled_frame = pd.read_csv(tmp_path / "ruled" / "results.csv")
+    assert len(ruled_frame) == 2 and (ruled_frame["status"] == "ok").all()
+    assert ruled.stdout.startswith("settings: fee 2.5 bps | fill next_open")
+    bad_rule = tmp_path / "bad_rule.yaml"
+    bad_rule.write_text("entry_long: {cross_above: [{sma: [close, 10]}, {wma: [close, 30]}]}\n")
+    refused = await asyncio.to_thread(tradebus, "sweep", "--data", str(small_csv), "--rule", str(bad_rule), "--grid",
+                                      "fast=5", state=state, cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "unknown function 'wma'" in refused.stderr
 
     queued = await asyncio.to_thread(tradebus, "permutation", "--data", str(small_csv), "--param", "fast=5", "slow=20",
                                      "--n", "30", "--seed", "3", "--no-wait", state=state, cwd=tmp_path)

@@ -96,7 +96,8 @@ async def test_sigkill_mid_study_still_yields_every_result_exactly_once(farm, tm
     assert victim.returncode == -9
     assert status.instance == "w2" and status.counters["redeliveries"] >= 1
     assert collector.dead == {} and len(collector.results) == spec.total_jobs == 100
-    assert_matches_direct(spec, collector, bars, initial_capital=spec.settings.initial_cash, fee_rate=0.0)
+    assert_matches_direct(spec, collector, bars, initial_capital=spec.settings.initial_cash,
+                          fee_rate=spec.settings.taker_fee_bps / 1e4)
     assert await stored_records(bus.js, spec.study_id) == (100, 0)
 
 
@@ -190,7 +191,8 @@ async def test_study_survives_a_nats_server_restart(farm, tmp_path):
         await collecting
     assert done_before < spec.total_jobs == 200
     assert collector.dead == {} and len(collector.results) == 200
-    assert_matches_direct(spec, collector, bars, initial_capital=spec.settings.initial_cash, fee_rate=0.0)
+    assert_matches_direct(spec, collector, bars, initial_capital=spec.settings.initial_cash,
+                          fee_rate=spec.settings.taker_fee_bps / 1e4)
     assert await stored_records(bus.js, spec.study_id) == (200, 0)
 
 

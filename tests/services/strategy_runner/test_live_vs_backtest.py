@@ -4,7 +4,7 @@ The stream is the first real Binance spot trades of ../shared/data. strategy_run
 own process on a real nats-server; the test publishes the trades on ``md.sim.BTC-USDT.trade``.
 
 ``Router`` below STANDS IN FOR THE ORDER ROUTER (issue 6): it answers each NewOrder on
-``ord.req.sim`` with an OrderAck and a Fill at the price of the next recorded trade, the rule of
+``ord.req.sim.<strategy>`` with an OrderAck and a Fill at the price of the next recorded trade, the rule of
 the simulated venue for a market order without a book. The test replays in lockstep around
 orders: after a trade that makes the backtest send an order, it waits for the runner's order and
 for the runner to have taken in the ack and fill before publishing the next trade, as the
