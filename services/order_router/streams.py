@@ -140,6 +140,9 @@ class VenueStreams:
         coid = adapter.client_order_id(order)
         rec = self.store.find(coid, exchange_id)
         events: list[tuple[Any, str]] = []
+        if rec is None and self.store.is_forgotten(coid, exchange_id):  # a late view of a finished order
+            self.counters["late_views"] += 1
+            return None
         if rec is None:
             rec = self._adopt(order, adapter, coid, exchange_id)
             if rec is None:

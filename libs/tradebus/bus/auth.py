@@ -175,6 +175,7 @@ def _role_grant(role: str, user: str, entry: ServiceEntry) -> _Grant:
                        "$JS.API.CONSUMER.MSG.NEXT", "$JS.ACK"):
             grant.publish.append(f"{prefix}.{subjects.ORDERS_STREAM}.>")
         _read(grant, f"KV_{subjects.KV_ROUTER_STATE}")
+        grant.publish.append(f"$JS.API.STREAM.PURGE.KV_{subjects.KV_ROUTER_STATE}")  # finished orders' keys
     elif role == "strategy_runner":
         grant.publish.append(subjects.service_subject("strategy_runner", "event"))
         for name, venue in _strategies(entry):
