@@ -37,6 +37,7 @@ __all__ = [
     "LoggingSettings",
     "MetricsConfig",
     "load_deployment",
+    "nats_env_overrides",
     "read_config_file",
     "decode_settings",
     "service_section",
@@ -112,15 +113,35 @@ class NatsConfig(Settings, frozen=True):
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # JetStream replicas of the streams, KV buckets and object stores this deployment declares:
+    # 3 on a three-node cluster (``tradebus up --cluster 3``, compose's cluster profile).
+    stream_replicas: int = 1
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.stream_replicas <= 5:
+            raise ValueError(f"stream_replicas must be between 1 and 5, JetStream's limit (got {self.stream_replicas})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> NatsConfig:
-        """Defaults, then ``overrides`` that are not None, then TRADEBUS_NATS_URL from ``env``."""
-        env = os.environ if env is None else env
+        """Defaults, then ``overrides`` that are not None, then the environment (:func:`nats_env_overrides`)."""
         fields = {k: v for k, v in overrides.items() if v is not None}
-        if "url" not in fields and env.get("TRADEBUS_NATS_URL"):
-            fields["url"] = env["TRADEBUS_NATS_URL"]
+        fields.update({k: v for k, v in nats_env_overrides(env).items() if k not in fields})
         return msgspec.convert(fields, cls)
+
+
+def nats_env_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """NatsConfig fields the environment sets: TRADEBUS_NATS_URL (comma-separated URLs) and
+    TRADEBUS_JS_REPLICAS (``stream_replicas``)."""
+    env = os.environ if env is None else env
+    fields: dict[str, Any] = {}
+    if env.get("TRADEBUS_NATS_URL"):
+        fields["url"] = env["TRADEBUS_NATS_URL"]
+    if env.get("TRADEBUS_JS_REPLICAS"):
+        try:
+            fields["stream_replicas"] = int(env["TRADEBUS_JS_REPLICAS"])
+        except ValueError:
+            raise ConfigError(f"TRADEBUS_JS_REPLICAS must be a whole number (got {env['TRADEBUS_JS_REPLICAS']!r})") from None
+    return fields
 
 
 class EmbeddedNatsConfig(Settings, frozen=True):
@@ -136,6 +157,11 @@ class EmbeddedNatsConfig(Settings, frozen=True):
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
+    nodes: int = 1  # 3: a three-node cluster on loopback (`tradebus up --cluster 3`)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1:
+            raise ValueError(f"embedded_nats.nodes must be at least 1 (got {self.nodes})")
 
 
 class SupervisorConfig(Settings, frozen=True):
@@ -233,9 +259,12 @@ def load_deployment(path: str | os.PathLike | None = None) -> DeploymentConfig:
     """Read a deployment file (the packaged local default when ``path`` is None)."""
     path = Path(path) if path else DEFAULT_CONFIG
     config = decode_settings(read_config_file(path), DeploymentConfig, str(path))
-    url = os.environ.get("TRADEBUS_NATS_URL")
-    if url:
-        config = msgspec.structs.replace(config, nats=msgspec.structs.replace(config.nats, url=url))
+    from_env = nats_env_overrides()
+    if from_env:
+        try:
+            config = msgspec.structs.replace(config, nats=msgspec.structs.replace(config.nats, **from_env))
+        except ValueError as exc:
+            raise ConfigError(f"{path}: nats: {exc}") from exc
     return config
 
 

@@ -71,12 +71,13 @@ class RequestHandlers:
     async def new_order(self, order: NewOrder) -> None:
         coid = order.client_order_id
         rec = self.orders.get(coid)
-        if rec is not None and rec.status.strategy != order.strategy:
+        owner = rec.status.strategy if rec is not None else self.store.forgotten_strategy(coid)
+        if owner is not None and owner != order.strategy:
             self.counters["foreign_client_order_ids"] += 1   # another strategy's id: never sent
             return
-        if rec is not None and rec.status.status is not OrderState.NEW:
+        if (rec is not None and rec.status.status is not OrderState.NEW) or (rec is None and owner is not None):
             # a duplicate of a request already handled: KV leaves NEW only after the outcome event
-            # was stored, so that event is already in the ORDERS stream
+            # was stored, so that event is already in the ORDERS stream (a forgotten order was terminal)
             self.counters["duplicates"] += 1
             return
         if order.venue != self.venue:

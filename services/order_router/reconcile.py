@@ -46,8 +46,8 @@ class Reconciliation:
             rec = await self.observe(order, adapter, reconciled=True)
             if rec is not None:
                 seen.add(rec.status.client_order_id)
-        for rec in list(self.orders.values()):
-            if rec.adapter is adapter and rec.open and rec.status.client_order_id not in seen \
+        for rec in self.store.open_orders():
+            if rec.adapter is adapter and rec.status.client_order_id not in seen \
                     and rec.status.status is not OrderState.NEW:
                 await self._refresh(rec)
 

@@ -5,8 +5,9 @@ One router per venue account; its parts live beside it, one concern each:
 - ``intake``: the ORDERS consumer; a request is acked only after its outcome event is stored.
 - ``handlers``: NewOrder / CancelOrder / CancelAll / ModifyOrder -> venue calls -> events, after
   the execution layer's pre-trade gate (kill switch, risk limits).
-- ``state``: every order the router knows, in the ``router_state`` KV bucket (written NEW before
-  the venue is called: a known order is never sent twice).
+- ``state``: the orders the router knows (open ones, recent finished ones, older ids until a
+  duplicate would be stale anyway), in the ``router_state`` KV bucket (written NEW before the
+  venue is called: a known order is never sent twice).
 - ``streams``: watch_orders / watch_my_trades -> events; fills through the execution layer's
   ``FillLedger`` (exactly once, by trade id or by cumulative quantity; positions net of
   base-asset fees).
@@ -60,7 +61,8 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
         self.risk = risk or RiskEngine()
         self.options = options or RouterOptions()
         self.counters = counters if counters is not None else defaultdict(int)
-        self.store = StateStore(bus, venue)
+        remember_s = self.options.stale_after_s + self.options.clock_skew_s if self.options.stale_after_s else None
+        self.store = StateStore(bus, venue, keep_done=self.options.keep_done, remember_s=remember_s)
         self.fills = FillLedger(venue)
         self.last_price: dict[str, tuple[float, float]] = {}
         self.state = GatewayState.DISCONNECTED
@@ -128,6 +130,7 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
             adapter.skip_user_events()
         self._tasks.append(asyncio.ensure_future(self._connect_loop()))
         self._tasks.append(asyncio.ensure_future(self._consume_loop()))
+        self._tasks.append(asyncio.ensure_future(self._sweep_loop()))
         consumer = router_consumer(self.venue)
         self._tasks.append(asyncio.ensure_future(metrics.watch_consumer(
             lambda: self.bus.consumer_info(ORDERS_STREAM, consumer), ORDERS_STREAM, consumer)))
@@ -170,7 +173,19 @@ class OrderRouter(Intake, RequestHandlers, VenueStreams, Reconciliation, Control
             self.risk.kill(strategy)
         for rec in loaded:
             self.fills.restore(rec.status)
-        self.counters["orders_loaded"] = len(self.orders)
+        for key, qty in self.store.carried.items():
+            self.fills.positions[key] += qty
+        self.counters["orders_loaded"] = len(loaded)
+        await self.store.sweep()
+
+    async def _sweep_loop(self) -> None:
+        """Purge the orders forgotten longer ago than the store remembers them (state.py)."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(self.options.sweep_every_s)
+            try:
+                self.counters["orders_purged"] += await self.store.sweep()
+            except Exception as exc:  # NATS away: the next sweep takes them
+                log.warning("router_state sweep failed: %s", exc)
 
     def _adapter_for_key(self, symbol: str) -> VenueAdapter:
         spot = ":" not in symbol

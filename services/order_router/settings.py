@@ -23,6 +23,9 @@ class RouterOptions(Settings):
     watch: bool = True
     reconcile_on_start: bool = True
     stale_after_s: float = 300.0  # a NewOrder older than this (ts_init) when first seen is rejected, not sent
+    keep_done: int = 1000  # terminal orders kept whole in memory; older ones are forgotten (state.py)
+    clock_skew_s: float = 60.0  # forgotten ids are remembered stale_after_s + this (0 stale_after_s: for ever)
+    sweep_every_s: float = 30.0  # how often ids past that are dropped and their KV entries purged
     trade_grace_s: float = 0.5  # how long a counted execution may wait for its trade record before a catch-up
     trade_fetch_retries: int = 3
 

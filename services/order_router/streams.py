@@ -1,8 +1,9 @@
 """Venue streams: what the venue reports about orders -> order events, through the fill ledger.
 
 - ``watch_orders`` (and ``watch_my_trades`` where the adapter takes fills from trade records)
-  run forever per adapter; after a stream error the loop backs off, reconnects and reconciles
-  the gap. Trades woken by the same venue message as an order update are applied first.
+  run forever per adapter, each watched again before its updates are applied; after a stream
+  error the loop backs off, reconnects and reconciles the gap. Trades woken by the same venue
+  message as an order update are applied first.
 - ``observe`` applies one venue view of an order (a stream update, a create/cancel response, a
   fetch): ack, fills, end state; ``on_trade`` one execution. Each order's updates are applied one
   at a time (``Tracked.lock``): events are stored in ORDERS, then the status in KV.
@@ -96,6 +97,9 @@ class VenueStreams:
                     except Exception as exc:
                         error = exc
                         continue
+                    # watch again before applying: ccxt.pro resolves only a pending watch, so what the
+                    # venue sends while these are published would otherwise wait for its next message
+                    pending[kind] = self._watch(adapter, kind)
                     for update in updates:
                         try:
                             if kind == "trades":
@@ -136,6 +140,9 @@ class VenueStreams:
         coid = adapter.client_order_id(order)
         rec = self.store.find(coid, exchange_id)
         events: list[tuple[Any, str]] = []
+        if rec is None and self.store.is_forgotten(coid, exchange_id):  # a late view of a finished order
+            self.counters["late_views"] += 1
+            return None
         if rec is None:
             rec = self._adopt(order, adapter, coid, exchange_id)
             if rec is None:

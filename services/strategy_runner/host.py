@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nats.js.errors import NoStreamResponseError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 
 from tradebus import metrics
 from tradebus.bus.service import ServiceContext
@@ -407,21 +407,45 @@ class StrategyHost:
             await self.svc.bus.publish(EVENT_SUBJECT, self._events.pop(0))
 
     async def _send(self, req) -> None:
+        """Store ``req`` in ORDERS, retrying until JetStream acks it: a NATS cluster electing the
+        stream's leader answers "no responders" or not at all for a few seconds, and a request sent
+        on core NATS meanwhile is lost. The retries carry the same ``Nats-Msg-Id``, so a request
+        whose ack was lost is stored once. Only without an ORDERS stream do requests go out on
+        core NATS (not persisted)."""
         subject = order_request_subject(req.venue, req.strategy)
         data = encode(req)
         self.svc.counters["order_requests"] += 1
         self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))
-        if self._stream_ok:
-            headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
+        headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
+        delay = 0.05
+        while self._stream_ok and not self.svc.stopping.is_set():
             try:
                 await self.svc.bus.js_publish(subject, data, headers=headers, timeout=2.0)
                 return
             except NoStreamResponseError:
-                self._stream_ok = False
-                self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)", subject)
-            except Exception as exc:                  # timeout or server error: still send it
-                self.log.warning("JetStream publish of %s failed (%s); sending on core NATS", subject, exc)
-        await self.svc.bus.publish_bytes(subject, data)
+                if not await self._orders_stream_exists():
+                    self._stream_ok = False
+                    self.log.warning("no ORDERS stream on %s: order requests go out on core NATS (not persisted)",
+                                     subject)
+                    break
+                error = "no stream leader"
+            except Exception as exc:                  # timeout, server error, reconnecting
+                error = str(exc) or type(exc).__name__
+            if self.svc.counters["order_publish_retries"] % 20 == 0:
+                self.log.warning("JetStream publish on %s failed (%s); retrying", subject, error)
+            self.svc.counters["order_publish_retries"] += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        await self.svc.bus.publish_bytes(subject, data, headers=headers)
+
+    async def _orders_stream_exists(self) -> bool:
+        try:
+            await self.svc.bus.stream_info(ORDERS_STREAM)
+        except NotFoundError:
+            return False
+        except Exception:  # no answer (no leader yet): it may well exist
+            return True
+        return True
 
     # -- order events in -----------------------------------------------------------------------
 

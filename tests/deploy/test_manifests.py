@@ -99,6 +99,8 @@ def test_compose_cluster_profile_runs_three_nodes_and_replicated_streams(secrets
     for node in ("nats", "nats-2", "nats-3"):
         assert cluster["services"][node]["command"] == ["-c", "/etc/nats/nats-cluster.conf"]
     assert cluster["services"]["market_data"]["environment"]["TRADEBUS_NATS_URL"].count("nats://") == 3
+    assert cluster["services"]["market_data"]["environment"]["TRADEBUS_JS_REPLICAS"] == "3"
+    assert single["services"]["market_data"]["environment"]["TRADEBUS_JS_REPLICAS"] == "1"
 
 
 def test_compose_scales_the_farm(secrets_dir, tmp_path):

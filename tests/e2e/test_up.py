@@ -70,6 +70,20 @@ async def strategy_status(url: str, state: Path) -> ServiceStatus | None:
         await nc.close()
 
 
+def interrupt(proc: subprocess.Popen, timeout: float) -> str:
+    """Ctrl+C a running `tradebus up`: everything it printed, once it exited with 0 (SIGKILL if it
+    outlives ``timeout``)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-3000:]
+    return text
+
+
 def fills(status: ServiceStatus | None) -> int:
     return status.counters.get("fills", 0) if status else 0
 
@@ -118,14 +132,11 @@ async def test_up_trades_on_the_sim_and_supervises_the_whole_stack(tmp_path):
 
         family = descendants(proc.pid)
         assert len(family) >= len(SERVICES) + 1  # services + nats-server
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=20)
+        text = interrupt(proc, timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text[-3000:]
     assert "stopped." in text
     assert "summary:" in text and "sma_cross BTC/USDT: orders=" in text
     time.sleep(0.2)

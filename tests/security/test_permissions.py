@@ -62,6 +62,8 @@ ORDER = encode(NewOrder(client_order_id="x-1", strategy="beta", venue="sim", sym
     ("strategy-alpha", "$JS.ACK.ORDERS.router_sim.1.1.1.1.1"),
     ("strategy-alpha", "$JS.API.STREAM.DELETE.ORDERS"),
     ("order_router", "$JS.API.STREAM.DELETE.ORDERS"),
+    ("order_router", "$JS.API.STREAM.PURGE.ORDERS"),        # it purges only its own finished orders' KV keys
+    ("strategy-alpha", "$JS.API.STREAM.PURGE.KV_router_state"),
 ])
 async def test_a_role_may_not_publish_outside_its_subjects(secured, user, subject):
     assert await attempt_publish(secured, user, subject, ORDER)
@@ -89,6 +91,7 @@ async def test_a_role_may_not_read_outside_its_subjects(secured, user, subject):
     ("runner_beta", order_request_subject("sim", "beta")),
     ("order_router", "ord.evt.sim.alpha"),
     ("order_router", "acct.sim.balance"),
+    ("order_router", "$JS.API.STREAM.PURGE.KV_router_state"),  # the sweep of finished orders
     ("backtest_worker-2", "bt.result.s1"),
     ("operator", "svc.order_router.kill"),
     ("operator", "bt.job"),

@@ -2,6 +2,7 @@
 from tradebus.config import NatsConfig
 
 from .client import BadInput, Batcher, Bus, BusUnreachable, PubAck, RequestError
+from .cluster import NatsCluster
 from .discovery import discover
 from .server import EmbeddedNats, NatsServerError, find_nats_server, free_port
 
@@ -14,6 +15,7 @@ __all__ = [
     "PubAck",
     "NatsConfig",
     "EmbeddedNats",
+    "NatsCluster",
     "NatsServerError",
     "find_nats_server",
     "free_port",

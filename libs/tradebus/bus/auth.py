@@ -103,7 +103,9 @@ def instance_names(name: str, entry: ServiceEntry, workers: int | None = None) -
 # --- JetStream API grants ----------------------------------------------------------------------
 
 def _declare(grant: _Grant, streams: Iterable[str]) -> None:
-    """Create, update and inspect ``streams`` (what the idempotent declare functions need)."""
+    """Create, update and inspect ``streams`` (what the idempotent declare functions need), and
+    read the account info by which a declarer waits for a cluster's meta leader (wait_jetstream)."""
+    grant.publish.append("$JS.API.INFO")
     for stream in streams:
         grant.publish += [f"$JS.API.STREAM.{op}.{stream}" for op in ("INFO", "CREATE", "UPDATE")]
 
@@ -173,6 +175,7 @@ def _role_grant(role: str, user: str, entry: ServiceEntry) -> _Grant:
                        "$JS.API.CONSUMER.MSG.NEXT", "$JS.ACK"):
             grant.publish.append(f"{prefix}.{subjects.ORDERS_STREAM}.>")
         _read(grant, f"KV_{subjects.KV_ROUTER_STATE}")
+        grant.publish.append(f"$JS.API.STREAM.PURGE.KV_{subjects.KV_ROUTER_STATE}")  # finished orders' keys
     elif role == "strategy_runner":
         grant.publish.append(subjects.service_subject("strategy_runner", "event"))
         for name, venue in _strategies(entry):

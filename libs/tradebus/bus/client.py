@@ -129,6 +129,7 @@ class Bus:
         self._log = logger
         self._js = None
         self._acks: _JsAcks | None = None
+        self.stream_replicas = 1  # of what this connection declares; connect() takes it from NatsConfig
 
     @classmethod
     async def connect(cls, config: NatsConfig | str | None = None, *, retry_first_connect: bool = True,
@@ -178,7 +179,9 @@ class Bus:
         if not retry_first_connect:
             nc.options["max_reconnect_attempts"] = config.max_reconnect_attempts
         client.append(nc)
-        return cls(nc, **bus_options)
+        bus = cls(nc, **bus_options)
+        bus.stream_replicas = config.stream_replicas
+        return bus
 
     @property
     def js(self):
@@ -249,11 +252,17 @@ class Bus:
         return ack
 
     async def declare_all(self) -> jetstream.Declared:
-        """Declare every stream, KV bucket and object store tradebus uses (idempotent)."""
-        return await jetstream.declare_all(self.js)
+        """Declare every stream, KV bucket and object store tradebus uses (idempotent), with
+        ``stream_replicas`` replicas where it creates one; on a cluster (replicas > 1) it waits
+        for the cluster to be ready to take them (``jetstream.CLUSTER_READY_TIMEOUT``)."""
+        ready = jetstream.CLUSTER_READY_TIMEOUT if self.stream_replicas > 1 else 0.0
+        return await jetstream.declare_all(self.js, replicas=self.stream_replicas, ready_timeout=ready)
 
     async def declare_stream(self, config: api.StreamConfig) -> api.StreamInfo:
-        """Create the stream ``config.name`` or bring an existing one to ``config``."""
+        """Create the stream ``config.name`` (with ``stream_replicas`` replicas unless ``config`` sets
+        them) or bring an existing one to ``config``."""
+        if config.num_replicas is None:
+            config = jetstream.replicated(config, self.stream_replicas)
         return await jetstream.declare_stream(self.js, config)
 
     async def declare_consumer(self, stream: str, config: api.ConsumerConfig) -> api.ConsumerInfo:
@@ -289,11 +298,12 @@ class Bus:
 
     async def key_value(self, bucket: str):
         """The KV bucket ``bucket`` (one of ``jetstream.KV_BUCKETS``), created when missing."""
-        return await jetstream.declare_kv(self.js, jetstream.KV_BUCKETS[bucket])
+        return await jetstream.declare_kv(self.js, jetstream.replicated(jetstream.KV_BUCKETS[bucket], self.stream_replicas))
 
     async def object_store(self, bucket: str):
         """The object store ``bucket`` (one of ``jetstream.OBJECT_STORES``), created when missing."""
-        return await jetstream.declare_object_store(self.js, jetstream.OBJECT_STORES[bucket])
+        return await jetstream.declare_object_store(self.js, jetstream.replicated(jetstream.OBJECT_STORES[bucket],
+                                                                                  self.stream_replicas))
 
     async def kv_put(self, bucket: str, key: str, value: bytes, timeout: float = 5.0) -> int:
         """``KeyValue.put`` through :meth:`js_publish` (a KV entry is a message on ``$KV.<bucket>.<key>``)."""

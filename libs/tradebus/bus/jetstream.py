@@ -18,11 +18,14 @@ server refuses changes it cannot apply, such as a new retention policy, with a c
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
+import nats.errors
 from nats.js import api
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError, ServiceUnavailableError
 
 from tradebus.proto import subjects
 
@@ -37,9 +40,15 @@ __all__ = [
     "declare_consumer",
     "work_queue_consumer",
     "md_record_stream",
+    "replicated",
+    "declared_streams",
+    "wait_jetstream",
+    "wait_replicated",
+    "replication_lag",
 ]
 
 DAY = 24 * 3600.0
+C = TypeVar("C", api.StreamConfig, api.KeyValueConfig, api.ObjectStoreConfig)
 
 # Storage settings per stream; names, subjects and retention come from tradebus.proto.subjects.
 _LIMITS: dict[str, dict[str, Any]] = {
@@ -168,18 +177,109 @@ class Declared:
     objects: dict[str, object]
 
 
-async def declare_all(js, replicas: int | None = None) -> Declared:
+def replicated(config: C, replicas: int | None) -> C:
+    """``config`` (a stream, KV bucket or object store config) with ``replicas`` replicas (None: as is)."""
+    if replicas is None:
+        return config
+    if replicas < 1:
+        raise ValueError("replicas must be at least 1")
+    changes: dict[str, Any] = {"num_replicas" if isinstance(config, api.StreamConfig) else "replicas": replicas}
+    return replace(config, **changes)
+
+
+# JetStream's answers while a cluster is still forming: no suitable peers for placement yet,
+# JetStream temporarily unavailable (no meta leader), insufficient resources (peers joining).
+_NOT_READY_CODES = frozenset({10005, 10008, 10023})
+CLUSTER_READY_TIMEOUT = 60.0
+
+
+def _not_ready(exc: Exception) -> bool:
+    if isinstance(exc, (TimeoutError, nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                        ServiceUnavailableError)):
+        return True
+    return isinstance(exc, APIError) and exc.err_code in _NOT_READY_CODES
+
+
+async def declare_all(js, replicas: int | None = None, ready_timeout: float = 0.0) -> Declared:
     """Declare every stream and KV bucket tradebus uses; safe to call from every service at start.
 
     ``replicas`` (a clustered server: 3) applies to what this call creates; an existing stream
     keeps its replica count, so services that declare with the default leave a replicated one alone.
+    With ``ready_timeout`` (a cluster that may be starting) it first waits that long for a meta
+    leader and retries while the cluster answers "not ready"; any other refusal raises at once.
     """
-    if replicas is not None and replicas < 1:
-        raise ValueError("replicas must be at least 1")
-    streams = {name: await declare_stream(js, cfg if replicas is None else replace(cfg, num_replicas=replicas))
-               for name, cfg in STREAMS.items()}
-    kv = {name: await declare_kv(js, cfg if replicas is None else replace(cfg, replicas=replicas))
-          for name, cfg in KV_BUCKETS.items()}
-    objects = {name: await declare_object_store(js, cfg if replicas is None else replace(cfg, replicas=replicas))
-               for name, cfg in OBJECT_STORES.items()}
-    return Declared(streams, kv, objects)
+    deadline = time.monotonic() + ready_timeout
+    if ready_timeout:
+        await wait_jetstream(js, ready_timeout)
+    while True:
+        try:
+            streams = {name: await declare_stream(js, replicated(cfg, replicas)) for name, cfg in STREAMS.items()}
+            kv = {name: await declare_kv(js, replicated(cfg, replicas)) for name, cfg in KV_BUCKETS.items()}
+            objects = {name: await declare_object_store(js, replicated(cfg, replicas))
+                       for name, cfg in OBJECT_STORES.items()}
+            return Declared(streams, kv, objects)
+        except (TimeoutError, nats.errors.Error) as exc:
+            if not _not_ready(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
+def declared_streams() -> list[str]:
+    """The JetStream streams behind what :func:`declare_all` declares (a KV bucket is the stream
+    ``KV_<bucket>``, an object store ``OBJ_<bucket>``)."""
+    return [*STREAMS, *(f"KV_{b}" for b in KV_BUCKETS), *(f"OBJ_{b}" for b in OBJECT_STORES)]
+
+
+async def wait_jetstream(js, timeout: float = 30.0) -> api.AccountInfo:
+    """JetStream's account info once it answers: on a cluster, once a meta leader is elected."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await js.account_info()
+        except (TimeoutError, nats.errors.Error) as exc:  # no responders, 503 while no meta leader
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"JetStream did not answer within {timeout}s (no meta leader?): {exc}") from None
+        await asyncio.sleep(0.1)
+
+
+def replication_lag(info: api.StreamInfo) -> str | None:
+    """What keeps a stream from being fully replicated (no leader, a replica offline or behind), or None."""
+    wanted = info.config.num_replicas or 1
+    cluster = info.cluster
+    if wanted == 1:
+        return None
+    if cluster is None or not cluster.leader:
+        return "no leader"
+    replicas = cluster.replicas or []
+    behind = [p.name for p in replicas if p.offline or not p.current]
+    if behind:
+        return f"replicas not current: {', '.join(str(name) for name in behind)}"
+    if len(replicas) < wanted - 1:
+        return f"{len(replicas) + 1} of {wanted} replicas placed"
+    return None
+
+
+async def wait_replicated(js, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, api.StreamInfo]:
+    """Stream info of each of ``names`` (default: :func:`declared_streams`) once every one has a
+    leader and all its replicas are current; TimeoutError naming the laggards otherwise."""
+    names = declared_streams() if names is None else names
+    deadline = time.monotonic() + timeout
+    while True:
+        infos: dict[str, api.StreamInfo] = {}
+        waiting: dict[str, str] = {}
+        for name in names:
+            try:
+                info = await js.stream_info(name)
+            except (TimeoutError, nats.errors.Error) as exc:  # no leader to answer yet
+                waiting[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            lag = replication_lag(info)
+            if lag:
+                waiting[name] = lag
+            infos[name] = info
+        if not waiting:
+            return infos
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"streams not replicated within {timeout}s: "
+                               + "; ".join(f"{k}: {v}" for k, v in waiting.items()))
+        await asyncio.sleep(0.1)

@@ -99,6 +99,8 @@ class EmbeddedNats:
     ``port=0`` picks a free port. ``state_dir`` holds JetStream's file storage (a temporary folder
     removed on stop when not given). ``extra_config`` is appended to the generated config file
     (e.g. an ``authorization { ... }`` block). ``max_payload`` is the server's message size limit.
+    ``server_name`` defaults to one made of the port; a cluster node needs a stable one (JetStream
+    knows its peers by name).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class EmbeddedNats:
         max_payload: int = 1024 * 1024,
         start_timeout: float = 10.0,
         log_file: str | os.PathLike | None = None,
+        server_name: str | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -122,6 +125,7 @@ class EmbeddedNats:
         self.start_timeout = start_timeout
         self.log_file = Path(log_file) if log_file else self.state_dir / "nats-server.log"
         self.process: subprocess.Popen | None = None
+        self.server_name = server_name or f"tradebus-embedded-{self.port}"
 
     @property
     def url(self) -> str:
@@ -131,7 +135,7 @@ class EmbeddedNats:
         lines = [
             f'listen: "{self.host}:{self.port}"',
             f"max_payload: {self.max_payload}",
-            f'server_name: "tradebus-embedded-{self.port}"',
+            f'server_name: "{self.server_name}"',
         ]
         if self.jetstream:
             store = (self.state_dir / "jetstream").as_posix()

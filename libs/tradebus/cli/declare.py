@@ -10,14 +10,16 @@ import asyncio
 
 import nats.errors
 
-from tradebus.bus.jetstream import declare_all
 from tradebus.cli.connect import BusUnreachable, bus_url, connect
 
 
-async def declare(url: str | None, replicas: int) -> list[str]:
+async def declare(url: str | None, replicas: int | None) -> list[str]:
+    """Declare with ``replicas`` replicas (None: the settings' ``stream_replicas``, $TRADEBUS_JS_REPLICAS)."""
     bus = await connect(url, "tradebus-declare")
+    if replicas is not None:
+        bus.stream_replicas = replicas
     try:
-        declared = await declare_all(bus.js, replicas=replicas)
+        declared = await bus.declare_all()
     finally:
         await bus.close()
     return [f"{name} ({info.config.num_replicas} replicas)" for name, info in declared.streams.items()]
@@ -28,7 +30,7 @@ def run(args) -> int:
         streams = asyncio.run(declare(bus_url(args), args.replicas))
     except BusUnreachable:
         raise  # tradebus says so in one line
-    except (TimeoutError, OSError, nats.errors.Error) as exc:
+    except (TimeoutError, OSError, nats.errors.Error, ValueError) as exc:  # ValueError: replicas below 1
         print(f"tradebus declare: {type(exc).__name__}: {exc}")
         return 1
     print("declared: " + ", ".join(streams) + " and the KV buckets and object stores")
@@ -37,7 +39,8 @@ def run(args) -> int:
 
 def register(sub) -> None:
     p = sub.add_parser("declare", help="create the JetStream streams and buckets (N replicas on a cluster)")
-    p.add_argument("--replicas", type=int, default=1, help="replicas of what is created (3 on a 3-node cluster)")
+    p.add_argument("--replicas", type=int, help="replicas of what is created (3 on a 3-node cluster; "
+                                                "default: $TRADEBUS_JS_REPLICAS, then 1)")
     p.add_argument("--nats-url", help="default: $TRADEBUS_NATS_URL, then <state-dir>/nats-url")
     p.add_argument("--state-dir", default=".state", help="where `tradebus up` wrote nats-url")
     p.set_defaults(func=run)

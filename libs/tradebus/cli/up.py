@@ -1,8 +1,9 @@
 """``tradebus up``: the local stack, supervised.
 
-Starts the embedded NATS server (unless ``--nats-url`` names one) with authentication on (one user
-per service instance, strategy and the operator, generated into ``<state>/auth``; TLS when the
-deployment file gives certificates), declares the JetStream streams
+Starts the embedded NATS server (unless ``--nats-url`` names one; ``--cluster 3``: three of them
+routed into one cluster, streams and buckets with three replicas, a node that dies started again)
+with authentication on (one user per service instance, strategy and the operator, generated into
+``<state>/auth``; TLS when the deployment file gives certificates), declares the JetStream streams
 and KV buckets, starts every enabled service of the deployment file as a child process, shows
 their status live, restarts a child that crashes (with backoff, up to ``max_restarts``) and stops
 everything cleanly on Ctrl+C or SIGTERM.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,8 +25,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
+import nats.errors
 
-from tradebus.bus import Bus, EmbeddedNats, NatsConfig, RequestError, free_port
+from tradebus.bus import Bus, EmbeddedNats, NatsCluster, NatsConfig, NatsServerError, RequestError, free_port, jetstream
 from tradebus.bus.auth import (
     AUTH_DIR,
     OPERATOR,
@@ -34,6 +37,7 @@ from tradebus.bus.auth import (
     nats_users,
     write_credentials,
 )
+from tradebus.bus.jetstream import wait_replicated
 from tradebus.bus.server import tls_config
 from tradebus.config import DEFAULT_CONFIG, ConfigError, DeploymentConfig, load_deployment
 from tradebus.logs import message_of, use_log_format
@@ -163,6 +167,52 @@ def logged_summaries(log_dir: Path, names: list[str]) -> list[str]:
     return lines
 
 
+def cluster_replicas(config: DeploymentConfig, nodes: int) -> int:
+    """JetStream replicas on an embedded cluster of ``nodes``: the deployment's ``nats.stream_replicas``
+    when it sets more than one, else 3 (JetStream's usual choice: survives losing one node)."""
+    wanted = config.nats.stream_replicas if config.nats.stream_replicas > 1 else min(nodes, 3)
+    if wanted > nodes:
+        raise ConfigError(f"nats.stream_replicas is {wanted} but the embedded cluster has only {nodes} nodes")
+    return wanted
+
+
+def start_cluster(config: DeploymentConfig, nodes: int, state_dir: Path, extra_config: str = "") -> NatsCluster:
+    """The embedded cluster: node 1 on the deployment's port when free, JetStream stores in
+    ``<state_dir>/nats/node-<i>``. Started on this (main) thread: the nodes' parent-death signal follows it."""
+    emb = config.embedded_nats
+    first = emb.port if emb.port and _port_free(emb.host, emb.port) else 0
+    cluster = NatsCluster(nodes, host=emb.host, state_dir=state_dir / "nats", first_port=first,
+                          extra_config=extra_config).start()
+    print(f"nats cluster (embedded, {nodes} nodes) on {cluster.url}, JetStream in {cluster.state_dir}/node-*", flush=True)
+    return cluster
+
+
+async def declare_replicated(bus: Bus, timeout: float) -> None:
+    """Declare every stream with ``bus.stream_replicas`` replicas once the meta leader is elected,
+    and wait until each has a leader and current replicas: services start on a ready cluster."""
+    started = time.monotonic()
+    try:
+        await jetstream.declare_all(bus.js, replicas=bus.stream_replicas, ready_timeout=timeout)
+    except nats.errors.Error as exc:
+        raise TimeoutError(f"declaring the replicated streams failed: {exc}") from None
+    await wait_replicated(bus.js, timeout=max(1.0, timeout - (time.monotonic() - started)))
+
+
+def supervise_nodes(cluster: NatsCluster, restarts: dict[str, int], max_restarts: int) -> None:
+    """Start again a cluster node whose process ended (up to ``max_restarts`` times each)."""
+    for node in cluster.exited():
+        if restarts.get(node.server_name, 0) >= max_restarts:
+            continue
+        code = node.process.returncode if node.process else None
+        restarts[node.server_name] = restarts.get(node.server_name, 0) + 1
+        node.process = None
+        try:
+            node.start()
+            print(f"\nnats node {node.server_name} exited ({code}); restarted on {node.url}", flush=True)
+        except NatsServerError as exc:
+            print(f"\nnats node {node.server_name} exited ({code}) and did not restart: {exc}", flush=True)
+
+
 async def up(args) -> int:
     try:
         config = load_deployment(args.config)
@@ -175,9 +225,30 @@ async def up(args) -> int:
     state_dir.mkdir(parents=True, exist_ok=True)
 
     server = None
+    cluster: NatsCluster | None = None
+    nodes = args.cluster or config.embedded_nats.nodes
+    if nodes > 1 and args.nats_url:
+        print("tradebus up: --cluster starts embedded servers; leave out --nats-url", file=sys.stderr)
+        return 2
+    try:
+        replicas = cluster_replicas(config, nodes) if nodes > 1 else config.nats.stream_replicas
+        if replicas > 1 and nodes == 1 and not args.nats_url:
+            raise ConfigError(f"nats.stream_replicas is {replicas} but the embedded server is a single node "
+                              f"(use --cluster {max(3, replicas)})")
+    except ConfigError as exc:
+        print(f"tradebus up: {exc}", file=sys.stderr)
+        return 2
     url = args.nats_url
     env: dict[str, dict[str, str]] = {}
-    if not url:
+    if nodes > 1:
+        try:
+            extra, env = secure_server_config(config, state_dir, args.workers)
+            cluster = start_cluster(config, nodes, state_dir, extra)
+        except (ValueError, NatsServerError) as exc:
+            print(f"tradebus up: {exc}", file=sys.stderr)
+            return 2
+        url = cluster.url
+    elif not url:
         emb = config.embedded_nats
         port = emb.port if emb.port and _port_free(emb.host, emb.port) else free_port(emb.host)
         try:
@@ -195,7 +266,20 @@ async def up(args) -> int:
 
     # one bounded attempt (a --nats-url that does not answer is one line, as in every command)
     bus = await Bus.connect(operator_nats_config(config, url, env), retry_first_connect=False)
-    await bus.declare_all()
+    bus.stream_replicas = replicas
+    if cluster:
+        try:
+            await declare_replicated(bus, timeout=args.cluster_timeout)
+        except TimeoutError as exc:
+            print(f"tradebus up: the NATS cluster did not get ready: {exc}", file=sys.stderr)
+            await bus.close()
+            cluster.stop()
+            return 1
+        print(f"JetStream ready: meta leader elected, streams and buckets with {replicas} replicas current", flush=True)
+    else:
+        await bus.declare_all()
+    if replicas > 1:  # what the services declare themselves gets the replicas too (children inherit it)
+        os.environ["TRADEBUS_JS_REPLICAS"] = str(replicas)
     only = set(args.only.split(",")) if args.only else None
     specs, targets = child_specs(config, config_path, url, only, args.workers, env)
     write_targets(state_dir / TARGETS_FILE, config.metrics.host, targets)
@@ -217,8 +301,11 @@ async def up(args) -> int:
     last_line = ""
     last_watched: dict[str, str] = {}
     watch = [name for name in (args.watch.split(",") if args.watch else []) if name in config.services]
+    node_restarts: dict[str, int] = {}
     try:
         while not stop.is_set():
+            if cluster:
+                supervise_nodes(cluster, node_restarts, config.supervisor.max_restarts)
             pings = await bus.discover("PING", timeout=0.3)
             answering: dict[str, int] = {}
             for p in pings:
@@ -253,6 +340,8 @@ async def up(args) -> int:
         await bus.close()
         if server:
             await asyncio.to_thread(server.stop)
+        if cluster:
+            cluster.stop()  # on this thread, like start
         for name, state, _pid, restarts, code in sup.summary():
             print(f"  {name:<20} {state:<8} restarts={restarts} exit={code}")
         if watch and not args.foreground_logs:
@@ -276,6 +365,10 @@ def register(sub) -> None:
     p.add_argument("--state-dir", help="folder for JetStream data, logs and the nats-url file (default: .state)")
     p.add_argument("--only", help="comma-separated service names to start")
     p.add_argument("--workers", type=int, help="number of backtest_worker processes")
+    p.add_argument("--cluster", type=int, metavar="N", help="run N embedded nats-servers as one cluster (3: streams "
+                   "and buckets get 3 replicas; default: embedded_nats.nodes of the deployment, 1)")
+    p.add_argument("--cluster-timeout", type=float, default=60.0,
+                   help="seconds to wait for the cluster's meta leader and replicated streams")
     p.add_argument("--foreground-logs", action="store_true", help="children log to this terminal instead of files")
     p.add_argument("--status-interval", type=float, default=1.0)
     p.add_argument("--watch", default="strategy_runner",

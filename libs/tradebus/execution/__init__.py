@@ -26,6 +26,7 @@ from .fills import (
     quote_fee,
     runner_external_fill,
     runner_fill,
+    stored_position_change,
 )
 from .risk import Refusal, RiskEngine, RiskLimits
 
@@ -47,4 +48,5 @@ __all__ = [
     "quote_fee",
     "runner_external_fill",
     "runner_fill",
+    "stored_position_change",
 ]

@@ -46,6 +46,7 @@ __all__ = [
     "quote_fee",
     "runner_external_fill",
     "runner_fill",
+    "stored_position_change",
 ]
 
 EPS = 1e-12
@@ -122,6 +123,15 @@ def new_status(order: NewOrder, state: OrderState = OrderState.NEW, exchange_ord
                        price=order.price, leaves_qty=order.qty, ts_init=time.time_ns() if ts_init is None else ts_init)
 
 
+def stored_position_change(status: OrderStatus) -> float:
+    """What an order's fills so far add to its strategy's position (net of base-asset fees;
+    0 for an external order)."""
+    if status.filled_qty <= 0 or status.strategy == EXTERNAL_STRATEGY:
+        return 0.0
+    base, _, _ = market_currencies(status.symbol)
+    return position_change(status.symbol, status.side, status.filled_qty, status.fees.get(base, 0.0), base)
+
+
 def by_trades(status: OrderStatus, venue_lists_trades: bool) -> bool:
     """True when this order's fills come from trade records: the venue lists them, the order has
     not been switched to the cumulative path, and it did not fill before trade ids were kept."""
@@ -153,10 +163,8 @@ class FillLedger:
 
     def restore(self, status: OrderStatus) -> None:
         """Count a stored order's fills into the positions (at start, from KV)."""
-        if status.filled_qty > 0 and status.strategy != EXTERNAL_STRATEGY:
-            base, _, _ = market_currencies(status.symbol)
-            change = position_change(status.symbol, status.side, status.filled_qty,
-                                     status.fees.get(base, 0.0), base)
+        change = stored_position_change(status)
+        if change:
             self.positions[(status.strategy, status.symbol)] += change
 
     def _book(self, fill: Fill) -> None:

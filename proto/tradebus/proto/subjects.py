@@ -84,6 +84,7 @@ __all__ = [
     "router_order_key",
     "router_position_key",
     "router_kill_key",
+    "router_carried_key",
 ]
 
 
@@ -463,6 +464,12 @@ def router_kill_key(venue: str, strategy: str | None = None) -> str:
     ``<venue>.kill`` for every strategy; deleted on release."""
     base = f"{venue_token(venue)}.kill"
     return base if strategy is None else f"{base}.{name_token(strategy, 'strategy')}"
+
+
+def router_carried_key(venue: str) -> str:
+    """Key of the strategy positions carried over from orders purged from ``router_state``:
+    ``<venue>.carried``."""
+    return f"{venue_token(venue)}.carried"
 
 
 def router_position_key(venue: str, symbol: str) -> str:

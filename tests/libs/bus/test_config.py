@@ -2,12 +2,14 @@ import logging
 
 import msgspec
 import nacl.utils
+import nats.js.errors
 import nkeys
 import pytest
+from nats.js import api
 
 from tradebus.bus import Bus, EmbeddedNats, NatsConfig
 from tradebus.bus.config import Secrets, connect_options, reconnect_handler
-from tradebus.config import BackoffSettings
+from tradebus.config import BackoffSettings, ConfigError, load_deployment
 
 
 def test_secrets_come_from_the_environment_and_are_never_shown(tmp_path):
@@ -67,3 +69,32 @@ async def test_credentials_authenticate_against_a_real_server(tmp_path, monkeypa
         # refused however nats-py reports it (authorization error, closed connection, timeout)
         with pytest.raises(Exception):  # noqa: B017
             await Bus.connect(NatsConfig(url=server.url, max_reconnect_attempts=1, connect_timeout=1.0))
+
+
+def test_stream_replicas_come_from_the_settings_or_the_environment(tmp_path, monkeypatch):
+    assert NatsConfig().stream_replicas == 1
+    assert NatsConfig.from_env({"TRADEBUS_JS_REPLICAS": "3"}).stream_replicas == 3
+    assert NatsConfig.from_env({"TRADEBUS_JS_REPLICAS": "3"}, stream_replicas=5).stream_replicas == 5
+    with pytest.raises(ConfigError, match="whole number"):
+        NatsConfig.from_env({"TRADEBUS_JS_REPLICAS": "three"})
+    with pytest.raises(msgspec.ValidationError, match="between 1 and 5"):
+        msgspec.convert({"stream_replicas": 0}, NatsConfig)
+    cfg = tmp_path / "deploy.yaml"
+    cfg.write_text("nats: {stream_replicas: 3}\n")
+    assert load_deployment(cfg).nats.stream_replicas == 3
+    monkeypatch.setenv("TRADEBUS_JS_REPLICAS", "1")
+    assert load_deployment(cfg).nats.stream_replicas == 1
+    monkeypatch.setenv("TRADEBUS_JS_REPLICAS", "9")
+    with pytest.raises(ConfigError, match="between 1 and 5"):
+        load_deployment(cfg)
+
+
+async def test_a_bus_declares_with_its_stream_replicas(nats_server):
+    """One server cannot hold three replicas: the refusal shows the setting reached the declaration."""
+    bus = await Bus.connect(NatsConfig(url=nats_server.url, stream_replicas=3))
+    try:
+        assert bus.stream_replicas == 3
+        with pytest.raises(nats.js.errors.APIError, match="replicas"):
+            await bus.declare_stream(api.StreamConfig(name="REPLICATED_PROBE", subjects=["probe.replicas"]))
+    finally:
+        await bus.close()

@@ -74,11 +74,14 @@ async def test_broker_trades_the_sim_through_the_routing_table(sim):
         probe = broker.add_strategy(Probe([btc]))
         task = asyncio.ensure_future(broker.run(streams=("trades", "book", "orders")))
         await until(lambda: any(s == "filled" for s, _, _ in probe.updates), step=lambda: sim.step(3))
+        # the three orders go out concurrently: the market one can fill before the limit reaches the
+        # venue, so wait for each one's outcome (the limit acked, the trailing stop refused) first
+        await until(lambda: broker.runner.orders[probe.limit_id].exchange_order_id)
+        # issue 13: routed with ccxt's unified params (FLOX), refused by ccxt for spot -> on_error
+        await until(lambda: any(isinstance(e, OrderError) and e.order_id == probe.trailing_id for e in probe.errors))
         acct = sim.account("broker-key")
         sent = sorted(o.type for o in acct.orders.values())
         assert sent == ["LIMIT", "MARKET"]  # the trailing stop never left the process
-        # issue 13: routed with ccxt's unified params (FLOX), refused by ccxt for spot -> on_error
-        await until(lambda: any(isinstance(e, OrderError) and e.order_id == probe.trailing_id for e in probe.errors))
         assert not any(isinstance(e, UnsupportedOrderType) for e in probe.errors)
         filled = [u for u in probe.updates if u[0] == "filled"][0]
         assert filled[1] == pytest.approx(0.001) and filled[2] > 0

@@ -2,8 +2,10 @@
 venue name (its own durable consumer and KV keys) trading the sim's ``sim-key`` account."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from decimal import Decimal
 
 import ccxt.async_support as ccxt_async
@@ -15,9 +17,9 @@ import pytest_asyncio
 from tradebus.exchanges import make_adapter
 from tradebus.exchanges.sim import point_ccxt_at_sim
 from tradebus.execution import RiskEngine
-from tradebus.proto import ORDER_EVENT_DECODER, NewOrder
-from tradebus.proto.codec import encode
-from tradebus.proto.subjects import order_event_subject, order_event_wildcard, order_request_subject
+from tradebus.proto import ORDER_EVENT_DECODER, NewOrder, OrderStatus
+from tradebus.proto.codec import decode, encode
+from tradebus.proto.subjects import order_event_subject, order_event_wildcard, order_request_subject, router_order_key
 from tradebus.retry import BackoffSettings
 from tradebus.services.order_router.router import OrderRouter, RouterOptions
 from tradebus.services.sim_exchange.settings import Account, default_config
@@ -111,9 +113,26 @@ class Harness:
         finally:
             await sub.unsubscribe()
 
-    async def wait(self, kind, coid=None, n=1, timeout=10.0):
-        await until(lambda: len(self.of(kind, coid)) >= n, timeout, step=lambda: self.sim.step(2))
+    async def wait(self, kind, coid=None, n=1, timeout=10.0, replay=True):
+        """The ``kind`` events of ``coid`` once there are ``n``; ``replay``: advance the paused
+        market meanwhile (False while an order rests where replayed trades would fill it: the
+        more polls a loaded machine takes, the further the market would move)."""
+        step = (lambda: self.sim.step(2)) if replay else None
+        await until(lambda: len(self.of(kind, coid)) >= n, timeout, step=step)
         return self.of(kind, coid)
+
+    async def kv_status(self, coid, reached: Callable[[OrderStatus], bool] = lambda st: True,
+                        timeout: float = 10.0) -> OrderStatus:
+        """``coid``'s OrderStatus in the router's KV once ``reached(status)``; after ``timeout``,
+        as it is, for the caller's assertion to report. The router stores a change's events
+        before its KV write, so a subscriber can see an event while KV still holds the state before."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            status = decode((await self.router.kv.get(router_order_key(self.venue, coid))).value, OrderStatus)
+            if reached(status) or loop.time() > deadline:
+                return status
+            await asyncio.sleep(0.01)
 
 
 @pytest.fixture

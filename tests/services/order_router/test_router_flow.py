@@ -18,19 +18,13 @@ from tradebus.proto import (
     OrderCancelled,
     OrderReject,
     OrderState,
-    OrderStatus,
     RejectCode,
     UnsupportedOp,
 )
-from tradebus.proto.codec import decode, encode
+from tradebus.proto.codec import encode
 from tradebus.proto.subjects import KV_ROUTER_STATE, router_order_key
 
 from .conftest import PERP, SPOT, resting_bid, sell_into, top, until
-
-
-async def kv_status(h, coid) -> OrderStatus:
-    entry = await h.router.kv.get(router_order_key(h.venue, coid))
-    return decode(entry.value, OrderStatus)
 
 
 async def test_market_order_acked_and_filled(harness):
@@ -46,7 +40,8 @@ async def test_market_order_acked_and_filled(harness):
     assert venue_order.client_id == "m1"
     # ack precedes fill on the event subject
     assert h.events.index(acks[0]) < h.events.index(fills[0])
-    st = await kv_status(h, "m1")
+    # KV is written just after the Fill is stored (never before: see OrderRouter's state module)
+    st = await h.kv_status("m1", lambda st: st.status is OrderState.FILLED)
     assert st.status is OrderState.FILLED and st.filled_qty == pytest.approx(0.01)
 
 
@@ -58,12 +53,12 @@ async def test_limit_rests_then_cancel(harness):
     await h.send(h.order("l1", side="buy", order_type="limit", qty=0.01, price=price), "l1")
     ack = (await h.wait(OrderAck, "l1"))[0]
     assert ack.price == pytest.approx(price, rel=1e-6)
-    assert (await kv_status(h, "l1")).status is OrderState.ACKED
+    assert (await h.kv_status("l1", lambda st: st.status is OrderState.ACKED)).status is OrderState.ACKED
     await h.send(CancelOrder(client_order_id="l1", strategy="s1", venue=h.venue, symbol=SPOT, ts_init=1))
     await h.wait(CancelAck, "l1")
     cancelled = (await h.wait(OrderCancelled, "l1"))[0]
     assert cancelled.unsolicited is False
-    assert (await kv_status(h, "l1")).status is OrderState.CANCELLED
+    assert (await h.kv_status("l1", lambda st: st.status is OrderState.CANCELLED)).status is OrderState.CANCELLED
     assert not h.sim.account().open["spot"]
 
 
