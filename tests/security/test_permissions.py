@@ -64,6 +64,7 @@ ORDER = encode(NewOrder(client_order_id="x-1", strategy="beta", venue="sim", sym
     ("order_router", "$JS.API.STREAM.DELETE.ORDERS"),
     ("order_router", "$JS.API.STREAM.PURGE.ORDERS"),        # it purges only its own finished orders' KV keys
     ("strategy-alpha", "$JS.API.STREAM.PURGE.KV_router_state"),
+    ("sim_exchange", "$SRV.PING.order_router"),             # a health probe pings its own service only
 ])
 async def test_a_role_may_not_publish_outside_its_subjects(secured, user, subject):
     assert await attempt_publish(secured, user, subject, ORDER)
@@ -93,6 +94,8 @@ async def test_a_role_may_not_read_outside_its_subjects(secured, user, subject):
     ("order_router", "acct.sim.balance"),
     ("order_router", "$JS.API.STREAM.PURGE.KV_router_state"),  # the sweep of finished orders
     ("backtest_worker-2", "bt.result.s1"),
+    ("sim_exchange", "$SRV.PING.sim_exchange"),            # its own health probe (HEALTHCHECK, k8s probes)
+    ("backtest_worker-1", "$SRV.PING.backtest_worker"),
     ("operator", "svc.order_router.kill"),
     ("operator", "bt.job"),
     ("operator", "ctl.alpha.stop"),

@@ -138,8 +138,11 @@ _ALL_DECLARED = (*jetstream.STREAMS, *(f"KV_{b}" for b in jetstream.KV_BUCKETS),
 # --- roles -----------------------------------------------------------------------------------
 
 def _service_base(user: str, service: str) -> _Grant:
-    """Every service: its own ``svc.<service>.>`` endpoints, ``$SRV`` for its name, its inbox."""
-    return _Grant(subscribe=[f"svc.{service}.>", "$SRV.*", f"$SRV.*.{service}", f"$SRV.*.{service}.>",
+    """Every service: its own ``svc.<service>.>`` endpoints, ``$SRV`` for its name, its inbox, and
+    a ``$SRV.PING`` of its own name (the container HEALTHCHECK and Kubernetes probes run
+    ``tradebus health <service>`` under the service's user)."""
+    return _Grant(publish=[f"$SRV.PING.{service}"],
+                  subscribe=[f"svc.{service}.>", "$SRV.*", f"$SRV.*.{service}", f"$SRV.*.{service}.>",
                              f"{inbox_prefix(user)}.>"])
 
 
