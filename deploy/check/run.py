@@ -402,6 +402,11 @@ def podmanize(docs: list[dict], secrets_dir: Path, image: str | None = None) -> 
         for container in spec.get("containers", []):
             if image:
                 container["image"] = image
+            # podman publishes a containerPort on the host (Kubernetes does not without hostPort):
+            # the replicas of one Deployment would all bind the same host port.
+            ports = [p for p in container.pop("ports", []) if "hostPort" in p]
+            if ports:
+                container["ports"] = ports
             env = container.setdefault("env", [])
             for source in container.pop("envFrom", []):
                 if "secretRef" not in source:

@@ -120,6 +120,9 @@ def test_kube_play_form_of_the_dev_overlay(tmp_path):
     nats = next(d for d in played if d["kind"] == "Deployment" and d["metadata"]["name"] == "nats")
     env = {e["name"] for e in nats["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {"TRADEBUS_NATS_PW_ORDER_ROUTER", "NATS_SERVER_NAME"} <= env
+    workers = next(d for d in played if d["metadata"]["name"] == "backtest-worker")
+    assert workers["spec"]["replicas"] > 1  # so its metrics containerPort must not become a host port
+    assert all("ports" not in c for c in workers["spec"]["template"]["spec"]["containers"])
 
 
 def test_health_checks_a_nats_server_on_its_monitoring_port(tmp_path):
