@@ -71,6 +71,7 @@ from tradebus.proto.subjects import (
     params_key,
     service_subject,
 )
+from tradebus.retry import Backoff, BackoffSettings
 from tradebus.strategy import OrderError, Runner, Signal, Strategy, StrategyContext, SymbolRegistry
 
 from .settings import StrategyRunnerSettings, StrategySpec, load_class
@@ -78,6 +79,8 @@ from .settings import StrategyRunnerSettings, StrategySpec, load_class
 __all__ = ["StrategyHost", "EVENT_SUBJECT"]
 
 EVENT_SUBJECT = service_subject("strategy_runner", "event")
+# Retrying an order request while ORDERS elects a leader: short first waits, a leader takes seconds.
+ORDER_STORE_BACKOFF = BackoffSettings(initial=0.05, multiplier=2.0, cap=1.0)
 """Where the runner publishes ServiceStatus events (a strategy failed, it started, it stopped)."""
 
 
@@ -417,7 +420,7 @@ class StrategyHost:
         self.svc.counters["order_requests"] += 1
         self.log.info("%s sent", req.__struct_config__.tag, extra=order_fields(req, subject))
         headers = {"Nats-Msg-Id": req.client_order_id} if isinstance(req, NewOrder) else None
-        delay = 0.05
+        backoff = Backoff(ORDER_STORE_BACKOFF)
         while self._stream_ok and not self.svc.stopping.is_set():
             try:
                 await self.svc.bus.js_publish(subject, data, headers=headers, timeout=2.0)
@@ -434,8 +437,7 @@ class StrategyHost:
             if self.svc.counters["order_publish_retries"] % 20 == 0:
                 self.log.warning("JetStream publish on %s failed (%s); retrying", subject, error)
             self.svc.counters["order_publish_retries"] += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            await asyncio.sleep(backoff.next())
         await self.svc.bus.publish_bytes(subject, data, headers=headers)
 
     async def _orders_stream_exists(self) -> bool:
