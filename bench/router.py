@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import ccxt.pro as ccxtpro
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import record  # noqa: E402
-from tradebus.bus import Bus, EmbeddedNats  # noqa: E402
+from tradebus.bus import Bus, EmbeddedNats, free_port  # noqa: E402
 from tradebus.exchanges import make_adapter  # noqa: E402
 from tradebus.exchanges.sim import point_ccxt_at_sim  # noqa: E402
 from tradebus.proto import ORDER_EVENT_DECODER, NewOrder, OrderAck, OrderReject  # noqa: E402
@@ -51,12 +50,6 @@ def proc_cpu(pid: int) -> float:
     """CPU seconds (user + system) a process has used, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def wait_http(url: str, timeout: float = 20.0) -> None:

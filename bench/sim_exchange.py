@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,15 +25,10 @@ import ccxt.pro as ccxtpro
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _results import record  # noqa: E402
+from tradebus.bus import free_port  # noqa: E402
 from tradebus.exchanges.sim import point_ccxt_at_sim  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 STREAM_CONFIG = Path(__file__).with_name("sim_exchange_stream.yaml")
